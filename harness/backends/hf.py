@@ -1,0 +1,141 @@
+"""transformers backend: batched ``generate`` and option scoring on CPU or one GPU."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from harness.records import Completion
+from harness.seeding import subseed
+
+
+def load_tokenizer(model: dict):
+    tok = AutoTokenizer.from_pretrained(
+        model["source"],
+        revision=model.get("revision"),
+        trust_remote_code=model.get("trust_remote_code", False),
+    )
+    if tok.pad_token is None:  # Llama 3 and Mistral ship none; generation only needs some id to pad with
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def torch_dtype(name: str | None):
+    if name in (None, "auto"):
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, name)
+
+
+class TransformersBackend:
+    def __init__(self, model: dict, device: str | None = None):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.tokenizer = load_tokenizer(model)
+        self.model = (
+            AutoModelForCausalLM.from_pretrained(
+                model["source"],
+                revision=model.get("revision"),
+                dtype=torch_dtype(model.get("dtype")),
+                trust_remote_code=model.get("trust_remote_code", False),
+            )
+            .to(self.device)
+            .eval()
+        )
+
+    def chat_prompt(self, messages: list[dict]) -> str:
+        """The model's own chat template, ending where the assistant's turn begins."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: list[str],
+        n: int = 1,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        batch_size: int = 8,
+        seed: int = 0,
+        desc: str = "generate",
+    ) -> list[list[Completion]]:
+        """``n`` completions per prompt. Each batch is seeded from (seed, its first prompt), so results
+        do not depend on which other jobs ran before."""
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        out: list[list[Completion]] = []
+        bar = tqdm(total=len(prompts), desc=desc, unit="prompt")
+        for start in range(0, len(prompts), batch_size):
+            batch = prompts[start : start + batch_size]
+            torch.manual_seed(subseed("generate", batch[0], seed))
+            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            sampling = temperature > 0
+            gen = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=sampling,
+                num_return_sequences=n,
+                temperature=temperature if sampling else None,
+                top_p=top_p if sampling else None,
+                top_k=None,
+                pad_token_id=tok.pad_token_id,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            for row in range(len(batch)):
+                out.append([self._completion(new[row * n + i]) for i in range(n)])
+            bar.update(len(batch))
+        bar.close()
+        return out
+
+    def _completion(self, ids: torch.Tensor) -> Completion:
+        extra = getattr(self.model.generation_config, "eos_token_id", None)
+        eos = {self.tokenizer.eos_token_id, *(extra if isinstance(extra, list) else [extra])} - {None}
+        ids = ids.tolist()
+        stop = next((i for i, t in enumerate(ids) if t in eos), None)
+        kept = ids if stop is None else ids[:stop]
+        text = self.tokenizer.decode(kept, skip_special_tokens=True)
+        return Completion(
+            text=text.strip(), n_tokens=len(kept), finish_reason="length" if stop is None else "stop"
+        )
+
+    @torch.no_grad()
+    def option_logprobs(
+        self,
+        prompts: list[str],
+        options: list[str],
+        batch_size: int = 8,
+        max_prompt_tokens: int = 4096,
+        desc: str = "judge",
+    ) -> tuple[np.ndarray, int]:
+        """Log-probability of each option as the continuation of each prompt.
+
+        Returns:
+            logps: float array [len(prompts), len(options)], the summed token log-probs of each option.
+            n_truncated: prompts cut from the left to ``max_prompt_tokens`` (the tail holds the question).
+        """
+        tok = self.tokenizer
+        opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        room = max_prompt_tokens - max(len(o) for o in opt_ids)
+        seqs, n_truncated = [], 0
+        for p in prompts:
+            ids = tok(p, add_special_tokens=False)["input_ids"]
+            if len(ids) > room:
+                ids, n_truncated = ids[-room:], n_truncated + 1
+            seqs.extend((ids, o) for o in opt_ids)
+        scores = np.empty(len(seqs), dtype=np.float64)
+        for start in tqdm(range(0, len(seqs), batch_size), desc=desc, unit="batch"):
+            chunk = seqs[start : start + batch_size]
+            width = max(len(p) + len(o) for p, o in chunk)
+            input_ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            attn = torch.zeros_like(input_ids)
+            for r, (p, o) in enumerate(chunk):
+                input_ids[r, : len(p) + len(o)] = torch.tensor(p + o)
+                attn[r, : len(p) + len(o)] = 1
+            logits = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device)
+            ).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            for r, (p, o) in enumerate(chunk):
+                pos = torch.arange(len(p) - 1, len(p) + len(o) - 1, device=logp.device)
+                scores[start + r] = logp[r, pos, torch.tensor(o, device=logp.device)].sum().item()
+        return scores.reshape(len(prompts), len(options)), n_truncated

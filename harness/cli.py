@@ -1,0 +1,129 @@
+"""``python -m harness <step>``: one sub-command per pipeline step.
+
+Every step takes ``--config`` (the resolved job config written by the workflow) and writes exactly the
+paths it is given. Heavy libraries are imported inside each step, never at start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import yaml
+
+STEPS = {
+    "check-config": "validate an experiment config against config/schema.yaml",
+    "build-tiny-models": "build the demo's tiny Llama policy, reward model and judge with a trained BPE tokenizer",
+    "prepare-data": "bring prompts or an evaluation set into its local record format (file, hub or URL)",
+    "sample": "draw K completions per prompt from a policy",
+    "rank": "rank completions (reward model or iterative pairwise ranking) into preference pairs",
+    "train": "DPO with no regularizer, NLL or budget-controlled regularization (TRL)",
+    "generate": "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
+    "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
+    "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
+    "report": "the main table as CSV and Markdown",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="step", required=True, metavar="STEP")
+    subs = {name: sub.add_parser(name, help=text, description=text) for name, text in STEPS.items()}
+    subs["check-config"].add_argument("path", help="experiment config (YAML)")
+    for name, s in subs.items():
+        if name != "check-config":
+            s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
+            s.add_argument("--output", required=True, help="the file or directory this step writes")
+    subs["prepare-data"]  # only --config/--output
+    subs["sample"].add_argument("--prompts", required=True, help="prompts JSONL ({id, prompt})")
+    subs["sample"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
+    subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")
+    subs["rank"].add_argument("--judgments", required=True, help="every score or comparison (JSONL)")
+    subs["rank"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
+    subs["train"].add_argument("--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)")
+    subs["train"].add_argument("--log", required=True, help="per-step training log (JSONL)")
+    subs["train"].add_argument(
+        "--summary", required=True, help="final log-likelihood changes and provenance (JSON)"
+    )
+    subs["generate"].add_argument(
+        "--eval-set", required=True, help="AlpacaEval JSON or MT-Bench questions JSONL"
+    )
+    subs["judge"].add_argument(
+        "--eval-set", required=True, help="references (AlpacaEval) or questions (MT-Bench)"
+    )
+    subs["judge"].add_argument("--answers", required=True, help="the model's answers from `generate`")
+    subs["metrics"].add_argument("--judgments", required=True, help="annotations/judgments from `judge`")
+    subs["metrics"].add_argument("--eval-set", help="MT-Bench questions (for per-category means)")
+    subs["report"].add_argument(
+        "--inputs", nargs="+", required=True, help="metrics.json and summary.json files"
+    )
+    subs["report"].add_argument("--output-md", required=True, help="the Markdown table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.step == "check-config":
+        from harness.config import ConfigError, load_config
+
+        try:
+            load_config(args.path)
+        except ConfigError as e:
+            sys.exit(f"error: {e}")
+        print(f"{args.path}: valid")
+        return
+    with open(args.config, encoding="utf-8") as f:
+        job = yaml.safe_load(f)
+    try:
+        _dispatch(args, job)
+    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback wall
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        sys.exit(f"error: {e}")
+
+
+def _dispatch(args, job) -> None:
+    step = args.step
+    if step == "build-tiny-models":
+        from harness import tiny
+
+        tiny.run(job, args.output)
+    elif step == "prepare-data":
+        from harness import data
+
+        n = data.run(job, args.output)
+        print(f"{args.output}: {n} records")
+    elif step == "sample":
+        from harness import sample
+
+        sample.run(job, args.prompts, args.output, args.meta)
+    elif step == "rank":
+        from harness import rank
+
+        rank.run(job, args.completions, args.output, args.judgments, args.meta)
+    elif step == "train":
+        from harness import train
+
+        train.run(job, args.pairs, args.output, args.log, args.summary)
+    elif step == "generate":
+        from harness import generate
+
+        generate.run(job, args.eval_set, args.output)
+    elif step == "judge":
+        from harness import evaluate
+
+        fn = evaluate.judge_alpaca_eval if job["benchmark"] == "alpaca_eval" else evaluate.judge_mt_bench
+        fn(job, args.eval_set, args.answers, args.output)
+    elif step == "metrics":
+        from harness import evaluate
+
+        if job["benchmark"] == "alpaca_eval":
+            evaluate.metrics_alpaca_eval(job, args.judgments, args.output)
+        else:
+            evaluate.metrics_mt_bench(job, args.eval_set, args.judgments, args.output)
+    elif step == "report":
+        from harness import report
+
+        report.run(job, args.inputs, args.output, args.output_md)

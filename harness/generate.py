@@ -1,0 +1,78 @@
+"""Step `generate`: a model's answers to the evaluation sets.
+
+AlpacaEval: a JSON list of ``{instruction, output, generator, dataset}`` (what alpaca_eval reads).
+MT-Bench: FastChat's model_answer JSONL, two turns, the second turn seeing the first answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from harness.io import write_json, write_jsonl
+from harness.records import load_alpaca_instructions, load_mt_questions
+from harness.seeding import seed_everything, subseed
+
+
+def _answers(backend, conversations, g, seed, desc):
+    prompts = [backend.chat_prompt(c) for c in conversations]
+    outs = backend.generate(
+        prompts,
+        n=1,
+        temperature=g["temperature"],
+        top_p=g["top_p"],
+        max_new_tokens=g["max_new_tokens"],
+        batch_size=g["batch_size"],
+        seed=seed,
+        desc=desc,
+    )
+    return [o[0].text for o in outs]
+
+
+def run(job: dict, eval_set: str, output: str) -> None:
+    from harness.backends import load_backend
+
+    g, name, seed = job["generation"], job["generator"], job["seed"]
+    seed_everything(seed)
+    backend = load_backend(g["backend"], job["model"])
+    if job["benchmark"] == "alpaca_eval":
+        rows = load_alpaca_instructions(eval_set)
+        outs = _answers(
+            backend,
+            [[{"role": "user", "content": r["instruction"]}] for r in rows],
+            g,
+            seed,
+            f"alpaca_eval {name}",
+        )
+        write_json(
+            output,
+            [
+                {
+                    "instruction": r["instruction"],
+                    "output": o,
+                    "generator": name,
+                    "dataset": r.get("dataset", ""),
+                }
+                for r, o in zip(rows, outs, strict=True)
+            ],
+        )
+        return
+    questions = load_mt_questions(eval_set)
+    convs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
+    first = _answers(backend, convs, g, seed, f"mt_bench turn 1 {name}")
+    convs = [
+        c + [{"role": "assistant", "content": a}, {"role": "user", "content": q.turns[1]}]
+        for c, a, q in zip(convs, first, questions, strict=True)
+    ]
+    second = _answers(backend, convs, g, subseed("turn2", 0, seed), f"mt_bench turn 2 {name}")
+    write_jsonl(
+        output,
+        [
+            {
+                "question_id": q.question_id,
+                "answer_id": uuid.UUID(int=subseed("answer", f"{name}/{q.question_id}", seed)).hex,
+                "model_id": name,
+                "choices": [{"index": 0, "turns": [a1, a2]}],
+            }
+            for q, a1, a2 in zip(questions, first, second, strict=True)
+        ],
+    )

@@ -1,0 +1,92 @@
+"""Atomic writes and strict JSONL reading.
+
+Every output goes through a temp file in the same directory and an ``os.replace``, so a killed job
+never leaves a file that looks complete. Readers name the file, line and field of a bad record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+
+class RecordError(ValueError):
+    """A malformed input record; the message names file, line and field."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temp path next to ``path``; rename it over ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def write_jsonl(path, rows: Iterable[dict]) -> int:
+    n = 0
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def read_json(path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def read_jsonl(path) -> list[tuple[int, dict]]:
+    """Read a JSONL file; return ``(line_number, record)`` pairs. Blank lines are skipped."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RecordError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(rec, dict):
+                raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            out.append((lineno, rec))
+    return out
+
+
+def require(rec: dict, field: str, kind: type | tuple, where: str):
+    """Return ``rec[field]`` if present with the right type, else raise naming ``where`` and the field."""
+    if field not in rec:
+        raise RecordError(f"{where}: missing field '{field}'")
+    value = rec[field]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+        raise RecordError(f"{where}: field '{field}' should be {names}, got {type(value).__name__}")
+    return value

@@ -1,0 +1,129 @@
+"""Resolve the experiment config into one small config per job.
+
+The Snakemake rule ``job_config`` writes ``results/configs/<step>/<key>.yaml`` from ``resolve``; the heavy
+step reads only that file, so any job can be rerun by hand, and a job reruns exactly when its own
+resolved config changes (Snakemake's params trigger on the writing rule).
+
+Keys: build ``tiny``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
+``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
+``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; report ``main``.
+"""
+
+from __future__ import annotations
+
+import re
+
+STEPS = ("build", "prepare", "sample", "rank", "train", "generate", "judge", "metrics", "report")
+REG_KEYS = {"none": (), "nll": ("alpha",), "bcr": ("lambda", "delta", "normalize")}
+BASE = "base"
+
+
+def model_ref(cfg: dict, name: str, paths: dict) -> dict:
+    """``{source, revision, dtype, trust_remote_code}`` for a key of ``models``."""
+    m = cfg["models"][name]
+    source = paths["built_model"].format(name=name) if "build" in m else m["source"]
+    return {
+        "name": name,
+        "source": source,
+        "revision": m.get("revision"),
+        "dtype": m.get("dtype", "auto"),
+        "trust_remote_code": m.get("trust_remote_code", False),
+    }
+
+
+def _judge(cfg, jcfg, paths):
+    j = dict(jcfg)
+    if j["backend"] != "openai":
+        j["model"] = model_ref(cfg, j["model"], paths)
+    return j
+
+
+def parse_model_key(model: str) -> tuple[str, str, int | None]:
+    """``base`` -> ('base', '—', None); ``rk/reg/seedN`` -> (rk, reg, N)."""
+    if model == BASE:
+        return BASE, "—", None
+    m = re.fullmatch(r"([^/]+)/([^/]+)/seed(\d+)", model)
+    if not m:
+        raise ValueError(f"model key '{model}' is neither 'base' nor '<ranker>/<regularizer>/seed<N>'")
+    return m.group(1), m.group(2), int(m.group(3))
+
+
+def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
+    """The job config of ``step`` for ``key`` (see module docstring)."""
+    if step == "build":
+        built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
+        return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
+    if step == "prepare":
+        key = key.split(".")[0]  # results/data/<key>.<ext>
+        source = (
+            cfg["prompts"]
+            if key == "prompts"
+            else cfg["evaluation"][key]["instructions" if key == "alpaca_eval" else "questions"]
+        )
+        return {"step": step, "kind": key, "source": source}
+    if step == "sample":
+        return {"step": step, "policy": key, "model": model_ref(cfg, key, paths), "sampling": cfg["sampling"]}
+    if step == "rank":
+        policy, ranker = key.split("/")
+        r = {"name": ranker, **cfg["rankers"][ranker]}
+        if r["kind"] == "reward_model":
+            r["model"] = model_ref(cfg, r["model"], paths)
+            r.pop("judge", None)
+        else:
+            r["judge"] = _judge(cfg, r["judge"], paths)
+            r.pop("model", None)
+        return {"step": step, "policy": policy, "ranker": r}
+    if step == "train":
+        policy, ranker, reg, seed = key.split("/")
+        seed = int(seed.removeprefix("seed"))
+        r = cfg["regularizers"][reg]
+        regularizer = {"name": reg, "kind": r["kind"], **{k: r[k] for k in REG_KEYS[r["kind"]]}}
+        return {
+            "step": step,
+            "cell": {"policy": policy, "ranker": ranker, "regularizer": reg, "seed": seed},
+            "seed": seed,
+            "model": model_ref(cfg, policy, paths),
+            "regularizer": regularizer,
+            "training": cfg["training"],
+        }
+    if step in ("generate", "judge", "metrics"):
+        bench, policy, model = key.split("/", 2)
+        ranker, reg, seed = parse_model_key(model)
+        cell = {
+            "policy": policy,
+            "ranker": ranker,
+            "regularizer": reg,
+            "seed": cfg["sampling"]["seed"] if seed is None else seed,
+        }
+        b = cfg["evaluation"][bench]
+        job = {"step": step, "benchmark": bench, "cell": cell}
+        if step == "generate":
+            if ranker == BASE:
+                ref = model_ref(cfg, policy, paths)
+            else:
+                ref = {
+                    "name": f"{policy}/{model}",
+                    "source": paths["checkpoint"].format(
+                        policy=policy, ranker=ranker, regularizer=reg, seed=seed
+                    ),
+                    "revision": None,
+                    "dtype": cfg["models"][policy].get("dtype", "auto"),
+                    "trust_remote_code": False,
+                }
+            job.update(
+                model=ref,
+                generator=f"{policy}/{model}",
+                seed=cell["seed"],
+                generation=b.get("generation", {}),
+            )
+        elif step == "judge":
+            job.update(
+                judge_name=b["judge"].get("model", b["judge"]["backend"]),
+                judge=_judge(cfg, b["judge"], paths),
+            )
+        else:
+            job.update(lc_method=b.get("lc_method", "auto"))
+        return job
+    if step == "report":
+        return {"step": step, "table": key}
+    raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")

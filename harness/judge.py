@@ -1,0 +1,101 @@
+"""LLM judges: pairwise preference and single-answer rating, on any backend.
+
+Verdicts are read from the log-probabilities of the answer labels where the backend gives them, so
+that a tiny model works as a judge and a large one needs no free-text parsing. Text verdicts from API
+judges go through ``parse_rating`` / ``parse_choice``, which return None for an unparsable reply;
+callers count those, never drop them silently.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import numpy as np
+
+PAIR_LABELS = (" A", " B")
+RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
+_RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
+_CHOICE = re.compile(r"^\W*([AB])\b")
+
+
+def load_template(name: str) -> str:
+    """A prompt template shipped in harness/templates; the version is part of the file name."""
+    try:
+        return resources.files("harness.templates").joinpath(name).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        names = sorted(
+            p.name for p in resources.files("harness.templates").iterdir() if p.name.endswith(".txt")
+        )
+        raise ValueError(f"unknown judge template '{name}'; available: {', '.join(names)}") from None
+
+
+def parse_rating(text: str) -> float | None:
+    """The last ``[[n]]`` rating in a judge reply, if it lies in 1..10."""
+    found = _RATING.findall(text)
+    if not found:
+        return None
+    value = float(found[-1])
+    return value if 1 <= value <= 10 else None
+
+
+def parse_choice(text: str) -> str | None:
+    """'A' or 'B' from a pairwise judge reply that starts with the letter, else None."""
+    m = _CHOICE.match(text)
+    return m.group(1) if m else None
+
+
+def softmax_first(logps: np.ndarray) -> np.ndarray:
+    """P(first option) from two option log-probs per row, renormalised over the two options."""
+    return 1.0 / (1.0 + np.exp(logps[:, 1] - logps[:, 0]))
+
+
+class PairwiseJudge:
+    """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
+
+    def __init__(self, backend, template: str, batch_size: int = 8, max_prompt_tokens: int = 4096):
+        self.backend = backend
+        self.template_name = template
+        self.template = load_template(template)
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.calls = 0
+        self.truncated = 0
+
+    def render(self, instruction: str, answer_a: str, answer_b: str) -> str:
+        body = self.template.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
+        return self.backend.chat_prompt([{"role": "user", "content": body}])
+
+    def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
+        prompts = [self.render(*t) for t in triples]
+        logps, trunc = self.backend.option_logprobs(
+            prompts, list(PAIR_LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
+        )
+        self.calls += len(prompts)
+        self.truncated += trunc
+        return softmax_first(logps)
+
+
+class RatingJudge:
+    """A 1-10 rating of the last assistant turn of a conversation (MT-Bench single-answer grading)."""
+
+    def __init__(self, backend, template: str, batch_size: int = 8, max_prompt_tokens: int = 4096):
+        self.backend = backend
+        self.template_name = template
+        self.template = load_template(template)
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.truncated = 0
+
+    def render(self, turns: list[tuple[str, str]]) -> str:
+        conversation = "\n\n".join(f"[User]\n{q}\n\n[Assistant]\n{a}" for q, a in turns)
+        body = self.template.format(conversation=conversation)
+        return self.backend.chat_prompt([{"role": "user", "content": body}])
+
+    def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
+        """The judge's verdict text per prompt: the most likely of the ``[[n]]`` labels."""
+        logps, trunc = self.backend.option_logprobs(
+            prompts, list(RATING_LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
+        )
+        self.truncated += trunc
+        return [RATING_LABELS[i].strip() for i in logps.argmax(axis=1)]

@@ -1,0 +1,96 @@
+"""Provenance embedded in every metrics file: code, packages, config, models, seed, device."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = (
+    "harness",
+    "torch",
+    "transformers",
+    "trl",
+    "tokenizers",
+    "accelerate",
+    "datasets",
+    "alpaca-eval",
+    "vllm",
+    "snakemake",
+    "pandas",
+    "numpy",
+)
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def device_name() -> str:
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            return f"cuda:{torch.cuda.get_device_name(0)} x{torch.cuda.device_count()}"
+    return f"cpu:{platform.processor() or platform.machine()}"
+
+
+def provenance(job_config: dict | None = None, seed: int | None = None, started: float | None = None) -> dict:
+    """A dict to embed under ``"provenance"`` in a metrics or meta file."""
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    prov = {
+        "git_sha": _git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "packages": _versions(),
+        "python": platform.python_version(),
+        "device": device_name(),
+        "seed": seed,
+    }
+    if job_config is not None:
+        prov["config_hash"] = config_hash(job_config)
+        prov["models"] = _model_revisions(job_config)
+    if started is not None:
+        prov["wall_time_s"] = round(time.time() - started, 3)
+    return prov
+
+
+def _model_revisions(cfg) -> dict[str, str | None]:
+    """Every ``{source, revision}`` mapping found in the job config, keyed by its source."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "source" in node and "revision" in node:
+                found[str(node["source"])] = node["revision"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(cfg)
+    return found

@@ -1,0 +1,199 @@
+"""Step `rank`: turn K completions per prompt into one chosen/rejected pair.
+
+Candidate policy (counted in the meta file, never silent): empty completions are not ranked; of
+identical completions only the first is ranked; length-truncated completions are ranked like any
+other (they are what the policy produces) and counted. A prompt with fewer than two candidates left,
+or whose best and worst are tied under a reward model, yields no pair.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from harness import ipr
+from harness.io import write_json, write_jsonl
+from harness.provenance import provenance
+from harness.records import load_completions, pair_record
+
+log = logging.getLogger(__name__)
+
+
+def candidates(pc) -> tuple[list[int], dict]:
+    """Indices of the completions that take part in ranking, and counts of what was left out."""
+    keep, seen, counts = [], set(), {"empty": 0, "duplicate": 0, "truncated": 0}
+    for i, c in enumerate(pc.completions):
+        if not c.text.strip():
+            counts["empty"] += 1
+            continue
+        if c.text in seen:
+            counts["duplicate"] += 1
+            continue
+        seen.add(c.text)
+        counts["truncated"] += c.finish_reason == "length"
+        keep.append(i)
+    return keep, counts
+
+
+def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_size: int) -> list[float]:
+    """One scalar per conversation from an ``AutoModelForSequenceClassification`` scorer."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification
+
+    from harness.backends.hf import load_tokenizer, torch_dtype
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    tok = load_tokenizer(model_ref)
+    tok.padding_side = "right"
+    model = (
+        AutoModelForSequenceClassification.from_pretrained(
+            model_ref["source"],
+            revision=model_ref.get("revision"),
+            dtype=torch_dtype(model_ref.get("dtype")),
+            trust_remote_code=model_ref.get("trust_remote_code", False),
+        )
+        .to(device)
+        .eval()
+    )
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
+    scores: list[float] = []
+    with torch.no_grad():
+        for start in tqdm(range(0, len(texts), batch_size), desc="reward model", unit="batch"):
+            enc = tok(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
+            out = model(**enc)
+            # ArmoRM's remote code returns `.score`; standard heads return `.logits` [batch, 1]
+            values = getattr(out, "score", None)
+            values = out.logits if values is None else values
+            scores.extend(values.float().reshape(len(enc["input_ids"]), -1)[:, 0].tolist())
+    return scores
+
+
+def _rank_reward_model(job, groups):
+    convs, owners = [], []
+    for g, (pc, keep) in enumerate(groups):
+        for i in keep:
+            convs.append(
+                [
+                    {"role": "user", "content": pc.prompt},
+                    {"role": "assistant", "content": pc.completions[i].text},
+                ]
+            )
+            owners.append((g, i))
+    flat = score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"]) if convs else []
+    per_group = [dict() for _ in groups]
+    for (g, i), s in zip(owners, flat, strict=True):
+        per_group[g][i] = s
+    choices, records = [], []
+    for (pc, _keep), scores in zip(groups, per_group, strict=True):
+        records.append(
+            {"prompt_id": pc.id, "kind": "score", "scores": {str(k): v for k, v in scores.items()}}
+        )
+        if len(scores) < 2:
+            choices.append(None)
+            continue
+        best = max(scores, key=lambda i: (scores[i], -i))
+        worst = min(scores, key=lambda i: (scores[i], i))
+        choices.append(None if scores[best] == scores[worst] else (best, worst))
+    return choices, records, {"reward_model_calls": len(convs)}
+
+
+def _rank_ipr(job, groups):
+    from harness.backends import load_backend
+    from harness.judge import PairwiseJudge
+
+    jcfg = job["ranker"]["judge"]
+    judge = PairwiseJudge(
+        load_backend(jcfg["backend"], jcfg["model"]),
+        jcfg["template"],
+        jcfg["batch_size"],
+        jcfg["max_prompt_tokens"],
+    )
+
+    def judge_round(batch):
+        triples = []
+        for g, req in batch:
+            pc, keep = groups[g]
+            a, b = pc.completions[keep[req.i]].text, pc.completions[keep[req.j]].text
+            triples += [(pc.prompt, a, b), (pc.prompt, b, a)]
+        p = judge.prob_a(triples, desc=f"ipr round ({len(batch)} comparisons)")
+        return [(p[2 * n], 1.0 - p[2 * n + 1]) for n in range(len(batch))]
+
+    results, verdicts, rounds = ipr.run_batched([len(keep) for _, keep in groups], judge_round)
+    choices, records = [], []
+    for (pc, keep), res, vs in zip(groups, results, verdicts, strict=True):
+        for v in vs:  # indices in the record are positions among all K completions
+            rec = v.to_dict()
+            rec.update(prompt_id=pc.id, kind="pairwise", i=keep[v.i], j=keep[v.j], winner=keep[v.winner])
+            records.append(rec)
+        choices.append(None if res is None else (keep[res[0]], keep[res[1]]))
+    flat = [v for vs in verdicts for v in vs]
+    stats = {
+        "judge_calls": judge.calls,
+        "judge_rounds": rounds,
+        "comparisons": len(flat),
+        "ties": sum(v.tie for v in flat),
+        "position_flips": sum((v.p_i_as_a > 0.5) != (v.p_i_as_b > 0.5) for v in flat),
+        "judge_prompts_truncated": judge.truncated,
+    }
+    return choices, records, stats
+
+
+RANKERS = {"reward_model": _rank_reward_model, "ipr": _rank_ipr}
+
+
+def run(job: dict, completions_path: str, output: str, judgments: str, meta: str) -> None:
+    """Rank the completions in ``completions_path``; write pairs, per-prompt judgments and meta."""
+    started = time.time()
+    data = load_completions(completions_path)
+    groups, counts = [], {"empty": 0, "duplicate": 0, "truncated": 0}
+    for pc in data:
+        keep, c = candidates(pc)
+        groups.append((pc, keep))
+        for key in counts:
+            counts[key] += c[key]
+    kind = job["ranker"]["kind"]
+    choices, records, stats = RANKERS[kind](job, groups)
+    pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0}
+    for (pc, keep), choice in zip(groups, choices, strict=True):
+        if choice is None:
+            no_pair["too_few_candidates" if len(keep) < 2 else "tied"] += 1
+            continue
+        best, worst = choice
+        pairs.append(
+            pair_record(
+                pc.id,
+                pc.prompt,
+                pc.completions[best].text,
+                pc.completions[worst].text,
+                chosen_index=best,
+                rejected_index=worst,
+            )
+        )
+    log.info(
+        "ranker %s: %d pairs from %d prompts; no pair: %s; left out: %s",
+        job["ranker"]["name"],
+        len(pairs),
+        len(data),
+        no_pair,
+        counts,
+    )
+    write_jsonl(judgments, records)
+    write_json(
+        meta,
+        {
+            "ranker": job["ranker"]["name"],
+            "kind": kind,
+            "prompts": len(data),
+            "pairs": len(pairs),
+            "no_pair": no_pair,
+            "completions_left_out": counts,
+            **stats,
+            "provenance": provenance(job, started=started),
+        },
+    )
+    write_jsonl(output, pairs)  # last: the pairs file is what downstream rules wait for

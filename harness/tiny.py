@@ -1,0 +1,133 @@
+"""Step `build-tiny-models` (demo): random-init Llama models and a BPE tokenizer trained on project
+text, saved with ``save_pretrained`` and checked by loading them back through the Auto classes, so
+every later step loads them exactly as it would load a hub model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+SPECIALS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
+# Role markers are special tokens; an assistant turn ends with EOS so that generation stops there.
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{{ '<|' + m['role'] + '|>' + m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def _strings(node):
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for v in node.values():
+            yield from _strings(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _strings(v)
+
+
+def corpus_texts(paths: list[str]) -> list[str]:
+    """Every string in the given JSON/JSONL files, plus the judge templates the tiny judge reads."""
+    texts = []
+    for p in paths:
+        raw = Path(p).read_text(encoding="utf-8")
+        try:
+            texts.extend(_strings(json.loads(raw)))
+        except json.JSONDecodeError:
+            for line in raw.splitlines():
+                if line.strip():
+                    texts.extend(_strings(json.loads(line)))
+    for t in resources.files("harness.templates").iterdir():
+        if t.name.endswith(".txt"):
+            texts.append(t.read_text(encoding="utf-8"))
+    return texts
+
+
+def train_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE tokenizer, wrapped as a transformers fast tokenizer with a chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIALS,
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="<|pad|>",
+        bos_token="<|bos|>",
+        eos_token="<|eos|>",
+        additional_special_tokens=SPECIALS[3:],
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(spec: dict, tokenizer):
+    """A random-init LlamaForCausalLM or LlamaForSequenceClassification (one score) from ``spec``."""
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
+
+    h = spec["hidden_size"]
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=h,
+        intermediate_size=4 * h,
+        num_hidden_layers=spec["num_layers"],
+        num_attention_heads=spec["num_heads"],
+        num_key_value_heads=spec["num_heads"],
+        max_position_embeddings=spec["max_position_embeddings"],
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=1,
+    )
+    torch.manual_seed(spec["seed"])
+    if spec["kind"] == "reward_model":
+        return LlamaForSequenceClassification(config)
+    model = LlamaForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return model
+
+
+def run(job: dict, output: str) -> None:
+    """Build every model in ``job['models']`` into ``output/<name>``; the directory appears whole or not at all."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        tokenizer = train_tokenizer(corpus_texts(job["tokenizer"]["corpus"]), job["tokenizer"]["vocab_size"])
+        for name, spec in sorted(job["models"].items()):
+            model = build_model(spec, tokenizer)
+            model.save_pretrained(tmp / name)
+            tokenizer.save_pretrained(tmp / name)
+            auto = (
+                AutoModelForSequenceClassification if spec["kind"] == "reward_model" else AutoModelForCausalLM
+            )
+            auto.from_pretrained(tmp / name)
+            assert AutoTokenizer.from_pretrained(tmp / name).chat_template == CHAT_TEMPLATE
+            n = sum(p.numel() for p in model.parameters())
+            print(f"built {name}: {spec['kind']}, {n / 1e6:.2f}M parameters, vocab {len(tokenizer)}")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,129 @@
+"""Step `train`: DPO on one pairs file with one regularizer and seed (TRL DPOTrainer).
+
+Writes the trained policy and tokenizer to ``--output`` (a directory that appears whole or not at
+all), a per-step JSONL log of loss parts and chosen/rejected log-likelihood change against the
+reference, and a summary with the final changes measured over the whole training set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from harness.io import RecordError, read_jsonl, write_json, write_jsonl
+from harness.provenance import provenance
+from harness.seeding import seed_everything
+
+log = logging.getLogger(__name__)
+
+
+def load_pairs(path) -> list[dict]:
+    """TRL conversational pairs; every record needs non-empty prompt, chosen and rejected."""
+    rows = []
+    for lineno, rec in read_jsonl(path):
+        for field in ("prompt", "chosen", "rejected"):
+            msgs = rec.get(field)
+            if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
+                raise RecordError(f"{path}:{lineno}: field '{field}' must be a non-empty list of messages")
+            if field != "prompt" and not str(msgs[-1].get("content", "")).strip():
+                raise RecordError(f"{path}:{lineno}: field '{field}' has an empty answer")
+        rows.append({k: rec[k] for k in ("prompt", "chosen", "rejected")})
+    if not rows:
+        raise RecordError(f"{path}: no preference pairs to train on (see the ranker's meta file)")
+    return rows
+
+
+def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: str) -> None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, TrainerCallback
+    from trl import DPOConfig
+
+    from harness.backends.hf import load_tokenizer, torch_dtype
+    from harness.trainer import HarnessDPOTrainer, loss_types
+
+    started = time.time()
+    seed, t, reg = job["seed"], job["training"], job["regularizer"]
+    seed_everything(seed)
+    pairs = Dataset.from_list(load_pairs(pairs_path))
+    tokenizer = load_tokenizer(job["model"])
+    model = AutoModelForCausalLM.from_pretrained(
+        job["model"]["source"],
+        revision=job["model"].get("revision"),
+        dtype=torch_dtype(job["model"].get("dtype")),
+    )
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    steps: list[dict] = []
+
+    class JsonlLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                steps.append({"step": state.global_step, "epoch": state.epoch, **logs})
+
+    types, weights = loss_types(reg)
+    args = DPOConfig(
+        output_dir=str(tmp / "trainer"),
+        seed=seed,
+        data_seed=seed,
+        beta=t["beta"],
+        learning_rate=t["learning_rate"],
+        num_train_epochs=t["num_train_epochs"],
+        per_device_train_batch_size=t["per_device_train_batch_size"],
+        per_device_eval_batch_size=t["per_device_train_batch_size"],
+        gradient_accumulation_steps=t["gradient_accumulation_steps"],
+        lr_scheduler_type=t["lr_scheduler_type"],
+        warmup_steps=float(t["warmup_ratio"]),
+        max_length=t["max_length"],
+        bf16=t["bf16"],
+        gradient_checkpointing=t["gradient_checkpointing"],
+        logging_steps=t["logging_steps"],
+        loss_type=types,
+        loss_weights=weights,
+        precompute_ref_log_probs=True,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+    try:
+        trainer = HarnessDPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=pairs,
+            eval_dataset=pairs,
+            processing_class=tokenizer,
+            callbacks=[JsonlLog()],
+            regularizer=reg,
+        )
+        trainer.train()
+        final = trainer.evaluate()  # the trained policy on every training pair, against the reference
+        trainer.save_model(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+        summary = {
+            "cell": job["cell"],
+            "pairs": len(pairs),
+            "steps": trainer.state.global_step,
+            "final_chosen_logratio": final.get("eval_logratio/chosen"),
+            "final_rejected_logratio": final.get("eval_logratio/rejected"),
+            "final_reward_accuracy": final.get("eval_rewards/accuracies"),
+            "final_eval_loss": final.get("eval_loss"),
+            "regularizer": reg,
+            "provenance": provenance(job, seed=seed, started=started),
+        }
+        write_json(summary_path, summary)
+        log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
+        write_jsonl(log_path, steps)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)

@@ -1,0 +1,88 @@
+"""TRL's DPOTrainer with the budget-controlled regularizer and likelihood diagnostics.
+
+The seam: ``DPOTrainer._compute_loss`` (trl pinned to 1.16.0) runs one policy forward whose output
+carries per-token log-probs. We pass it a tap around the model that keeps that output, let TRL compute
+its own loss (sigmoid DPO, plus ``sft`` for NLL), then add the BCR term from the same log-probs and the
+precomputed reference log-probs. tests/test_trainer_parity.py guards the seam.
+"""
+
+from __future__ import annotations
+
+import torch
+from trl import DPOTrainer
+
+from harness.losses import bcr_penalty, sequence_logp
+
+
+class _Tap:
+    """Calls the model and keeps the first output (the policy forward of ``_compute_loss``)."""
+
+    def __init__(self, model):
+        self.model = model
+        self.output = None
+
+    def __call__(self, *args, **kwargs):
+        out = self.model(*args, **kwargs)
+        if self.output is None:
+            self.output = out
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+class HarnessDPOTrainer(DPOTrainer):
+    """DPOTrainer + optional BCR term; logs chosen/rejected log-likelihood change against the reference.
+
+    Args:
+        regularizer: ``{"kind": "none"|"nll"|"bcr", ...}``; for bcr: ``lambda``, ``delta``, ``normalize``.
+    """
+
+    def __init__(self, *args, regularizer: dict, **kwargs):
+        self.regularizer = regularizer
+        super().__init__(*args, **kwargs)
+        if not self.precompute_ref_logps:
+            raise ValueError(
+                "HarnessDPOTrainer reads reference log-probs from the batch: set precompute_ref_log_probs=True"
+            )
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        tap = _Tap(model)
+        result = super()._compute_loss(tap, inputs, return_outputs)
+        loss = result[0] if return_outputs else result
+        mode = "train" if self.model.training else "eval"
+
+        mask = inputs["completion_mask"][:, 1:].to(tap.output.log_probs.dtype)
+        token_logps = tap.output.log_probs[:, -mask.size(1) :]
+        chosen_tok, rejected_tok = token_logps.chunk(2, dim=0)
+        chosen_mask, rejected_mask = mask.chunk(2, dim=0)
+        l_w = sequence_logp(chosen_tok, chosen_mask, "sum")
+        l_l = sequence_logp(rejected_tok, rejected_mask, "sum")
+        r_w, r_l = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+        gather = self.accelerator.gather_for_metrics
+        self._metrics[mode]["logratio/chosen"].append(gather((l_w - r_w).detach()).mean().item())
+        self._metrics[mode]["logratio/rejected"].append(gather((l_l - r_l).detach()).mean().item())
+
+        if self.regularizer["kind"] == "bcr":
+            norm = self.regularizer["normalize"]
+            pol = sequence_logp(chosen_tok, chosen_mask, norm)
+            ref = r_w if norm == "sum" else r_w / chosen_mask.sum(dim=1).clamp(min=1)
+            penalty = bcr_penalty(pol, ref, self.regularizer["delta"])
+            loss = loss + self.regularizer["lambda"] * penalty
+            over = ((ref - pol) > self.regularizer["delta"]).float()
+            self._metrics[mode]["bcr/penalty"].append(gather(penalty.detach().reshape(1)).mean().item())
+            self._metrics[mode]["bcr/over_budget"].append(gather(over).mean().item())
+        return (loss, result[1]) if return_outputs else loss
+
+
+def loss_types(regularizer: dict) -> tuple[list[str], list[float]]:
+    """TRL ``loss_type``/``loss_weights`` for a regularizer (BCR is added by the trainer itself)."""
+    kind = regularizer["kind"]
+    if kind == "nll":
+        return ["sigmoid", "sft"], [1.0, float(regularizer["alpha"])]
+    if kind in ("none", "bcr"):
+        return ["sigmoid"], [1.0]
+    raise ValueError(f"unknown regularizer kind '{kind}'; valid: none, nll, bcr")
+
+
+__all__ = ["HarnessDPOTrainer", "loss_types", "torch"]

@@ -1,0 +1,110 @@
+# Helpers only: paths, target lists, input functions, wildcard constraints.
+import re
+
+from harness import jobs
+
+# Where each kind of output lives; the harness never builds a path itself.
+PATHS = {
+    "built_model": "results/models/tiny/{name}",
+    "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
+}
+BENCHMARKS = list(config["evaluation"])
+
+
+def _alt(names):
+    return "|".join(re.escape(n) for n in names)
+
+
+SEED = r"\d+"
+TRAINED = rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
+
+wildcard_constraints:
+    policy=_alt(config["policies"]),
+    ranker=_alt(config["rankers"]),
+    regularizer=_alt(config["regularizers"]),
+    seed=SEED,
+    benchmark=_alt(BENCHMARKS),
+    model=rf"base|{TRAINED}",
+    step=_alt(jobs.STEPS),
+    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench\.jsonl",
+    ext=r"\.jsonl?",
+
+
+def job_config(step, key):
+    return f"results/configs/{step}/{key}.yaml"
+
+
+def built_models_input(names):
+    """The tiny-model build output if any of ``names`` is built from code."""
+    built = any("build" in config["models"][n] for n in names)
+    return ["results/models/tiny"] if built else []
+
+
+def source_input(source):
+    """A local dataset file as an input (so edits trigger reruns); hub and URL sources have none."""
+    return [source["path"]] if "path" in source else []
+
+
+def judge_models(jcfg):
+    return [jcfg["model"]] if jcfg["backend"] != "openai" else []
+
+
+def ranker_models(ranker):
+    r = config["rankers"][ranker]
+    return [r["model"]] if r["kind"] == "reward_model" else judge_models(r["judge"])
+
+
+def eval_set(benchmark):
+    return f"results/data/{benchmark}{ext_of(benchmark)}"
+
+
+def model_keys():
+    """``base`` and every trained cell, as used in generations/ and eval/ paths."""
+    return ["base"] + [
+        f"{r}/{g}/seed{s}" for r in config["rankers"] for g in config["regularizers"] for s in config["seeds"]
+    ]
+
+
+def main_table_inputs():
+    out = []
+    for p in config["policies"]:
+        for m in model_keys():
+            out += [f"results/eval/{p}/{m}/{b}/metrics.json" for b in BENCHMARKS]
+            if m != "base":
+                out.append(f"results/training/{p}/{m}/summary.json")
+    return out
+
+
+def checkpoint_input(wc):
+    """The trained checkpoint a generation needs, or the built base policy."""
+    if wc.model == "base":
+        return built_models_input([wc.policy])
+    ranker, reg, seed = jobs.parse_model_key(wc.model)
+    return PATHS["checkpoint"].format(policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed)
+
+
+def ext_of(benchmark):
+    """AlpacaEval files are JSON lists; MT-Bench files are FastChat JSONL."""
+    return ".json" if benchmark == "alpaca_eval" else ".jsonl"
+
+
+def check_ext(wc):
+    if wc.ext != ext_of(wc.benchmark):
+        raise ValueError(f"{wc.benchmark} files end in {ext_of(wc.benchmark)}, not {wc.ext}")
+    return []
+
+
+# Every job's resolved config; written in-process (cheap), rewritten when its content changes.
+rule job_config:
+    output:
+        "results/configs/{step}/{key}.yaml",
+    params:
+        cfg=lambda wc: jobs.resolve(config, wc.step, wc.key, PATHS),
+    wildcard_constraints:
+        key=r"[A-Za-z0-9._/-]+",
+    localrule: True
+    run:
+        from harness.io import write_text
+        import yaml
+
+        write_text(output[0], yaml.safe_dump(params.cfg, sort_keys=True))

@@ -1,0 +1,59 @@
+# Stage 4: answers, judgments and metrics per model (base policy or trained cell) and benchmark.
+
+
+rule generate:
+    input:
+        config=job_config("generate", "{benchmark}/{policy}/{model}"),
+        eval_set=lambda wc: eval_set(wc.benchmark),
+        model=checkpoint_input,
+        ext_ok=check_ext,
+    output:
+        "results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+    log:
+        "logs/generate/{policy}/{model}/{benchmark}{ext}.log",
+    benchmark:
+        "benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
+    params:
+        step_version=1,
+    resources:
+        gpu=1,
+    shell:
+        "HARNESS_GPUS={resources.gpu} python -m harness generate --config {input.config}"
+        " --eval-set {input.eval_set} --output {output} > {log} 2>&1"
+
+
+rule judge:
+    input:
+        config=job_config("judge", "{benchmark}/{policy}/{model}"),
+        eval_set=lambda wc: eval_set(wc.benchmark),
+        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        models=lambda wc: built_models_input(judge_models(config["evaluation"][wc.benchmark]["judge"])),
+    output:
+        "results/eval/{policy}/{model}/{benchmark}/judgments{ext}",
+    log:
+        "logs/judge/{policy}/{model}/{benchmark}{ext}.log",
+    benchmark:
+        "benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
+    params:
+        step_version=1,
+    resources:
+        gpu=1,
+    shell:
+        "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
+        " --eval-set {input.eval_set} --answers {input.answers} --output {output} > {log} 2>&1"
+
+
+rule metrics:
+    input:
+        config=job_config("metrics", "{benchmark}/{policy}/{model}"),
+        eval_set=lambda wc: eval_set(wc.benchmark),
+        judgments=lambda wc: f"results/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
+    output:
+        "results/eval/{policy}/{model}/{benchmark}/metrics.json",
+    log:
+        "logs/metrics/{policy}/{model}/{benchmark}.log",
+    params:
+        step_version=1,
+    shell:
+        "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
+        " --judgments {input.judgments} --output {output} > {log} 2>&1"

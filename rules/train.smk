@@ -1,0 +1,23 @@
+# Stage 3: DPO with a regularizer (none, NLL, BCR), one job per policy x ranker x regularizer x seed.
+
+
+rule train:
+    input:
+        config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
+        pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        models=lambda wc: built_models_input([wc.policy]),
+    output:
+        model=directory("results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"),
+        log="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl",
+        summary="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json",
+    log:
+        "logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log",
+    benchmark:
+        "benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
+    params:
+        step_version=1,
+    resources:
+        gpu=1,
+    shell:
+        "python -m harness train --config {input.config} --pairs {input.pairs}"
+        " --output {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"

@@ -50,42 +50,38 @@ def softmax_first(logps: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(logps[:, 1] - logps[:, 0]))
 
 
-class PairwiseJudge:
-    """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
-
+class _Judge:
     def __init__(self, backend, template: str, batch_size: int = 8, max_prompt_tokens: int = 4096):
         self.backend = backend
         self.template_name = template
         self.template = load_template(template)
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
-        self.calls = 0
-        self.truncated = 0
+        self.calls = 0  # judge prompts scored
+        self.truncated = 0  # judge prompts cut from the left to fit max_prompt_tokens
+
+    def _score(self, prompts: list[str], labels: tuple[str, ...], desc: str) -> np.ndarray:
+        logps, truncated = self.backend.option_logprobs(
+            prompts, list(labels), self.batch_size, self.max_prompt_tokens, desc=desc
+        )
+        self.calls += len(prompts)
+        self.truncated += truncated
+        return logps
+
+
+class PairwiseJudge(_Judge):
+    """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
 
     def render(self, instruction: str, answer_a: str, answer_b: str) -> str:
         body = self.template.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
         return self.backend.chat_prompt([{"role": "user", "content": body}])
 
     def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
-        prompts = [self.render(*t) for t in triples]
-        logps, trunc = self.backend.option_logprobs(
-            prompts, list(PAIR_LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
-        )
-        self.calls += len(prompts)
-        self.truncated += trunc
-        return softmax_first(logps)
+        return softmax_first(self._score([self.render(*t) for t in triples], PAIR_LABELS, desc))
 
 
-class RatingJudge:
+class RatingJudge(_Judge):
     """A 1-10 rating of the last assistant turn of a conversation (MT-Bench single-answer grading)."""
-
-    def __init__(self, backend, template: str, batch_size: int = 8, max_prompt_tokens: int = 4096):
-        self.backend = backend
-        self.template_name = template
-        self.template = load_template(template)
-        self.batch_size = batch_size
-        self.max_prompt_tokens = max_prompt_tokens
-        self.truncated = 0
 
     def render(self, turns: list[tuple[str, str]]) -> str:
         conversation = "\n\n".join(f"[User]\n{q}\n\n[Assistant]\n{a}" for q, a in turns)
@@ -94,8 +90,5 @@ class RatingJudge:
 
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
         """The judge's verdict text per prompt: the most likely of the ``[[n]]`` labels."""
-        logps, trunc = self.backend.option_logprobs(
-            prompts, list(RATING_LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
-        )
-        self.truncated += trunc
+        logps = self._score(prompts, RATING_LABELS, desc)
         return [RATING_LABELS[i].strip() for i in logps.argmax(axis=1)]

@@ -5,10 +5,10 @@ every later step loads them exactly as it would load a hub model."""
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
+
+from harness.io import atomic_dir
 
 SPECIALS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
 # Role markers are special tokens; an assistant turn ends with EOS so that generation stops there.
@@ -109,10 +109,7 @@ def run(job: dict, output: str) -> None:
     """Build every model in ``job['models']`` into ``output/<name>``; the directory appears whole or not at all."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(output) as tmp:
         tokenizer = train_tokenizer(corpus_texts(job["tokenizer"]["corpus"]), job["tokenizer"]["vocab_size"])
         for name, spec in sorted(job["models"].items()):
             model = build_model(spec, tokenizer)
@@ -125,9 +122,3 @@ def run(job: dict, output: str) -> None:
             assert AutoTokenizer.from_pretrained(tmp / name).chat_template == CHAT_TEMPLATE
             n = sum(p.numel() for p in model.parameters())
             print(f"built {name}: {spec['kind']}, {n / 1e6:.2f}M parameters, vocab {len(tokenizer)}")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 import time
-from pathlib import Path
 
-from harness.io import RecordError, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, atomic_dir, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.seeding import seed_everything
 
@@ -37,38 +35,15 @@ def load_pairs(path) -> list[dict]:
     return rows
 
 
-def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: str) -> None:
+def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float]):
+    """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
+    training (the reference is the initial policy), and read from the batch by the BCR term."""
     import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOConfig
 
-    from harness.backends.hf import load_tokenizer, torch_dtype
-    from harness.trainer import HarnessDPOTrainer, loss_types
-
-    started = time.time()
-    seed, t, reg = job["seed"], job["training"], job["regularizer"]
-    seed_everything(seed)
-    pairs = Dataset.from_list(load_pairs(pairs_path))
-    tokenizer = load_tokenizer(job["model"])
-    model = AutoModelForCausalLM.from_pretrained(
-        job["model"]["source"],
-        revision=job["model"].get("revision"),
-        dtype=torch_dtype(job["model"].get("dtype")),
-    )
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    steps: list[dict] = []
-
-    class JsonlLog(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                steps.append({"step": state.global_step, "epoch": state.epoch, **logs})
-
-    types, weights = loss_types(reg)
-    args = DPOConfig(
-        output_dir=str(tmp / "trainer"),
+    t, seed = job["training"], job["seed"]
+    return DPOConfig(
+        output_dir=output_dir,
         seed=seed,
         data_seed=seed,
         beta=t["beta"],
@@ -78,13 +53,13 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
         per_device_eval_batch_size=t["per_device_train_batch_size"],
         gradient_accumulation_steps=t["gradient_accumulation_steps"],
         lr_scheduler_type=t["lr_scheduler_type"],
-        warmup_steps=float(t["warmup_ratio"]),
+        warmup_steps=float(t["warmup_ratio"]),  # transformers 5: a float below 1 is a ratio
         max_length=t["max_length"],
         bf16=t["bf16"],
         gradient_checkpointing=t["gradient_checkpointing"],
         logging_steps=t["logging_steps"],
-        loss_type=types,
-        loss_weights=weights,
+        loss_type=loss_type,
+        loss_weights=loss_weights,
         precompute_ref_log_probs=True,
         save_strategy="no",
         eval_strategy="no",
@@ -92,10 +67,36 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
-    try:
+
+
+def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: str) -> None:
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, TrainerCallback
+
+    from harness.backends.hf import load_tokenizer, torch_dtype
+    from harness.trainer import HarnessDPOTrainer, loss_types
+
+    started = time.time()
+    seed, reg = job["seed"], job["regularizer"]
+    seed_everything(seed)
+    pairs = Dataset.from_list(load_pairs(pairs_path))
+    tokenizer = load_tokenizer(job["model"])
+    model = AutoModelForCausalLM.from_pretrained(
+        job["model"]["source"],
+        revision=job["model"].get("revision"),
+        dtype=torch_dtype(job["model"].get("dtype")),
+    )
+    steps: list[dict] = []
+
+    class JsonlLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                steps.append({"step": state.global_step, "epoch": state.epoch, **logs})
+
+    with atomic_dir(output) as tmp:
         trainer = HarnessDPOTrainer(
             model=model,
-            args=args,
+            args=dpo_config(job, str(tmp / "trainer"), *loss_types(reg)),
             train_dataset=pairs,
             eval_dataset=pairs,
             processing_class=tokenizer,
@@ -118,12 +119,6 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
             "regularizer": reg,
             "provenance": provenance(job, seed=seed, started=started),
         }
-        write_json(summary_path, summary)
         log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
         write_jsonl(log_path, steps)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        write_json(summary_path, summary)

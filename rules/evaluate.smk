@@ -17,6 +17,8 @@ rule generate:
         step_version=1,
     resources:
         gpu=1,
+    conda:
+        "../envs/sample.yaml"
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness generate --config {input.config}"
         " --eval-set {input.eval_set} --output {output} > {log} 2>&1"
@@ -38,6 +40,8 @@ rule judge:
         step_version=1,
     resources:
         gpu=1,
+    conda:
+        "../envs/evaluate.yaml"
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
         " --eval-set {input.eval_set} --answers {input.answers} --output {output} > {log} 2>&1"
@@ -54,6 +58,8 @@ rule metrics:
         "logs/metrics/{policy}/{model}/{benchmark}.log",
     params:
         step_version=1,
+    conda:
+        "../envs/evaluate.yaml"
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
         " --judgments {input.judgments} --output {output} > {log} 2>&1"

@@ -18,6 +18,8 @@ rule rank:
         step_version=1,
     resources:
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs}"

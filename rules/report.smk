@@ -12,6 +12,8 @@ rule report:
         "logs/report/main.log",
     params:
         step_version=1,
+    conda:
+        "../envs/report.yaml"
     shell:
         "python -m harness report --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"

@@ -11,6 +11,8 @@ rule build_tiny_models:
         "logs/build_tiny_models/tiny.log",
     params:
         step_version=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m harness build-tiny-models --config {input.config} --output {output} > {log} 2>&1"
 
@@ -27,6 +29,8 @@ rule prepare_data:
         "logs/prepare_data/{dataset_file}.log",
     params:
         step_version=1,
+    conda:
+        "../envs/evaluate.yaml"
     shell:
         "python -m harness prepare-data --config {input.config} --output {output} > {log} 2>&1"
 
@@ -47,6 +51,8 @@ rule sample:
         step_version=1,
     resources:
         gpu=1,
+    conda:
+        "../envs/sample.yaml"
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness sample --config {input.config}"
         " --prompts {input.prompts} --output {output.completions} --meta {output.meta} > {log} 2>&1"

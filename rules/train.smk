@@ -18,6 +18,8 @@ rule train:
         step_version=1,
     resources:
         gpu=1,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m harness train --config {input.config} --pairs {input.pairs}"
         " --output {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"

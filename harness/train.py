@@ -11,8 +11,9 @@ import json
 import logging
 import shutil
 import time
+from pathlib import Path
 
-from harness.io import RecordError, atomic_dir, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.seeding import seed_everything
 
@@ -93,7 +94,13 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
             if logs and "loss" in logs:
                 steps.append({"step": state.global_step, "epoch": state.epoch, **logs})
 
-    with atomic_dir(output) as tmp:
+    # Under `accelerate launch` every rank runs this function: all ranks save into one partial
+    # directory (ZeRO-3 gathers weights collectively); only the main rank writes files and renames.
+    tmp = Path(f"{output}.partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    trainer = None
+    try:
         trainer = HarnessDPOTrainer(
             model=model,
             args=dpo_config(job, str(tmp / "trainer"), *loss_types(reg)),
@@ -119,6 +126,14 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
             "regularizer": reg,
             "provenance": provenance(job, seed=seed, started=started),
         }
-        log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
-        write_jsonl(log_path, steps)
-        write_json(summary_path, summary)
+        trainer.accelerator.wait_for_everyone()
+        if trainer.is_world_process_zero():
+            log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
+            write_jsonl(log_path, steps)
+            write_json(summary_path, summary)
+            if Path(output).exists():
+                shutil.rmtree(output)
+            tmp.rename(output)
+    finally:
+        if tmp.exists() and (trainer is None or trainer.is_world_process_zero()):
+            shutil.rmtree(tmp)

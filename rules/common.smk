@@ -83,6 +83,11 @@ def checkpoint_input(wc):
     return PATHS["checkpoint"].format(policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed)
 
 
+def launcher(gpus):
+    """One process per GPU for training: accelerate launch on several GPUs, plain python on one."""
+    return f"accelerate launch --num_processes {gpus}" if int(gpus) > 1 else "python"
+
+
 def ext_of(benchmark):
     """AlpacaEval files are JSON lists; MT-Bench files are FastChat JSONL."""
     return ".json" if benchmark == "alpaca_eval" else ".jsonl"

@@ -16,10 +16,11 @@ rule train:
         "benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
     params:
         step_version=1,
+        launcher=lambda wc, resources: launcher(resources.gpu),
     resources:
         gpu=1,
     conda:
         "../envs/train.yaml"
     shell:
-        "python -m harness train --config {input.config} --pairs {input.pairs}"
+        "{params.launcher} -m harness train --config {input.config} --pairs {input.pairs}"
         " --output {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"

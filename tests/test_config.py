@@ -1,0 +1,95 @@
+"""Schema tests: the shipped configs validate; typos, unknown kinds and bad names fail, naming the key."""
+
+import copy
+
+import pytest
+import yaml
+
+from harness.config import ConfigError, load_config, validate
+
+from .conftest import ROOT
+
+
+@pytest.fixture(params=["config.yaml", "demo.yaml"])
+def raw(request):
+    return yaml.safe_load((ROOT / "config" / request.param).read_text())
+
+
+def test_shipped_configs_validate(raw):
+    cfg = validate(copy.deepcopy(raw))
+    assert cfg["sampling"]["k"] >= 2
+    assert set(cfg["evaluation"]) == {"alpaca_eval", "mt_bench"}
+
+
+def test_defaults_filled_from_schema():
+    cfg = load_config(ROOT / "config" / "demo.yaml")
+    assert cfg["models"]["tiny-policy"]["build"]["max_position_embeddings"] == 1024  # schema default
+    assert cfg["evaluation"]["mt_bench"]["generation"]["top_p"] == 1.0
+
+
+def test_paper_config_shape():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert cfg["sampling"]["k"] == 5
+    assert {r["kind"] for r in cfg["rankers"].values()} == {"reward_model", "ipr"}
+    assert {r["kind"] for r in cfg["regularizers"].values()} == {"none", "nll", "bcr"}
+    assert len([r for r in cfg["regularizers"].values() if r["kind"] == "bcr"]) >= 3  # a budget sweep
+    for name in cfg["policies"]:
+        assert cfg["models"][name]["revision"], f"{name} has no pinned revision"
+
+
+def _fails(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        validate(raw)
+
+
+def test_misspelled_top_level_key(raw):
+    raw["sedds"] = raw.pop("seeds", [0])
+    _fails(raw, r"'sedds' was unexpected")
+
+
+def test_misspelled_nested_key_names_path(raw):
+    raw["sampling"]["temprature"] = 0.7
+    _fails(raw, r"sampling: .*'temprature' was unexpected")
+
+
+def test_unknown_regularizer_kind(raw):
+    name = next(iter(raw["regularizers"]))
+    raw["regularizers"][name]["kind"] = "kl"
+    _fails(raw, rf"regularizers/{name}/kind: 'kl' is not one of")
+
+
+def test_wrong_type(raw):
+    raw["sampling"]["k"] = "five"
+    _fails(raw, r"sampling/k: 'five' is not of type 'integer'")
+
+
+def test_negative_budget(raw):
+    raw["regularizers"]["x"] = {"kind": "bcr", "delta": -0.5}
+    _fails(raw, r"regularizers/x/delta: -0.5 is less than the minimum of 0")
+
+
+def test_name_with_slash_is_not_a_path_component(raw):
+    raw["regularizers"]["bcr/0.5"] = {"kind": "bcr"}
+    _fails(raw, r"regularizers: .*does not match")
+
+
+def test_ranker_may_not_be_called_base(raw):
+    raw["rankers"]["base"] = {"kind": "reward_model", "model": raw["policies"][0]}
+    _fails(raw, r"rankers")
+
+
+def test_policy_must_be_a_model(raw):
+    raw["policies"] = ["no-such-model"]
+    _fails(raw, r"policies/0: 'no-such-model' is not a key of models")
+
+
+def test_ipr_ranker_needs_a_judge(raw):
+    raw["rankers"]["x"] = {"kind": "ipr"}
+    _fails(raw, r"rankers/x: 'judge' is a required property")
+
+
+def test_invalid_yaml_names_file(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("seeds: [0\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+        load_config(p)

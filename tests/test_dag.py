@@ -1,0 +1,97 @@
+"""DAG tests: dry runs of the demo and paper configs, the SLURM profile, single-cell targets, and
+configs or inputs that must stop the run before any result is written."""
+
+import pytest
+
+from .workflow import copy_workflow, job_counts, snakemake
+
+PAPER_CELL = "results/eval/llama3-8b-instruct/ipr-llama70b/bcr-d0.5/seed0/alpaca_eval/metrics.json"
+
+
+@pytest.fixture(scope="module")
+def wf(tmp_path_factory):
+    return copy_workflow(tmp_path_factory.mktemp("wf"))
+
+
+def test_demo_dry_run(wf):
+    r = snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks
+    assert c == {
+        "job_config": 56,
+        "build_tiny_models": 1,
+        "prepare_data": 3,
+        "sample": 1,
+        "rank": 2,
+        "train": 6,
+        "generate": 14,
+        "judge": 14,
+        "metrics": 14,
+        "report": 1,
+        "all": 1,
+        "total": 113,
+    }
+
+
+def test_paper_dry_run_plans_every_job(wf):
+    r = snakemake(["-n"], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    # 2 policies x 2 rankers x 6 regularizers x 3 seeds = 72 trainings; (72 + 2 base) x 2 benchmarks
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (
+        2,
+        4,
+        72,
+        148,
+        148,
+        148,
+    )
+    assert "build_tiny_models" not in c  # hub models only
+
+
+def test_slurm_profile_dry_run_shows_resources(wf):
+    r = snakemake(["-n", "--profile", "profiles/slurm", PAPER_CELL], wf)
+    assert r.returncode == 0, r.stderr
+    train = r.stdout.split("rule train:")[1].split("rule ")[0]
+    assert "gpu=8" in train and "slurm_partition=<gpu-partition>" in train
+    assert "accelerate launch --num_processes 8 -m harness train" in train
+
+
+def test_single_cell_builds_only_its_upstream(wf):
+    r = snakemake(["-n", PAPER_CELL], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    assert {k: v for k, v in c.items() if k != "job_config"} == {
+        "prepare_data": 2,
+        "sample": 1,
+        "rank": 1,
+        "train": 1,
+        "generate": 1,
+        "judge": 1,
+        "metrics": 1,
+        "total": 16,
+    }
+
+
+def test_misspelled_config_key_fails_before_any_job(tmp_path):
+    wf = copy_workflow(tmp_path)
+    text = (wf / "config/demo.yaml").read_text().replace("max_new_tokens: 24", "max_new_tokenz: 24")
+    (wf / "config/bad.yaml").write_text(text)
+    r = snakemake(["--cores", "1", "--configfile", "config/bad.yaml"], wf)
+    assert r.returncode != 0
+    assert "'max_new_tokenz' was unexpected" in r.stdout + r.stderr
+    assert not (wf / "results").exists()
+
+
+def test_malformed_prompts_fail_naming_file_and_line(tmp_path):
+    wf = copy_workflow(tmp_path)
+    prompts = wf / "data/demo/prompts.jsonl"
+    lines = prompts.read_text().splitlines()
+    lines[2] = lines[2][:-1]  # drop the closing brace of line 3
+    prompts.write_text("\n".join(lines) + "\n")
+    r = snakemake(["results/data/prompts.jsonl", "--cores", "1", "--configfile", "config/demo.yaml"], wf)
+    assert r.returncode != 0
+    assert "data/demo/prompts.jsonl:3: not valid JSON" in r.stdout + r.stderr
+    assert not (wf / "results/data/prompts.jsonl").exists()
+    assert not ((wf / "results/data").exists() and any((wf / "results/data").iterdir()))

@@ -1,0 +1,179 @@
+"""Each step on tiny inputs, and what bad input gets: an error naming file, line and field."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from harness.io import RecordError
+from harness.records import load_prompts
+
+from .conftest import ROOT, model_ref
+
+
+def _write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
+def test_prompts_malformed_line_names_file_and_line(tmp_path):
+    p = _write(tmp_path / "prompts.jsonl", ['{"id": "a", "prompt": "hi"}', '{"id": "b", "prompt": "x"', ""])
+    with pytest.raises(RecordError, match=r"prompts.jsonl:2: not valid JSON"):
+        load_prompts(p)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"id": "b"}', r":2: missing field 'prompt'"),
+        ('{"id": "b", "prompt": 3}', r":2: field 'prompt' should be str, got int"),
+        ('{"id": "b", "prompt": "  "}', r":2: field 'prompt' is empty"),
+        ('{"id": "a", "prompt": "again"}', r":2: field 'id' repeats 'a' from line 1"),
+        ("[1, 2]", r":2: expected a JSON object"),
+    ],
+)
+def test_prompts_bad_records(tmp_path, line, message):
+    p = _write(tmp_path / "prompts.jsonl", ['{"id": "a", "prompt": "hi"}', line])
+    with pytest.raises(RecordError, match=message):
+        load_prompts(p)
+
+
+def test_prepare_data_cli_fails_cleanly_and_writes_nothing(tmp_path):
+    bad = _write(tmp_path / "prompts.jsonl", ['{"id": "a", "prompt": "hi"}', '{"id": "b", "prompt": '])
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"kind": "prompts", "source": {"path": str(bad)}}))
+    out = tmp_path / "out" / "prompts.jsonl"
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "prepare-data", "--config", str(job), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert r.returncode != 0
+    assert f"{bad}:2: not valid JSON" in r.stderr
+    assert not out.exists()
+    assert not (out.parent.exists() and any(out.parent.iterdir()))  # no temp file left either
+
+
+def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
+    from harness import rank, sample
+
+    prompts = _write(
+        tmp_path / "p.jsonl",
+        [json.dumps({"id": f"q{i}", "prompt": f"Explain what a map is {i}."}) for i in range(5)],
+    )
+    policy = model_ref(tiny_models / "policy")
+    s = {
+        "k": 4,
+        "seed": 0,
+        "backend": "transformers",
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 12,
+        "batch_size": 2,
+    }
+    comp, meta = tmp_path / "c.jsonl", tmp_path / "c.meta.json"
+    sample.run({"policy": "policy", "model": policy, "sampling": s}, str(prompts), str(comp), str(meta))
+    rows = [json.loads(line) for line in comp.read_text().splitlines()]
+    assert [len(r["completions"]) for r in rows] == [4] * 5
+    first = comp.read_bytes()
+    sample.run({"policy": "policy", "model": policy, "sampling": s}, str(prompts), str(comp), str(meta))
+    assert comp.read_bytes() == first  # same seed, same bytes
+
+    judge = {
+        "backend": "transformers",
+        "model": policy,
+        "template": "pairwise_v1.txt",
+        "batch_size": 16,
+        "max_prompt_tokens": 256,
+    }
+    job = {"policy": "policy", "ranker": {"name": "ipr", "kind": "ipr", "judge": judge}}
+    pairs, judgments, rmeta = tmp_path / "pairs.jsonl", tmp_path / "j.jsonl", tmp_path / "m.json"
+    rank.run(job, str(comp), str(pairs), str(judgments), str(rmeta))
+    m = json.loads(rmeta.read_text())
+    sizes = [len({c["text"] for c in r["completions"] if c["text"].strip()}) for r in rows]
+    assert m["judge_calls"] == sum(2 * (k - 1) + 2 * (k - 2) for k in sizes if k >= 2)
+    assert m["pairs"] + sum(m["no_pair"].values()) == 5
+    pair = json.loads(pairs.read_text().splitlines()[0])
+    assert set(pair) >= {"prompt", "chosen", "rejected"}
+    assert pair["prompt"][0]["role"] == "user" and pair["chosen"][0]["role"] == "assistant"
+
+
+def test_rank_reward_model(tiny_models, tmp_path):
+    from harness import rank
+
+    comp = _write(
+        tmp_path / "c.jsonl",
+        [
+            json.dumps(
+                {
+                    "id": "q0",
+                    "prompt": "Name a fruit.",
+                    "completions": [
+                        {"text": "A banana.", "n_tokens": 3, "finish_reason": "stop"},
+                        {"text": "", "n_tokens": 0, "finish_reason": "stop"},
+                        {"text": "A banana.", "n_tokens": 3, "finish_reason": "stop"},
+                        {"text": "An apple is a fruit that", "n_tokens": 6, "finish_reason": "length"},
+                    ],
+                }
+            )
+        ],
+    )
+    job = {
+        "policy": "p",
+        "ranker": {
+            "name": "rm",
+            "kind": "reward_model",
+            "batch_size": 4,
+            "model": model_ref(tiny_models / "reward"),
+        },
+    }
+    pairs, meta = tmp_path / "pairs.jsonl", tmp_path / "m.json"
+    rank.run(job, str(comp), str(pairs), str(tmp_path / "j.jsonl"), str(meta))
+    m = json.loads(meta.read_text())
+    assert m["completions_left_out"] == {"empty": 1, "duplicate": 1, "truncated": 1}
+    pair = json.loads(pairs.read_text())
+    assert {pair["chosen_index"], pair["rejected_index"]} == {0, 3}
+
+
+def test_train_rejects_empty_answers(tmp_path):
+    from harness.train import load_pairs
+
+    p = _write(
+        tmp_path / "pairs.jsonl",
+        [
+            json.dumps(
+                {
+                    "prompt": [{"role": "user", "content": "q"}],
+                    "chosen": [{"role": "assistant", "content": " "}],
+                    "rejected": [{"role": "assistant", "content": "b"}],
+                }
+            )
+        ],
+    )
+    with pytest.raises(RecordError, match=r"pairs.jsonl:1: field 'chosen' has an empty answer"):
+        load_pairs(p)
+    with pytest.raises(RecordError, match="no preference pairs"):
+        load_pairs(_write(tmp_path / "empty.jsonl", []))
+
+
+def test_unknown_backend_lists_valid_ones():
+    from harness.backends import get_backend
+
+    with pytest.raises(ValueError, match="valid backends: transformers, vllm"):
+        get_backend("tgi")
+
+
+def test_vllm_backend_names_the_extra():
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        from harness.backends import load_backend
+
+        with pytest.raises(ImportError, match=r"install the gpu extra"):
+            load_backend("vllm", {"source": "x"})
+    else:
+        pytest.skip("vllm is installed here")

@@ -1,0 +1,123 @@
+"""The seam with TRL (pinned 1.16.0): our loss terms against DPOTrainer's own, on a tiny model.
+
+- nll: HarnessDPOTrainer with kind nll equals TRL's ["sigmoid", "sft"] and our dpo_nll formula,
+  computed from an independent forward pass, to 1e-6.
+- bcr: an infinite budget equals TRL's plain sigmoid loss; a zero budget adds exactly the DPOP hinge.
+"""
+
+import pytest
+import torch
+
+from harness.losses import dpo_nll, dpo_sigmoid
+from harness.train import dpo_config
+
+from .conftest import model_ref
+
+PAIRS = [
+    ("Explain why the sky looks blue.", "Light scatters in the air.", "The sky is a colour."),
+    ("Give a simple recipe for tomato soup.", "Cook tomatoes with onion, then blend.", "Soup."),
+    ("What is photosynthesis?", "Plants make sugar from light, water and air.", "A word about plants."),
+    ("How do bees make honey?", "Bees turn nectar into honey in the hive.", "They just do."),
+]
+
+
+def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import DPOTrainer
+
+    from harness.backends.hf import load_tokenizer
+    from harness.trainer import HarnessDPOTrainer
+
+    ref = model_ref(tiny_models / "policy")
+    tok = load_tokenizer(ref)
+    model = AutoModelForCausalLM.from_pretrained(ref["source"])
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": p}],
+                "chosen": [{"role": "assistant", "content": c}],
+                "rejected": [{"role": "assistant", "content": r}],
+            }
+            for p, c, r in PAIRS
+        ]
+    )
+    job = {
+        "seed": 0,
+        "training": {
+            "beta": 0.3,
+            "learning_rate": 1e-3,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1,
+            "lr_scheduler_type": "constant",
+            "warmup_ratio": 0.0,
+            "max_length": 128,
+            "bf16": False,
+            "gradient_checkpointing": False,
+            "logging_steps": 1,
+        },
+    }
+    args = dpo_config(job, str(tmp_path), loss_type, loss_weights)
+    kwargs = dict(model=model, args=args, train_dataset=data, processing_class=tok)
+    if regularizer is None:
+        return DPOTrainer(**kwargs)
+    return HarnessDPOTrainer(regularizer=regularizer, **kwargs)
+
+
+def _loss(trainer):
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        return trainer.compute_loss(trainer.model, batch).item(), batch
+
+
+def _independent_logps(model, batch):
+    """Per-token log-probs of each completion from a plain forward (no TRL code)."""
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, batch["input_ids"][:, 1:, None])[..., 0]
+    mask = batch["completion_mask"][:, 1:].float()
+    return logp * mask, mask
+
+
+def test_nll_equals_trl_sft_and_our_formula(tiny_models, tmp_path):
+    alpha = 0.7
+    trl_loss, batch = _loss(_trainer(tiny_models, tmp_path / "a", ["sigmoid", "sft"], [1.0, alpha]))
+    ours = _trainer(
+        tiny_models, tmp_path / "b", ["sigmoid", "sft"], [1.0, alpha], {"kind": "nll", "alpha": alpha}
+    )
+    our_loss, _ = _loss(ours)
+    assert our_loss == pytest.approx(trl_loss, abs=1e-6)
+
+    tok_logps, mask = _independent_logps(ours.model, batch)
+    seq = tok_logps.sum(1)
+    l_w, l_l = seq.chunk(2)
+    c_tok, _ = tok_logps.chunk(2)
+    c_mask, _ = mask.chunk(2)
+    formula = dpo_nll(
+        l_w, l_l, batch["ref_chosen_logps"], batch["ref_rejected_logps"], 0.3, alpha, c_tok, c_mask
+    )
+    assert formula.item() == pytest.approx(trl_loss, abs=1e-5)
+
+
+def test_bcr_limits_against_trl(tiny_models, tmp_path):
+    trl_loss, batch = _loss(_trainer(tiny_models, tmp_path / "a", ["sigmoid"], [1.0]))
+    inf = {"kind": "bcr", "lambda": 5.0, "delta": 1e9, "normalize": "sum"}
+    loss_inf, _ = _loss(_trainer(tiny_models, tmp_path / "b", ["sigmoid"], [1.0], inf))
+    assert loss_inf == pytest.approx(trl_loss, abs=1e-6)
+
+    # the reference is the initial policy, so before any step l_w == r_w and a zero budget costs
+    # nothing; push the reference up to create a known fall of 2 nats per chosen answer
+    zero = {"kind": "bcr", "lambda": 0.5, "delta": 0.0, "normalize": "sum"}
+    trainer = _trainer(tiny_models, tmp_path / "c", ["sigmoid"], [1.0], zero)
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch["ref_chosen_logps"] = batch["ref_chosen_logps"] + 2.0
+    with torch.no_grad():
+        got = trainer.compute_loss(trainer.model, batch).item()
+    tok_logps, _ = _independent_logps(trainer.model, batch)
+    l_w, l_l = tok_logps.sum(1).chunk(2)
+    r_w, r_l = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
+    expected = dpo_sigmoid(l_w, l_l, r_w, r_l, 0.3) + 0.5 * torch.relu(r_w - l_w).mean()
+    assert got == pytest.approx(expected.item(), abs=1e-5)
+    mode = "train" if trainer.model.training else "eval"
+    assert trainer._metrics[mode]["bcr/over_budget"][-1] == 1.0  # every pair fell beyond the budget

@@ -7,7 +7,7 @@ HEAVY = ("torch", "trl", "vllm", "transformers", "openai", "datasets", "alpaca_e
 
 
 def test_import_loads_no_heavy_library():
-    code = "import sys, harness, harness.cli; print(','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+    code = f"import sys, harness, harness.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
 
@@ -17,7 +17,7 @@ def test_help_loads_no_heavy_library():
         "import sys, runpy\n"
         "sys.argv = ['harness', '--help']\n"
         "try:\n    runpy.run_module('harness', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print('LOADED=' + ','.join(m for m in %r if m in sys.modules))" % (HEAVY,)
+        f"print('LOADED=' + ','.join(m for m in {HEAVY!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "usage: harness" in out.stdout

@@ -39,8 +39,8 @@ def _grads(fn):
 
 
 def test_infinite_budget_is_plain_dpo_in_loss_and_gradient():
-    bcr = _grads(lambda w, l: dpo_bcr(w, l, R_W, R_L, BETA, lam=3.0, delta=1e9))
-    dpo = _grads(lambda w, l: dpo_sigmoid(w, l, R_W, R_L, BETA))
+    bcr = _grads(lambda w, lo: dpo_bcr(w, lo, R_W, R_L, BETA, lam=3.0, delta=1e9))
+    dpo = _grads(lambda w, lo: dpo_sigmoid(w, lo, R_W, R_L, BETA))
     assert dpo_bcr(L_W, L_L, R_W, R_L, BETA, 3.0, 1e9).item() == dpo_sigmoid(L_W, L_L, R_W, R_L, BETA).item()
     for a, b in zip(bcr, dpo, strict=True):
         assert torch.equal(a, b)

@@ -16,6 +16,7 @@ validate(config, "config/schema.yaml")
 
 
 include: "rules/common.smk"
+include: "rules/configs.smk"
 include: "rules/sample.smk"
 include: "rules/rank.smk"
 include: "rules/train.smk"

@@ -16,7 +16,10 @@ def _alt(names):
 
 
 SEED = r"\d+"
-TRAINED = rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
+TRAINED = (
+    rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
+)
+
 
 wildcard_constraints:
     policy=_alt(config["policies"]),
@@ -61,7 +64,10 @@ def eval_set(benchmark):
 def model_keys():
     """``base`` and every trained cell, as used in generations/ and eval/ paths."""
     return ["base"] + [
-        f"{r}/{g}/seed{s}" for r in config["rankers"] for g in config["regularizers"] for s in config["seeds"]
+        f"{r}/{g}/seed{s}"
+        for r in config["rankers"]
+        for g in config["regularizers"]
+        for s in config["seeds"]
     ]
 
 
@@ -80,7 +86,9 @@ def checkpoint_input(wc):
     if wc.model == "base":
         return built_models_input([wc.policy])
     ranker, reg, seed = jobs.parse_model_key(wc.model)
-    return PATHS["checkpoint"].format(policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed)
+    return PATHS["checkpoint"].format(
+        policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed
+    )
 
 
 def launcher(gpus):
@@ -95,21 +103,7 @@ def ext_of(benchmark):
 
 def check_ext(wc):
     if wc.ext != ext_of(wc.benchmark):
-        raise ValueError(f"{wc.benchmark} files end in {ext_of(wc.benchmark)}, not {wc.ext}")
+        raise ValueError(
+            f"{wc.benchmark} files end in {ext_of(wc.benchmark)}, not {wc.ext}"
+        )
     return []
-
-
-# Every job's resolved config; written in-process (cheap), rewritten when its content changes.
-rule job_config:
-    output:
-        "results/configs/{step}/{key}.yaml",
-    params:
-        cfg=lambda wc: jobs.resolve(config, wc.step, wc.key, PATHS),
-    wildcard_constraints:
-        key=r"[A-Za-z0-9._/-]+",
-    localrule: True
-    run:
-        from harness.io import write_text
-        import yaml
-
-        write_text(output[0], yaml.safe_dump(params.cfg, sort_keys=True))

@@ -13,12 +13,12 @@ rule generate:
         "logs/generate/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
         "benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
-    params:
-        step_version=1,
-    resources:
-        gpu=1,
     conda:
         "../envs/sample.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness generate --config {input.config}"
         " --eval-set {input.eval_set} --output {output} > {log} 2>&1"
@@ -29,19 +29,21 @@ rule judge:
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
         eval_set=lambda wc: eval_set(wc.benchmark),
         answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        models=lambda wc: built_models_input(judge_models(config["evaluation"][wc.benchmark]["judge"])),
+        models=lambda wc: built_models_input(
+            judge_models(config["evaluation"][wc.benchmark]["judge"])
+        ),
     output:
         "results/eval/{policy}/{model}/{benchmark}/judgments{ext}",
     log:
         "logs/judge/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
         "benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
-    params:
-        step_version=1,
-    resources:
-        gpu=1,
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
         " --eval-set {input.eval_set} --answers {input.answers} --output {output} > {log} 2>&1"
@@ -56,10 +58,10 @@ rule metrics:
         "results/eval/{policy}/{model}/{benchmark}/metrics.json",
     log:
         "logs/metrics/{policy}/{model}/{benchmark}.log",
-    params:
-        step_version=1,
     conda:
         "../envs/evaluate.yaml"
+    params:
+        step_version=1,
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
         " --judgments {input.judgments} --output {output} > {log} 2>&1"

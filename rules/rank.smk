@@ -14,12 +14,12 @@ rule rank:
         "logs/rank/{policy}/{ranker}.log",
     benchmark:
         "benchmarks/rank/{policy}/{ranker}.tsv"
-    params:
-        step_version=1,
-    resources:
-        gpu=1,
     conda:
         "../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs}"

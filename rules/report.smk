@@ -10,10 +10,10 @@ rule report:
         md="results/tables/main.md",
     log:
         "logs/report/main.log",
-    params:
-        step_version=1,
     conda:
         "../envs/report.yaml"
+    params:
+        step_version=1,
     shell:
         "python -m harness report --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"

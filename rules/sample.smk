@@ -9,10 +9,10 @@ rule build_tiny_models:
         directory("results/models/tiny"),
     log:
         "logs/build_tiny_models/tiny.log",
-    params:
-        step_version=1,
     conda:
         "../envs/train.yaml"
+    params:
+        step_version=1,
     shell:
         "python -m harness build-tiny-models --config {input.config} --output {output} > {log} 2>&1"
 
@@ -27,10 +27,10 @@ rule prepare_data:
         "results/data/{dataset_file}",
     log:
         "logs/prepare_data/{dataset_file}.log",
-    params:
-        step_version=1,
     conda:
         "../envs/evaluate.yaml"
+    params:
+        step_version=1,
     shell:
         "python -m harness prepare-data --config {input.config} --output {output} > {log} 2>&1"
 
@@ -47,12 +47,12 @@ rule sample:
         "logs/sample/{policy}.log",
     benchmark:
         "benchmarks/sample/{policy}.tsv"
-    params:
-        step_version=1,
-    resources:
-        gpu=1,
     conda:
         "../envs/sample.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness sample --config {input.config}"
         " --prompts {input.prompts} --output {output.completions} --meta {output.meta} > {log} 2>&1"

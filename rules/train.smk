@@ -7,20 +7,22 @@ rule train:
         pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
         models=lambda wc: built_models_input([wc.policy]),
     output:
-        model=directory("results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"),
+        model=directory(
+            "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"
+        ),
         log="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl",
         summary="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json",
     log:
         "logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log",
     benchmark:
         "benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1,
     params:
         step_version=1,
         launcher=lambda wc, resources: launcher(resources.gpu),
-    resources:
-        gpu=1,
-    conda:
-        "../envs/train.yaml"
     shell:
         "{params.launcher} -m harness train --config {input.config} --pairs {input.pairs}"
         " --output {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")
     subs["rank"].add_argument("--judgments", required=True, help="every score or comparison (JSONL)")
     subs["rank"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
+    for name in ("rank", "judge"):
+        subs[name].add_argument("--cache", help="judge-call cache (JSONL, kept across reruns)")
     subs["train"].add_argument("--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)")
     subs["train"].add_argument("--log", required=True, help="per-step training log (JSONL)")
     subs["train"].add_argument(
@@ -102,7 +104,7 @@ def _dispatch(args, job) -> None:
     elif step == "rank":
         from harness import rank
 
-        rank.run(job, args.completions, args.output, args.judgments, args.meta)
+        rank.run(job, args.completions, args.output, args.judgments, args.meta, args.cache)
     elif step == "train":
         from harness import train
 
@@ -115,7 +117,7 @@ def _dispatch(args, job) -> None:
         from harness import evaluate
 
         fn = evaluate.judge_alpaca_eval if job["benchmark"] == "alpaca_eval" else evaluate.judge_mt_bench
-        fn(job, args.eval_set, args.answers, args.output)
+        fn(job, args.eval_set, args.answers, args.output, args.cache)
     elif step == "metrics":
         from harness import evaluate
 

@@ -32,7 +32,21 @@ def _judge_backend(jcfg):
     return load_backend(jcfg["backend"], jcfg["model"])
 
 
-def judge_alpaca_eval(job: dict, reference_path: str, outputs_path: str, output: str) -> None:
+def _make_judge(cls, job, cache):
+    from harness.rank import judge_identity
+
+    jcfg = job["judge"]
+    return cls(
+        _judge_backend(jcfg),
+        jcfg["template"],
+        jcfg["batch_size"],
+        jcfg["max_prompt_tokens"],
+        cache_path=cache,
+        identity=judge_identity(jcfg),
+    )
+
+
+def judge_alpaca_eval(job: dict, reference_path: str, outputs_path: str, output: str, cache=None) -> None:
     from harness.judge import PairwiseJudge
 
     refs = load_alpaca_instructions(reference_path)
@@ -47,9 +61,7 @@ def judge_alpaca_eval(job: dict, reference_path: str, outputs_path: str, output:
             f"{(missing or sorted(extra))[0]!r})"
         )
     jcfg = job["judge"]
-    judge = PairwiseJudge(
-        _judge_backend(jcfg), jcfg["template"], jcfg["batch_size"], jcfg["max_prompt_tokens"]
-    )
+    judge = _make_judge(PairwiseJudge, job, cache)
     swaps = [subseed("alpaca_eval_order", r["instruction"], 0) & 1 == 1 for r in refs]
     triples = []
     for r, swap in zip(refs, swaps, strict=True):
@@ -140,7 +152,7 @@ def metrics_alpaca_eval(job: dict, annotations_path: str, output: str) -> None:
     )
 
 
-def judge_mt_bench(job: dict, questions_path: str, answers_path: str, output: str) -> None:
+def judge_mt_bench(job: dict, questions_path: str, answers_path: str, output: str, cache=None) -> None:
     from harness.judge import RatingJudge, parse_rating
 
     questions = {q.question_id: q for q in load_mt_questions(questions_path)}
@@ -151,7 +163,7 @@ def judge_mt_bench(job: dict, questions_path: str, answers_path: str, output: st
             f"{len(questions)} questions and {len(set(answers) - set(questions))} unknown ones"
         )
     jcfg = job["judge"]
-    judge = RatingJudge(_judge_backend(jcfg), jcfg["template"], jcfg["batch_size"], jcfg["max_prompt_tokens"])
+    judge = _make_judge(RatingJudge, job, cache)
     items, prompts = [], []
     for qid in sorted(questions):
         turns = answers[qid]["choices"][0]["turns"]

@@ -7,6 +7,10 @@ one batch):
 2. Worst: loser-stays pass over the K-1 others, in index order. K-2 comparisons.
 Each comparison is judged in both orders (i shown as A, then as B): 2 judge calls.
 
+Two full-ranking procedures serve other pair strategies and the ranker study:
+- ``winner_stays_full``: repeated winner-stays passes, taking each winner out: K(K-1)/2 comparisons.
+- ``insertion``: binary insertion of each item into the ranked list: O(K log K) comparisons.
+
 Tie rule (written once, here): each order gives P(i better than j). An order votes for i above 0.5,
 for j below it, and for neither at exactly 0.5. The orders agree -> that verdict. Otherwise the
 comparison is a tie (inconsistent, i.e. a position flip, or undecided). A tie is broken by the mean of
@@ -59,8 +63,8 @@ def decide(req: Request, p_i_as_a: float, p_i_as_b: float) -> Verdict:
     if mean != 0.5:
         i_wins = mean > 0.5
         how = "mean_prob"
-    else:  # the incumbent keeps its place: winner in the best pass, loser in the worst pass
-        i_wins = req.stage == "best"
+    else:  # the incumbent keeps its place: loser in the worst pass, winner everywhere else
+        i_wins = req.stage != "worst"
         how = "incumbent"
     return Verdict(req.i, req.j, req.stage, p_i_as_a, p_i_as_b, req.i if i_wins else req.j, True, how)
 
@@ -79,21 +83,62 @@ def best_and_worst(k: int) -> Generator[Request, Verdict, tuple[int, int]]:
     return best, worst
 
 
-def run_batched(sizes: list[int], judge: Callable[[list[tuple[int, Request]]], list[tuple[float, float]]]):
+def winner_stays_full(k: int) -> Generator[Request, Verdict, list[int]]:
+    """Full ranking, best first, by repeated winner-stays passes over the items not yet placed."""
+    remaining, order = list(range(k)), []
+    while len(remaining) > 1:
+        best = remaining[0]
+        for j in remaining[1:]:
+            best = (yield Request(best, j, "rank")).winner
+        order.append(best)
+        remaining.remove(best)
+    return order + remaining
+
+
+def insertion(k: int) -> Generator[Request, Verdict, list[int]]:
+    """Full ranking, best first, by binary insertion; the placed item is the incumbent."""
+    ranked = [0]
+    for x in range(1, k):
+        lo, hi = 0, len(ranked)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if (yield Request(ranked[mid], x, "insert")).winner == x:
+                hi = mid
+            else:
+                lo = mid + 1
+        ranked.insert(lo, x)
+    return ranked
+
+
+def best_worst_order(k: int) -> Generator[Request, Verdict, list[int]]:
+    """``best_and_worst`` as an order: [best, the others in index order, worst]."""
+    best, worst = yield from best_and_worst(k)
+    return [best] + [i for i in range(k) if i not in (best, worst)] + [worst]
+
+
+PROCEDURES = {"best_worst": best_worst_order, "winner_stays_full": winner_stays_full, "insertion": insertion}
+
+
+def run_batched(
+    sizes: list[int],
+    judge: Callable[[list[tuple[int, Request]]], list[tuple[float, float]]],
+    procedure: Callable = best_and_worst,
+):
     """Run IPR for many prompts at once: each round sends one request per unfinished prompt to ``judge``.
 
     Args:
         sizes: number of candidates per prompt (prompts with fewer than 2 are skipped: result None).
         judge: maps [(prompt_index, request)] to [(P(i better | i first), P(i better | i second))].
+        procedure: a generator function of K (``best_and_worst`` or one of ``PROCEDURES``).
     Returns:
-        results: per prompt (best, worst) or None; verdicts: per prompt the list of Verdicts;
+        results: per prompt the procedure's result (e.g. (best, worst) or an order) or None; verdicts: per prompt the list of Verdicts;
         rounds: how many batched judge calls were made.
     """
     gens, pending, results = {}, {}, [None] * len(sizes)
     verdicts: list[list[Verdict]] = [[] for _ in sizes]
     for p, k in enumerate(sizes):
         if k >= 2:
-            gens[p] = best_and_worst(k)
+            gens[p] = procedure(k)
             pending[p] = next(gens[p])
     rounds = 0
     while pending:

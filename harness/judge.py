@@ -51,37 +51,87 @@ def softmax_first(logps: np.ndarray) -> np.ndarray:
 
 
 class _Judge:
-    def __init__(self, backend, template: str, batch_size: int = 8, max_prompt_tokens: int = 4096):
+    """Shared plumbing: template, batching, call counting and the optional call cache.
+
+    Args:
+        identity: what makes a verdict reproducible (model source and revision, backend); with
+            ``cache_path`` it keys a :class:`harness.cache.JudgeCache`, so repeated prompts cost nothing.
+    """
+
+    LABELS: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        backend,
+        template: str,
+        batch_size: int = 8,
+        max_prompt_tokens: int = 4096,
+        cache_path: str | None = None,
+        identity: dict | None = None,
+    ):
         self.backend = backend
         self.template_name = template
         self.template = load_template(template)
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
-        self.calls = 0  # judge prompts scored
+        self.calls = 0  # judge prompts sent to the backend (cache misses)
         self.truncated = 0  # judge prompts cut from the left to fit max_prompt_tokens
+        self.cache = None
+        if cache_path is not None:
+            from harness.cache import JudgeCache
 
-    def _score(self, prompts: list[str], labels: tuple[str, ...], desc: str) -> np.ndarray:
-        logps, truncated = self.backend.option_logprobs(
-            prompts, list(labels), self.batch_size, self.max_prompt_tokens, desc=desc
-        )
-        self.calls += len(prompts)
-        self.truncated += truncated
-        return logps
+            ident = dict(
+                identity or {},
+                template=template,
+                labels=list(self.LABELS),
+                max_prompt_tokens=max_prompt_tokens,
+            )
+            self.cache = JudgeCache(cache_path, ident)
+
+    def _score(self, prompts: list[str], desc: str) -> np.ndarray:
+        cached = self.cache.lookup(prompts) if self.cache else [None] * len(prompts)
+        todo = [i for i, v in enumerate(cached) if v is None]
+        if todo:
+            fresh, truncated = self.backend.option_logprobs(
+                [prompts[i] for i in todo],
+                list(self.LABELS),
+                self.batch_size,
+                self.max_prompt_tokens,
+                desc=desc,
+            )
+            self.calls += len(todo)
+            self.truncated += truncated
+            if self.cache:
+                self.cache.store([prompts[i] for i in todo], fresh.tolist())
+            for n, i in enumerate(todo):
+                cached[i] = fresh[n].tolist()
+        return np.asarray(cached, dtype=np.float64).reshape(len(prompts), len(self.LABELS))
+
+    def stats(self) -> dict:
+        return {
+            "judge_calls": self.calls,
+            "judge_cache_hits": self.cache.hits if self.cache else 0,
+            "judge_prompts_truncated": self.truncated,
+        }
 
 
 class PairwiseJudge(_Judge):
     """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
+
+    LABELS = PAIR_LABELS
 
     def render(self, instruction: str, answer_a: str, answer_b: str) -> str:
         body = self.template.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
         return self.backend.chat_prompt([{"role": "user", "content": body}])
 
     def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
-        return softmax_first(self._score([self.render(*t) for t in triples], PAIR_LABELS, desc))
+        return softmax_first(self._score([self.render(*t) for t in triples], desc))
 
 
 class RatingJudge(_Judge):
     """A 1-10 rating of the last assistant turn of a conversation (MT-Bench single-answer grading)."""
+
+    LABELS = RATING_LABELS
 
     def render(self, turns: list[tuple[str, str]]) -> str:
         conversation = "\n\n".join(f"[User]\n{q}\n\n[Assistant]\n{a}" for q, a in turns)
@@ -90,5 +140,5 @@ class RatingJudge(_Judge):
 
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
         """The judge's verdict text per prompt: the most likely of the ``[[n]]`` labels."""
-        logps = self._score(prompts, RATING_LABELS, desc)
+        logps = self._score(prompts, desc)
         return [RATING_LABELS[i].strip() for i in logps.argmax(axis=1)]

@@ -73,7 +73,7 @@ def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_s
     return scores
 
 
-def _rank_reward_model(job, groups):
+def _rank_reward_model(job, groups, cache=None):
     convs, owners = [], []
     for g, (pc, keep) in enumerate(groups):
         for i in keep:
@@ -102,7 +102,15 @@ def _rank_reward_model(job, groups):
     return choices, records, {"reward_model_calls": len(convs)}
 
 
-def _rank_ipr(job, groups):
+def judge_identity(jcfg: dict) -> dict:
+    """What a cached verdict depends on besides the prompt, template and labels."""
+    model = jcfg["model"]
+    if isinstance(model, dict):
+        model = {"source": model["source"], "revision": model.get("revision")}
+    return {"backend": jcfg["backend"], "model": model}
+
+
+def _rank_ipr(job, groups, cache=None):
     from harness.backends import load_backend
     from harness.judge import PairwiseJudge
 
@@ -112,6 +120,8 @@ def _rank_ipr(job, groups):
         jcfg["template"],
         jcfg["batch_size"],
         jcfg["max_prompt_tokens"],
+        cache_path=cache,
+        identity=judge_identity(jcfg),
     )
 
     def judge_round(batch):
@@ -133,12 +143,12 @@ def _rank_ipr(job, groups):
         choices.append(None if res is None else (keep[res[0]], keep[res[1]]))
     flat = [v for vs in verdicts for v in vs]
     stats = {
-        "judge_calls": judge.calls,
+        **judge.stats(),
+        "judge_prompts": 2 * len(flat),
         "judge_rounds": rounds,
         "comparisons": len(flat),
         "ties": sum(v.tie for v in flat),
         "position_flips": sum((v.p_i_as_a > 0.5) != (v.p_i_as_b > 0.5) for v in flat),
-        "judge_prompts_truncated": judge.truncated,
     }
     return choices, records, stats
 
@@ -146,8 +156,13 @@ def _rank_ipr(job, groups):
 RANKERS = {"reward_model": _rank_reward_model, "ipr": _rank_ipr}
 
 
-def run(job: dict, completions_path: str, output: str, judgments: str, meta: str) -> None:
-    """Rank the completions in ``completions_path``; write pairs, per-prompt judgments and meta."""
+def run(
+    job: dict, completions_path: str, output: str, judgments: str, meta: str, cache: str | None = None
+) -> None:
+    """Rank the completions in ``completions_path``; write pairs, per-prompt judgments and meta.
+
+    ``cache``: a judge-call cache file (IPR); a rerun after a crash pays only the calls not yet made.
+    """
     started = time.time()
     data = load_completions(completions_path)
     groups, counts = [], {"empty": 0, "duplicate": 0, "truncated": 0}
@@ -157,7 +172,7 @@ def run(job: dict, completions_path: str, output: str, judgments: str, meta: str
         for key in counts:
             counts[key] += c[key]
     kind = job["ranker"]["kind"]
-    choices, records, stats = RANKERS[kind](job, groups)
+    choices, records, stats = RANKERS[kind](job, groups, cache)
     pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0}
     for (pc, keep), choice in zip(groups, choices, strict=True):
         if choice is None:

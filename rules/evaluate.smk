@@ -46,7 +46,9 @@ rule judge:
         step_version=1,
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
-        " --eval-set {input.eval_set} --answers {input.answers} --output {output} > {log} 2>&1"
+        " --eval-set {input.eval_set} --answers {input.answers} --output {output}"
+        " --cache results/cache/judge/{wildcards.policy}/{wildcards.model}/{wildcards.benchmark}.jsonl"
+        " > {log} 2>&1"
 
 
 rule metrics:

@@ -23,4 +23,5 @@ rule rank:
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs}"
-        " --judgments {output.judgments} --meta {output.meta} > {log} 2>&1"
+        " --judgments {output.judgments} --meta {output.meta}"
+        " --cache results/cache/rank/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"

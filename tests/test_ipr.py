@@ -1,6 +1,7 @@
 """IPR bookkeeping with a scripted comparator: results, call counts and the tie rule."""
 
 import itertools
+import math
 import random
 
 import pytest
@@ -89,3 +90,33 @@ def test_flip_between_true_best_and_another_is_recorded():
 def test_needs_two_items():
     with pytest.raises(ValueError, match="at least 2"):
         next(ipr.best_and_worst(1))
+
+
+@pytest.mark.parametrize("name", sorted(ipr.PROCEDURES))
+@pytest.mark.parametrize("k", [2, 3, 5, 7])
+def test_full_rankings_are_true_orders(name, k):
+    rng = random.Random(100 + k)
+    quality = [rng.sample(range(50), k) for _ in range(6)]
+    judge, calls = scripted(quality)
+    results, verdicts, _ = ipr.run_batched([k] * 6, judge, ipr.PROCEDURES[name])
+    for q, order in zip(quality, results, strict=True):
+        assert sorted(order) == list(range(k))
+        if name == "best_worst":
+            assert (order[0], order[-1]) == (q.index(max(q)), q.index(min(q)))
+        else:
+            assert [q[i] for i in order] == sorted(q, reverse=True)
+    per_prompt = {len(v) for v in verdicts}
+    if name == "winner_stays_full":
+        assert per_prompt == {k * (k - 1) // 2}
+    elif name == "insertion":
+        assert max(per_prompt) <= sum(math.ceil(math.log2(n + 1)) for n in range(1, k))
+    else:
+        assert per_prompt == {2 * k - 3}
+
+
+def test_insertion_tie_keeps_placed_item_ahead():
+    def always_tie(batch):
+        return [(0.5, 0.5)] * len(batch)
+
+    (order,), _, _ = ipr.run_batched([4], always_tie, ipr.insertion)
+    assert order == [0, 1, 2, 3]

@@ -27,7 +27,8 @@ def model_ref(cfg: dict, name: str, paths: dict) -> dict:
         "source": source,
         "revision": m.get("revision"),
         "dtype": m.get("dtype", "auto"),
-        "trust_remote_code": m.get("trust_remote_code", False),
+        # remote code runs only for ids the config lists as reviewed
+        "trust_remote_code": source in cfg.get("trusted_remote_code", []),
     }
 
 
@@ -72,7 +73,7 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         else:
             r["judge"] = _judge(cfg, r["judge"], paths)
             r.pop("model", None)
-        return {"step": step, "policy": policy, "ranker": r}
+        return {"step": step, "policy": policy, "ranker": r, "seed": cfg["sampling"]["seed"]}
     if step == "train":
         policy, ranker, reg, seed = key.split("/")
         seed = int(seed.removeprefix("seed"))

@@ -3,18 +3,23 @@
 Candidate policy (counted in the meta file, never silent): empty completions are not ranked; of
 identical completions only the first is ranked; length-truncated completions are ranked like any
 other (they are what the policy produces) and counted. A prompt with fewer than two candidates left,
-or whose best and worst are tied under a reward model, yields no pair.
+or whose chosen and rejected tie under a reward model, yields no pair.
+
+Each ranker gives a best-first order of the candidates (a reward model by score; IPR by its
+procedure); the pair strategy (``choose_pair``) then picks chosen and rejected from that order.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import time
 
 from harness import ipr
 from harness.io import write_json, write_jsonl
 from harness.provenance import provenance
 from harness.records import load_completions, pair_record
+from harness.seeding import subseed
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +46,13 @@ def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_s
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification
 
-    from harness.backends.hf import load_tokenizer, torch_dtype
+    from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     tok = load_tokenizer(model_ref)
     tok.padding_side = "right"
-    model = (
-        AutoModelForSequenceClassification.from_pretrained(
-            model_ref["source"],
-            revision=model_ref.get("revision"),
-            dtype=torch_dtype(model_ref.get("dtype")),
-            trust_remote_code=model_ref.get("trust_remote_code", False),
-        )
-        .to(device)
-        .eval()
-    )
+    dtype = torch_dtype(model_ref.get("dtype"))
+    model = load_pretrained(AutoModelForSequenceClassification, model_ref, dtype=dtype).to(device).eval()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
@@ -88,18 +85,13 @@ def _rank_reward_model(job, groups, cache=None):
     per_group = [dict() for _ in groups]
     for (g, i), s in zip(owners, flat, strict=True):
         per_group[g][i] = s
-    choices, records = [], []
-    for (pc, _keep), scores in zip(groups, per_group, strict=True):
+    orders, records = [], []
+    for pc, scores in zip((pc for pc, _ in groups), per_group, strict=True):
         records.append(
             {"prompt_id": pc.id, "kind": "score", "scores": {str(k): v for k, v in scores.items()}}
         )
-        if len(scores) < 2:
-            choices.append(None)
-            continue
-        best = max(scores, key=lambda i: (scores[i], -i))
-        worst = min(scores, key=lambda i: (scores[i], i))
-        choices.append(None if scores[best] == scores[worst] else (best, worst))
-    return choices, records, {"reward_model_calls": len(convs)}
+        orders.append(sorted(scores, key=lambda i: (-scores[i], i)) if len(scores) >= 2 else None)
+    return orders, per_group, records, {"reward_model_calls": len(convs)}
 
 
 def judge_identity(jcfg: dict) -> dict:
@@ -133,14 +125,15 @@ def _rank_ipr(job, groups, cache=None):
         p = judge.prob_a(triples, desc=f"ipr round ({len(batch)} comparisons)")
         return [(p[2 * n], 1.0 - p[2 * n + 1]) for n in range(len(batch))]
 
-    results, verdicts, rounds = ipr.run_batched([len(keep) for _, keep in groups], judge_round)
-    choices, records = [], []
+    procedure = ipr.PROCEDURES[job["ranker"]["procedure"]]
+    results, verdicts, rounds = ipr.run_batched([len(keep) for _, keep in groups], judge_round, procedure)
+    orders, records = [], []
     for (pc, keep), res, vs in zip(groups, results, verdicts, strict=True):
         for v in vs:  # indices in the record are positions among all K completions
             rec = v.to_dict()
             rec.update(prompt_id=pc.id, kind="pairwise", i=keep[v.i], j=keep[v.j], winner=keep[v.winner])
             records.append(rec)
-        choices.append(None if res is None else (keep[res[0]], keep[res[1]]))
+        orders.append(None if res is None else [keep[i] for i in res])
     flat = [v for vs in verdicts for v in vs]
     stats = {
         **judge.stats(),
@@ -150,10 +143,33 @@ def _rank_ipr(job, groups, cache=None):
         "ties": sum(v.tie for v in flat),
         "position_flips": sum((v.p_i_as_a > 0.5) != (v.p_i_as_b > 0.5) for v in flat),
     }
-    return choices, records, stats
+    return orders, [None] * len(groups), records, stats
 
 
 RANKERS = {"reward_model": _rank_reward_model, "ipr": _rank_ipr}
+
+
+def choose_pair(order, scores, pairs: dict, prompt_id: str, seed: int):
+    """(chosen, rejected) from a best-first ``order``, or None and the reason (counted in meta).
+
+    best_worst: first vs last. best_random: first vs a random other, drawn from (prompt id, seed).
+    With reward-model ``scores``, equal scores make no pair ("tied"), and a margin below
+    ``min_margin`` makes none ("below_margin").
+    """
+    if order is None or len(order) < 2:
+        return None, "too_few_candidates"
+    best = order[0]
+    if pairs["strategy"] == "best_worst":
+        rejected = order[-1]
+    else:
+        rejected = random.Random(subseed("pair", prompt_id, seed)).choice(order[1:])
+    if scores is not None:
+        margin = scores[best] - scores[rejected]
+        if margin <= 0:
+            return None, "tied"
+        if pairs.get("min_margin") is not None and margin < pairs["min_margin"]:
+            return None, "below_margin"
+    return (best, rejected), None
 
 
 def run(
@@ -172,11 +188,12 @@ def run(
         for key in counts:
             counts[key] += c[key]
     kind = job["ranker"]["kind"]
-    choices, records, stats = RANKERS[kind](job, groups, cache)
-    pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0}
-    for (pc, keep), choice in zip(groups, choices, strict=True):
+    orders, scores, records, stats = RANKERS[kind](job, groups, cache)
+    pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0, "below_margin": 0}
+    for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True):
+        choice, reason = choose_pair(order, sc, job["ranker"]["pairs"], pc.id, job["seed"])
         if choice is None:
-            no_pair["too_few_candidates" if len(keep) < 2 else "tied"] += 1
+            no_pair[reason] += 1
             continue
         best, worst = choice
         pairs.append(

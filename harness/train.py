@@ -74,7 +74,7 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
 
-    from harness.backends.hf import load_tokenizer, torch_dtype
+    from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
     from harness.trainer import HarnessDPOTrainer, loss_types
 
     started = time.time()
@@ -82,11 +82,7 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
     seed_everything(seed)
     pairs = Dataset.from_list(load_pairs(pairs_path))
     tokenizer = load_tokenizer(job["model"])
-    model = AutoModelForCausalLM.from_pretrained(
-        job["model"]["source"],
-        revision=job["model"].get("revision"),
-        dtype=torch_dtype(job["model"].get("dtype")),
-    )
+    model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=torch_dtype(job["model"].get("dtype")))
     steps: list[dict] = []
 
     class JsonlLog(TrainerCallback):

@@ -42,7 +42,17 @@ def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, mo
         "batch_size": 64,
         "max_prompt_tokens": 256,
     }
-    job = {"policy": "p", "ranker": {"name": "ipr", "kind": "ipr", "judge": judge}}
+    job = {
+        "policy": "p",
+        "seed": 0,
+        "ranker": {
+            "name": "ipr",
+            "kind": "ipr",
+            "judge": judge,
+            "procedure": "best_worst",
+            "pairs": {"strategy": "best_worst"},
+        },
+    }
     out = {k: str(tmp_path / f"{k}.json") for k in ("pairs", "judgments", "meta")}
     cache = str(tmp_path / "cache.jsonl")
 

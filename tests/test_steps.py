@@ -89,7 +89,17 @@ def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
         "batch_size": 16,
         "max_prompt_tokens": 256,
     }
-    job = {"policy": "policy", "ranker": {"name": "ipr", "kind": "ipr", "judge": judge}}
+    job = {
+        "policy": "policy",
+        "seed": 0,
+        "ranker": {
+            "name": "ipr",
+            "kind": "ipr",
+            "judge": judge,
+            "procedure": "best_worst",
+            "pairs": {"strategy": "best_worst"},
+        },
+    }
     pairs, judgments, rmeta = tmp_path / "pairs.jsonl", tmp_path / "j.jsonl", tmp_path / "m.json"
     rank.run(job, str(comp), str(pairs), str(judgments), str(rmeta))
     m = json.loads(rmeta.read_text())
@@ -123,11 +133,13 @@ def test_rank_reward_model(tiny_models, tmp_path):
     )
     job = {
         "policy": "p",
+        "seed": 0,
         "ranker": {
             "name": "rm",
             "kind": "reward_model",
             "batch_size": 4,
             "model": model_ref(tiny_models / "reward"),
+            "pairs": {"strategy": "best_worst", "min_margin": None},
         },
     }
     pairs, meta = tmp_path / "pairs.jsonl", tmp_path / "m.json"
@@ -177,3 +189,53 @@ def test_vllm_backend_names_the_extra():
             load_backend("vllm", {"source": "x"})
     else:
         pytest.skip("vllm is installed here")
+
+
+def test_choose_pair_strategies():
+    from harness.rank import choose_pair
+
+    order = [2, 0, 3, 1]
+    assert choose_pair(order, None, {"strategy": "best_worst"}, "q", 0) == ((2, 1), None)
+    picks = {choose_pair(order, None, {"strategy": "best_random"}, f"q{i}", 0)[0][1] for i in range(40)}
+    assert picks == {0, 3, 1}  # any other completion, never the best
+    again = choose_pair(order, None, {"strategy": "best_random"}, "q7", 0)
+    assert again == choose_pair(order, None, {"strategy": "best_random"}, "q7", 0)  # seeded by prompt id
+    scores = {2: 1.0, 0: 0.9, 3: 0.5, 1: 0.95}
+    assert choose_pair(order, scores, {"strategy": "best_worst", "min_margin": 0.6}, "q", 0) == (
+        None,
+        "below_margin",
+    )
+    assert choose_pair(order, {2: 1.0, 0: 1.0, 3: 1.0, 1: 1.0}, {"strategy": "best_worst"}, "q", 0) == (
+        None,
+        "tied",
+    )
+    assert choose_pair([4], None, {"strategy": "best_worst"}, "q", 0) == (None, "too_few_candidates")
+
+
+def test_remote_code_needs_the_trusted_list(tiny_models, tmp_path):
+    import shutil
+
+    from transformers import AutoModelForSequenceClassification
+
+    from harness.backends.hf import load_pretrained
+
+    custom = tmp_path / "custom-rm"
+    shutil.copytree(tiny_models / "reward", custom)
+    cfg = json.loads((custom / "config.json").read_text())
+    cfg["auto_map"] = {"AutoModelForSequenceClassification": "modeling_custom.CustomRM"}
+    (custom / "config.json").write_text(json.dumps(cfg))
+    (custom / "modeling_custom.py").write_text("raise RuntimeError('remote code ran')\n")
+    with pytest.raises(
+        ValueError, match=r"custom-rm needs to run its own code (.|\n)* `trusted_remote_code`"
+    ):
+        load_pretrained(AutoModelForSequenceClassification, model_ref(custom))
+
+
+def test_trusted_list_sets_trust_remote_code():
+    from harness import jobs
+    from harness.config import load_config
+
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    paths = {"built_model": "x/{name}", "checkpoint": "y"}
+    assert jobs.model_ref(cfg, "armorm", paths)["trust_remote_code"] is True
+    assert jobs.model_ref(cfg, "llama3-8b-instruct", paths)["trust_remote_code"] is False

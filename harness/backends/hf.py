@@ -5,10 +5,35 @@ from __future__ import annotations
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
 from harness.records import Completion
 from harness.seeding import subseed
+
+
+def load_pretrained(auto_cls, model: dict, **kwargs):
+    """``auto_cls.from_pretrained`` for a model reference, refusing remote code that is not trusted.
+
+    A model whose config maps ``auto_cls`` to its own code (ArmoRM's reward head, say) would otherwise
+    load silently as the library's stock class with a randomly initialised head.
+    """
+    trusted = model.get("trust_remote_code", False)
+    if not trusted:
+        try:
+            config = AutoConfig.from_pretrained(model["source"], revision=model.get("revision"))
+            needs_code = auto_cls.__name__ in (getattr(config, "auto_map", None) or {})
+        except ValueError as e:
+            needs_code = "trust_remote_code" in str(e)
+            if not needs_code:
+                raise
+        if needs_code:
+            raise ValueError(
+                f"{model['source']} needs to run its own code to load as {auto_cls.__name__}; review that code "
+                f"at revision {model.get('revision')} and add the id to `trusted_remote_code` in the config"
+            )
+    return auto_cls.from_pretrained(
+        model["source"], revision=model.get("revision"), trust_remote_code=trusted, **kwargs
+    )
 
 
 def load_tokenizer(model: dict):
@@ -33,12 +58,7 @@ class TransformersBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_tokenizer(model)
         self.model = (
-            AutoModelForCausalLM.from_pretrained(
-                model["source"],
-                revision=model.get("revision"),
-                dtype=torch_dtype(model.get("dtype")),
-                trust_remote_code=model.get("trust_remote_code", False),
-            )
+            load_pretrained(AutoModelForCausalLM, model, dtype=torch_dtype(model.get("dtype")))
             .to(self.device)
             .eval()
         )

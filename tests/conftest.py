@@ -58,6 +58,25 @@ def model_ref(path: Path) -> dict:
     }
 
 
+def ipr_job(judge_model: Path, batch_size: int = 16) -> dict:
+    """A rank job: IPR (best and worst) with a tiny model as the pairwise judge."""
+    judge = {
+        "backend": "transformers",
+        "model": model_ref(judge_model),
+        "template": "pairwise_v1.txt",
+        "batch_size": batch_size,
+        "max_prompt_tokens": 256,
+    }
+    ranker = {
+        "name": "ipr",
+        "kind": "ipr",
+        "judge": judge,
+        "procedure": "best_worst",
+        "pairs": {"strategy": "best_worst"},
+    }
+    return {"policy": "policy", "seed": 0, "ranker": ranker}
+
+
 def shared(*parts: str) -> Path:
     """A file under ../shared/data, or a skip naming what is missing."""
     path = SHARED_DATA.joinpath(*parts)

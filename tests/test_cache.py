@@ -6,7 +6,7 @@ import pytest
 
 from harness.cache import JudgeCache
 
-from .conftest import model_ref
+from .conftest import ipr_job
 
 
 def test_cache_roundtrip_and_torn_tail(tmp_path):
@@ -35,24 +35,7 @@ def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, mo
         rows.append(json.dumps({"id": f"q{i}", "prompt": f"What is a map {i}?", "completions": comps}))
     comp = tmp_path / "c.jsonl"
     comp.write_text("\n".join(rows) + "\n")
-    judge = {
-        "backend": "transformers",
-        "model": model_ref(tiny_models / "policy"),
-        "template": "pairwise_v1.txt",
-        "batch_size": 64,
-        "max_prompt_tokens": 256,
-    }
-    job = {
-        "policy": "p",
-        "seed": 0,
-        "ranker": {
-            "name": "ipr",
-            "kind": "ipr",
-            "judge": judge,
-            "procedure": "best_worst",
-            "pairs": {"strategy": "best_worst"},
-        },
-    }
+    job = ipr_job(tiny_models / "policy", batch_size=64)
     out = {k: str(tmp_path / f"{k}.json") for k in ("pairs", "judgments", "meta")}
     cache = str(tmp_path / "cache.jsonl")
 

@@ -10,7 +10,7 @@ import yaml
 from harness.io import RecordError
 from harness.records import load_prompts
 
-from .conftest import ROOT, model_ref
+from .conftest import ROOT, ipr_job, model_ref
 
 
 def _write(path, lines):
@@ -82,24 +82,7 @@ def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
     sample.run({"policy": "policy", "model": policy, "sampling": s}, str(prompts), str(comp), str(meta))
     assert comp.read_bytes() == first  # same seed, same bytes
 
-    judge = {
-        "backend": "transformers",
-        "model": policy,
-        "template": "pairwise_v1.txt",
-        "batch_size": 16,
-        "max_prompt_tokens": 256,
-    }
-    job = {
-        "policy": "policy",
-        "seed": 0,
-        "ranker": {
-            "name": "ipr",
-            "kind": "ipr",
-            "judge": judge,
-            "procedure": "best_worst",
-            "pairs": {"strategy": "best_worst"},
-        },
-    }
+    job = ipr_job(tiny_models / "policy")
     pairs, judgments, rmeta = tmp_path / "pairs.jsonl", tmp_path / "j.jsonl", tmp_path / "m.json"
     rank.run(job, str(comp), str(pairs), str(judgments), str(rmeta))
     m = json.loads(rmeta.read_text())

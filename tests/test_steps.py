@@ -73,6 +73,7 @@ def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
         "top_p": 1.0,
         "max_new_tokens": 12,
         "batch_size": 2,
+        "shard_size": 2,
     }
     comp, meta = tmp_path / "c.jsonl", tmp_path / "c.meta.json"
     sample.run({"policy": "policy", "model": policy, "sampling": s}, str(prompts), str(comp), str(meta))
@@ -222,3 +223,52 @@ def test_trusted_list_sets_trust_remote_code():
     paths = {"built_model": "x/{name}", "checkpoint": "y"}
     assert jobs.model_ref(cfg, "armorm", paths)["trust_remote_code"] is True
     assert jobs.model_ref(cfg, "llama3-8b-instruct", paths)["trust_remote_code"] is False
+
+
+def test_killed_sampling_resumes_from_its_last_shard(tiny_models, tmp_path, monkeypatch):
+    from harness import sample
+    from harness.backends.hf import TransformersBackend
+
+    prompts = _write(
+        tmp_path / "p.jsonl", [json.dumps({"id": f"q{i}", "prompt": f"Name a fruit {i}."}) for i in range(7)]
+    )
+    s = {
+        "k": 2,
+        "seed": 3,
+        "backend": "transformers",
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "max_new_tokens": 8,
+        "batch_size": 2,
+        "shard_size": 3,
+    }
+    job = {"policy": "policy", "model": model_ref(tiny_models / "policy"), "sampling": s}
+    whole = tmp_path / "whole.jsonl"
+    sample.run(job, str(prompts), str(whole), str(tmp_path / "whole.meta.json"))
+
+    original = TransformersBackend.generate
+    calls: list[int] = []
+
+    def dying(self, texts, *args, **kwargs):
+        if len(calls) == 1:  # the second shard never finishes
+            raise KeyboardInterrupt("killed")
+        calls.append(len(texts))
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(TransformersBackend, "generate", dying)
+    out, meta = tmp_path / "c.jsonl", tmp_path / "c.meta.json"
+    with pytest.raises(KeyboardInterrupt):
+        sample.run(job, str(prompts), str(out), str(meta))
+    assert not out.exists() and len(list(tmp_path.glob("c.jsonl.shards/shard-*.jsonl"))) == 1
+
+    calls.clear()
+    monkeypatch.setattr(
+        TransformersBackend,
+        "generate",
+        lambda self, texts, *a, **k: calls.append(len(texts)) or original(self, texts, *a, **k),
+    )
+    sample.run(job, str(prompts), str(out), str(meta))
+    assert calls == [3, 1]  # shards 2 and 3 only; shard 1 (3 prompts) came from disk
+    assert json.loads(meta.read_text())["shards_resumed"] == 1
+    assert out.read_bytes() == whole.read_bytes()
+    assert not (tmp_path / "c.jsonl.shards").exists()

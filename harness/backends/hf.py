@@ -78,13 +78,15 @@ class TransformersBackend:
         batch_size: int = 8,
         seed: int = 0,
         desc: str = "generate",
+        bar=None,
     ) -> list[list[Completion]]:
         """``n`` completions per prompt. Each batch is seeded from (seed, its first prompt), so results
         do not depend on which other jobs ran before."""
         tok = self.tokenizer
         tok.padding_side = "left"
         out: list[list[Completion]] = []
-        bar = tqdm(total=len(prompts), desc=desc, unit="prompt")
+        own_bar = bar is None  # callers that run several calls pass one bar for all of them
+        bar = tqdm(total=len(prompts), desc=desc, unit="prompt") if own_bar else bar
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
             torch.manual_seed(subseed("generate", batch[0], seed))
@@ -104,7 +106,8 @@ class TransformersBackend:
             for row in range(len(batch)):
                 out.append([self._completion(new[row * n + i]) for i in range(n)])
             bar.update(len(batch))
-        bar.close()
+        if own_bar:
+            bar.close()
         return out
 
     def _completion(self, ids: torch.Tensor) -> Completion:

@@ -50,6 +50,7 @@ class VLLMBackend:
         batch_size=0,
         seed=0,
         desc="generate",
+        bar=None,
     ):
         params = [
             self._vllm.SamplingParams(
@@ -61,7 +62,9 @@ class VLLMBackend:
             )
             for p in prompts
         ]
-        results = self.llm.generate(prompts, params, use_tqdm=True)
+        results = self.llm.generate(prompts, params, use_tqdm=bar is None)
+        if bar is not None:
+            bar.update(len(prompts))
         return [
             [
                 Completion(

@@ -34,7 +34,15 @@ def model_ref(cfg: dict, name: str, paths: dict) -> dict:
 
 def _judge(cfg, jcfg, paths):
     j = dict(jcfg)
-    if j["backend"] != "openai":
+    if j["backend"] == "openai":  # the endpoint's model name; no weights to load here
+        j["model"] = {
+            "name": j["model"],
+            "source": j["model"],
+            "revision": None,
+            "base_url": j.get("base_url"),
+            "api_key_env": j.get("api_key_env", "OPENAI_API_KEY"),
+        }
+    else:
         j["model"] = model_ref(cfg, j["model"], paths)
     return j
 

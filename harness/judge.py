@@ -59,6 +59,7 @@ class _Judge:
     """
 
     LABELS: tuple[str, ...] = ()
+    REPLY_TOKENS = 16  # enough for a verdict from a text-only backend
 
     def __init__(
         self,
@@ -75,6 +76,7 @@ class _Judge:
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
         self.calls = 0  # judge prompts sent to the backend (cache misses)
+        self.unparsable = 0  # text replies that named no verdict
         self.truncated = 0  # judge prompts cut from the left to fit max_prompt_tokens
         self.cache = None
         if cache_path is not None:
@@ -88,30 +90,34 @@ class _Judge:
             )
             self.cache = JudgeCache(cache_path, ident)
 
-    def _score(self, prompts: list[str], desc: str) -> np.ndarray:
-        cached = self.cache.lookup(prompts) if self.cache else [None] * len(prompts)
-        todo = [i for i, v in enumerate(cached) if v is None]
+    def _ask(self, prompts: list[str], desc: str) -> list:
+        """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text."""
+        answers = self.cache.lookup(prompts) if self.cache else [None] * len(prompts)
+        todo = [i for i, v in enumerate(answers) if v is None]
         if todo:
-            fresh, truncated = self.backend.option_logprobs(
-                [prompts[i] for i in todo],
-                list(self.LABELS),
-                self.batch_size,
-                self.max_prompt_tokens,
-                desc=desc,
-            )
+            sub = [prompts[i] for i in todo]
+            if getattr(self.backend, "supports_label_logprobs", True):
+                logps, truncated = self.backend.option_logprobs(
+                    sub, list(self.LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
+                )
+                fresh = logps.tolist()
+                self.truncated += truncated
+            else:
+                fresh = self.backend.complete(sub, max_tokens=self.REPLY_TOKENS, desc=desc)
             self.calls += len(todo)
-            self.truncated += truncated
             if self.cache:
-                self.cache.store([prompts[i] for i in todo], fresh.tolist())
-            for n, i in enumerate(todo):
-                cached[i] = fresh[n].tolist()
-        return np.asarray(cached, dtype=np.float64).reshape(len(prompts), len(self.LABELS))
+                self.cache.store(sub, fresh)
+            for i, v in zip(todo, fresh, strict=True):
+                answers[i] = v
+        return answers
 
     def stats(self) -> dict:
         return {
             "judge_calls": self.calls,
             "judge_cache_hits": self.cache.hits if self.cache else 0,
             "judge_prompts_truncated": self.truncated,
+            "judge_unparsable": self.unparsable,
+            "judge_retries": getattr(self.backend, "retries", 0),
         }
 
 
@@ -125,7 +131,15 @@ class PairwiseJudge(_Judge):
         return self.backend.chat_prompt([{"role": "user", "content": body}])
 
     def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
-        return softmax_first(self._score([self.render(*t) for t in triples], desc))
+        out = []
+        for answer in self._ask([self.render(*t) for t in triples], desc):
+            if isinstance(answer, str):  # text verdict: certain either way; unparsable votes for neither
+                choice = parse_choice(answer)
+                self.unparsable += choice is None
+                out.append({"A": 1.0, "B": 0.0, None: 0.5}[choice])
+            else:
+                out.append(float(softmax_first(np.asarray([answer]))[0]))
+        return np.asarray(out)
 
 
 class RatingJudge(_Judge):
@@ -138,7 +152,15 @@ class RatingJudge(_Judge):
         body = self.template.format(conversation=conversation)
         return self.backend.chat_prompt([{"role": "user", "content": body}])
 
+    REPLY_TOKENS = 512  # room for a short explanation before the [[n]]
+
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
-        """The judge's verdict text per prompt: the most likely of the ``[[n]]`` labels."""
-        logps = self._score(prompts, desc)
-        return [RATING_LABELS[i].strip() for i in logps.argmax(axis=1)]
+        """The judge's verdict text per prompt: the most likely ``[[n]]`` label, or the reply text."""
+        out = []
+        for answer in self._ask(prompts, desc):
+            if isinstance(answer, str):
+                self.unparsable += parse_rating(answer) is None
+                out.append(answer)
+            else:
+                out.append(RATING_LABELS[int(np.argmax(answer))].strip())
+        return out

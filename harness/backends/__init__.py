@@ -5,6 +5,8 @@ A backend loads one model and offers two calls:
   for each chat-formatted prompt;
 - ``option_logprobs(prompts, options, batch_size, max_prompt_tokens)``: the log-probability of each
   option string as the continuation of each prompt (judges read verdicts from these).
+A backend without label log-probabilities (``supports_label_logprobs = False``, the OpenAI-compatible
+one) offers ``complete(prompts, max_tokens)`` instead, and judges parse its text.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib
 REGISTRY = {
     "transformers": ("harness.backends.hf", "TransformersBackend"),
     "vllm": ("harness.backends.vllm", "VLLMBackend"),
+    "openai": ("harness.backends.openai_compat", "OpenAIBackend"),
 }
 
 

@@ -158,7 +158,7 @@ def test_train_rejects_empty_answers(tmp_path):
 def test_unknown_backend_lists_valid_ones():
     from harness.backends import get_backend
 
-    with pytest.raises(ValueError, match="valid backends: transformers, vllm"):
+    with pytest.raises(ValueError, match="valid backends: openai, transformers, vllm"):
         get_backend("tgi")
 
 

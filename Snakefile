@@ -21,6 +21,7 @@ include: "rules/sample.smk"
 include: "rules/rank.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/study.smk"
 include: "rules/report.smk"
 
 
@@ -28,3 +29,4 @@ rule all:
     default_target: True
     input:
         "results/tables/main.md",
+        "results/tables/ranker_study.md",

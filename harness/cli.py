@@ -18,6 +18,8 @@ STEPS = {
     "prepare-data": "bring prompts or an evaluation set into its local record format (file, hub or URL)",
     "sample": "draw K completions per prompt from a policy",
     "rank": "rank completions (reward model or iterative pairwise ranking) into preference pairs",
+    "gold-accuracy": "a ranker's accuracy on a labelled preference set (ranker study)",
+    "study-table": "the ranker-study tables: agreement, flips, cycles, gold accuracy",
     "train": "DPO with no regularizer, NLL or budget-controlled regularization (TRL)",
     "generate": "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
     "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
@@ -41,7 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")
     subs["rank"].add_argument("--judgments", required=True, help="every score or comparison (JSONL)")
     subs["rank"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
-    for name in ("rank", "judge"):
+    subs["rank"].add_argument("--rankings", help="also write each prompt's best-first order (JSONL)")
+    subs["gold-accuracy"].add_argument("--preferences", required=True, help="labelled preferences (JSONL)")
+    subs["study-table"].add_argument(
+        "--rankings", nargs="+", required=True, help="rankings.jsonl of every ranker"
+    )
+    subs["study-table"].add_argument("--gold", nargs="+", default=[], help="gold-accuracy results (JSON)")
+    subs["study-table"].add_argument("--output-md", required=True, help="the Markdown tables")
+    for name in ("rank", "judge", "gold-accuracy"):
         subs[name].add_argument("--cache", help="judge-call cache (JSONL, kept across reruns)")
     subs["train"].add_argument("--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)")
     subs["train"].add_argument("--log", required=True, help="per-step training log (JSONL)")
@@ -104,7 +113,7 @@ def _dispatch(args, job) -> None:
     elif step == "rank":
         from harness import rank
 
-        rank.run(job, args.completions, args.output, args.judgments, args.meta, args.cache)
+        rank.run(job, args.completions, args.output, args.judgments, args.meta, args.cache, args.rankings)
     elif step == "train":
         from harness import train
 
@@ -125,6 +134,14 @@ def _dispatch(args, job) -> None:
             evaluate.metrics_alpaca_eval(job, args.judgments, args.output)
         else:
             evaluate.metrics_mt_bench(job, args.eval_set, args.judgments, args.output)
+    elif step == "gold-accuracy":
+        from harness import study
+
+        study.gold_accuracy(job, args.preferences, args.output, args.cache)
+    elif step == "study-table":
+        from harness import study
+
+        study.table(job, args.rankings, args.gold, args.output, args.output_md)
     elif step == "report":
         from harness import report
 

@@ -10,10 +10,10 @@ import urllib.request
 from pathlib import Path
 
 from harness.io import RecordError, write_json, write_jsonl
-from harness.records import load_alpaca_instructions, load_mt_questions, load_prompts
+from harness.records import load_alpaca_instructions, load_mt_questions, load_preferences, load_prompts
 
 
-def _fetch(source: dict, suffix: str) -> Path:
+def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
     """A local path to the raw file behind ``source`` (downloads hub files and URLs)."""
     if "path" in source:
         return Path(source["path"])
@@ -28,18 +28,46 @@ def _fetch(source: dict, suffix: str) -> Path:
         return Path(
             hf_hub_download(hub["repo_id"], hub["filename"], revision=hub["revision"], repo_type="dataset")
         )
-    return _hub_split_to_prompts(hub)
+    return _hub_split_to_prompts(hub, kind)
 
 
-def _hub_split_to_prompts(hub: dict) -> Path:
+def split_hh_transcript(text: str) -> tuple[str, str]:
+    """Anthropic HH: a transcript "\n\nHuman: ...\n\nAssistant: ..." -> (dialogue before the last
+    assistant turn, that last turn)."""
+    head, sep, last = text.rpartition("\n\nAssistant:")
+    if not sep:
+        raise ValueError("not an HH transcript: no '\\n\\nAssistant:' turn")
+    return head.strip(), last.strip()
+
+
+def _hub_rows(hub: dict, kind: str):
     from datasets import load_dataset
 
     ds = load_dataset(hub["repo_id"], revision=hub["revision"], split=hub["split"])
-    tmp = Path(tempfile.mkdtemp()) / "prompts.jsonl"
+    for i, row in enumerate(ds):
+        if any(row.get(col) != val for col, val in (hub.get("where") or {}).items()):
+            continue
+        pid = str(row[hub["id_field"]] if hub.get("id_field") else i)
+        if kind == "prompts":
+            yield {"id": pid, "prompt": row[hub["field"]]}
+        elif hub.get("format") == "hh_transcript":
+            prompt, chosen = split_hh_transcript(row["chosen"])
+            _, rejected = split_hh_transcript(row["rejected"])
+            yield {"id": pid, "prompt": prompt, "chosen": chosen, "rejected": rejected}
+        else:
+            yield {
+                "id": pid,
+                "prompt": row[hub["field"]],
+                "chosen": row["chosen"],
+                "rejected": row["rejected"],
+            }
+
+
+def _hub_split_to_prompts(hub: dict, kind: str = "prompts") -> Path:
+    tmp = Path(tempfile.mkdtemp()) / f"{kind}.jsonl"
     with open(tmp, "w", encoding="utf-8") as f:
-        for i, row in enumerate(ds):
-            pid = row[hub["id_field"]] if hub.get("id_field") else i
-            f.write(json.dumps({"id": str(pid), "prompt": row[hub["field"]]}, ensure_ascii=False) + "\n")
+        for row in _hub_rows(hub, kind):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return tmp
 
 
@@ -59,6 +87,11 @@ def run(job: dict, output: str) -> int:
             for q in load_mt_questions(_fetch(source, ".jsonl"))
         ][:limit]
         write_jsonl(output, rows)
+    elif kind == "preferences":
+        rows = load_preferences(_fetch(source, ".jsonl", kind))[:limit]
+        write_jsonl(output, rows)
     else:
-        raise RecordError(f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench")
+        raise RecordError(
+            f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, preferences"
+        )
     return len(rows)

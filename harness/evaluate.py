@@ -26,26 +26,6 @@ from harness.seeding import subseed
 log = logging.getLogger(__name__)
 
 
-def _judge_backend(jcfg):
-    from harness.backends import load_backend
-
-    return load_backend(jcfg["backend"], jcfg["model"])
-
-
-def _make_judge(cls, job, cache):
-    from harness.rank import judge_identity
-
-    jcfg = job["judge"]
-    return cls(
-        _judge_backend(jcfg),
-        jcfg["template"],
-        jcfg["batch_size"],
-        jcfg["max_prompt_tokens"],
-        cache_path=cache,
-        identity=judge_identity(jcfg),
-    )
-
-
 def judge_alpaca_eval(job: dict, reference_path: str, outputs_path: str, output: str, cache=None) -> None:
     from harness.judge import PairwiseJudge
 
@@ -61,7 +41,7 @@ def judge_alpaca_eval(job: dict, reference_path: str, outputs_path: str, output:
             f"{(missing or sorted(extra))[0]!r})"
         )
     jcfg = job["judge"]
-    judge = _make_judge(PairwiseJudge, job, cache)
+    judge = PairwiseJudge.from_config(job["judge"], cache)
     swaps = [subseed("alpaca_eval_order", r["instruction"], 0) & 1 == 1 for r in refs]
     triples = []
     for r, swap in zip(refs, swaps, strict=True):
@@ -163,7 +143,7 @@ def judge_mt_bench(job: dict, questions_path: str, answers_path: str, output: st
             f"{len(questions)} questions and {len(set(answers) - set(questions))} unknown ones"
         )
     jcfg = job["judge"]
-    judge = _make_judge(RatingJudge, job, cache)
+    judge = RatingJudge.from_config(job["judge"], cache)
     items, prompts = [], []
     for qid in sorted(questions):
         turns = answers[qid]["choices"][0]["turns"]

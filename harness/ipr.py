@@ -10,6 +10,8 @@ Each comparison is judged in both orders (i shown as A, then as B): 2 judge call
 Two full-ranking procedures serve other pair strategies and the ranker study:
 - ``winner_stays_full``: repeated winner-stays passes, taking each winner out: K(K-1)/2 comparisons.
 - ``insertion``: binary insertion of each item into the ranked list: O(K log K) comparisons.
+- ``round_robin``: every pair once, K(K-1)/2 comparisons, ordered by wins (Copeland), then by the
+  summed probability of winning; the full tournament lets the ranker study count intransitive triples.
 
 Tie rule (written once, here): each order gives P(i better than j). An order votes for i above 0.5,
 for j below it, and for neither at exactly 0.5. The orders agree -> that verdict. Otherwise the
@@ -20,6 +22,7 @@ recorded.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass
 
@@ -116,7 +119,39 @@ def best_worst_order(k: int) -> Generator[Request, Verdict, list[int]]:
     return [best] + [i for i in range(k) if i not in (best, worst)] + [worst]
 
 
-PROCEDURES = {"best_worst": best_worst_order, "winner_stays_full": winner_stays_full, "insertion": insertion}
+def round_robin(k: int) -> Generator[Request, Verdict, list[int]]:
+    """Full ranking, best first, from all K(K-1)/2 comparisons."""
+    wins, strength = [0] * k, [0.0] * k
+    for i in range(k):
+        for j in range(i + 1, k):
+            v = yield Request(i, j, "rank")
+            wins[v.winner] += 1
+            p_i = (v.p_i_as_a + v.p_i_as_b) / 2
+            strength[i] += p_i
+            strength[j] += 1 - p_i
+    return sorted(range(k), key=lambda x: (-wins[x], -strength[x], x))
+
+
+def intransitive_triples(outcomes) -> int:
+    """Cycles a > b > c > a among triples whose three pairs were all compared.
+
+    Args:
+        outcomes: (winner, loser) pairs, one per comparison.
+    """
+    beats = set(outcomes)
+    items = sorted({x for pair in beats for x in pair})
+    return sum(
+        {(a, b), (b, c), (c, a)} <= beats or {(b, a), (c, b), (a, c)} <= beats
+        for a, b, c in itertools.combinations(items, 3)
+    )
+
+
+PROCEDURES = {
+    "best_worst": best_worst_order,
+    "winner_stays_full": winner_stays_full,
+    "insertion": insertion,
+    "round_robin": round_robin,
+}
 
 
 def run_batched(

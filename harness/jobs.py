@@ -13,7 +13,19 @@ from __future__ import annotations
 
 import re
 
-STEPS = ("build", "prepare", "sample", "rank", "train", "generate", "judge", "metrics", "report")
+STEPS = (
+    "build",
+    "prepare",
+    "sample",
+    "rank",
+    "study_rank",
+    "gold",
+    "train",
+    "generate",
+    "judge",
+    "metrics",
+    "report",
+)
 REG_KEYS = {"none": (), "nll": ("alpha",), "bcr": ("lambda", "delta", "normalize")}
 BASE = "base"
 
@@ -62,6 +74,13 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "build":
         built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
         return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
+    if step == "prepare" and key.startswith("preferences/"):
+        name = key.removeprefix("preferences/").removesuffix(".jsonl")
+        return {
+            "step": step,
+            "kind": "preferences",
+            "source": cfg["ranker_study"]["preference_sets"][name]["source"],
+        }
     if step == "prepare":
         key = key.split(".")[0]  # results/data/<key>.<ext>
         source = (
@@ -72,9 +91,21 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         return {"step": step, "kind": key, "source": source}
     if step == "sample":
         return {"step": step, "policy": key, "model": model_ref(cfg, key, paths), "sampling": cfg["sampling"]}
-    if step == "rank":
+    if step == "gold":
+        ranker, pset = key.split("/")
+        job = resolve(cfg, "rank", f"{cfg['policies'][0]}/{ranker}", paths)
+        job.update(
+            step=step,
+            preference_set=pset,
+            distribution=cfg["ranker_study"]["preference_sets"][pset]["distribution"],
+        )
+        del job["policy"]
+        return job
+    if step in ("rank", "study_rank"):
         policy, ranker = key.split("/")
         r = {"name": ranker, **cfg["rankers"][ranker]}
+        if step == "study_rank" and r["kind"] == "ipr":
+            r["procedure"] = cfg["ranker_study"]["procedure"]
         if r["kind"] == "reward_model":
             r["model"] = model_ref(cfg, r["model"], paths)
             r.pop("judge", None)

@@ -50,6 +50,14 @@ def softmax_first(logps: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(logps[:, 1] - logps[:, 0]))
 
 
+def judge_identity(jcfg: dict) -> dict:
+    """What a cached verdict depends on besides the prompt, template and labels."""
+    model = jcfg["model"]
+    if isinstance(model, dict):
+        model = {"source": model["source"], "revision": model.get("revision")}
+    return {"backend": jcfg["backend"], "model": model}
+
+
 class _Judge:
     """Shared plumbing: template, batching, call counting and the optional call cache.
 
@@ -89,6 +97,20 @@ class _Judge:
                 max_prompt_tokens=max_prompt_tokens,
             )
             self.cache = JudgeCache(cache_path, ident)
+
+    @classmethod
+    def from_config(cls, jcfg: dict, cache_path: str | None = None):
+        """A judge from a resolved judge config ``{backend, model, template, batch_size, max_prompt_tokens}``."""
+        from harness.backends import load_backend
+
+        return cls(
+            load_backend(jcfg["backend"], jcfg["model"]),
+            jcfg["template"],
+            jcfg["batch_size"],
+            jcfg["max_prompt_tokens"],
+            cache_path=cache_path,
+            identity=judge_identity(jcfg),
+        )
 
     def _ask(self, prompts: list[str], desc: str) -> list:
         """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text."""

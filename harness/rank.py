@@ -94,27 +94,10 @@ def _rank_reward_model(job, groups, cache=None):
     return orders, per_group, records, {"reward_model_calls": len(convs)}
 
 
-def judge_identity(jcfg: dict) -> dict:
-    """What a cached verdict depends on besides the prompt, template and labels."""
-    model = jcfg["model"]
-    if isinstance(model, dict):
-        model = {"source": model["source"], "revision": model.get("revision")}
-    return {"backend": jcfg["backend"], "model": model}
-
-
 def _rank_ipr(job, groups, cache=None):
-    from harness.backends import load_backend
     from harness.judge import PairwiseJudge
 
-    jcfg = job["ranker"]["judge"]
-    judge = PairwiseJudge(
-        load_backend(jcfg["backend"], jcfg["model"]),
-        jcfg["template"],
-        jcfg["batch_size"],
-        jcfg["max_prompt_tokens"],
-        cache_path=cache,
-        identity=judge_identity(jcfg),
-    )
+    judge = PairwiseJudge.from_config(job["ranker"]["judge"], cache)
 
     def judge_round(batch):
         triples = []
@@ -173,11 +156,18 @@ def choose_pair(order, scores, pairs: dict, prompt_id: str, seed: int):
 
 
 def run(
-    job: dict, completions_path: str, output: str, judgments: str, meta: str, cache: str | None = None
+    job: dict,
+    completions_path: str,
+    output: str,
+    judgments: str,
+    meta: str,
+    cache: str | None = None,
+    rankings: str | None = None,
 ) -> None:
     """Rank the completions in ``completions_path``; write pairs, per-prompt judgments and meta.
 
     ``cache``: a judge-call cache file (IPR); a rerun after a crash pays only the calls not yet made.
+    ``rankings``: also write each prompt's best-first order (completion indices) and scores.
     """
     started = time.time()
     data = load_completions(completions_path)
@@ -215,6 +205,27 @@ def run(
         counts,
     )
     write_jsonl(judgments, records)
+    if rankings:  # self-contained rows for the ranker study
+        by_prompt: dict[str, list] = {}
+        for rec in records:
+            if rec["kind"] == "pairwise":
+                by_prompt.setdefault(rec["prompt_id"], []).append(
+                    {k: rec[k] for k in ("i", "j", "winner", "p_i_as_a", "p_i_as_b", "tie")}
+                )
+        write_jsonl(
+            rankings,
+            [
+                {
+                    "policy": job["policy"],
+                    "ranker": job["ranker"]["name"],
+                    "prompt_id": pc.id,
+                    "order": order,
+                    "scores": None if sc is None else {str(k): v for k, v in sc.items()},
+                    "comparisons": by_prompt.get(pc.id, []),
+                }
+                for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True)
+            ],
+        )
     write_json(
         meta,
         {

@@ -121,6 +121,26 @@ def load_mt_questions(path) -> list[MTQuestion]:
     return out
 
 
+def load_preferences(path) -> list[dict]:
+    """Labelled preferences ``{id, prompt, chosen, rejected}`` (JSONL): gold data for ranker accuracy."""
+    out, seen = [], {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        pid = str(require(rec, "id", (str, int), where))
+        row = {"id": pid}
+        for name in ("prompt", "chosen", "rejected"):
+            row[name] = require(rec, name, str, where)
+            if not row[name].strip():
+                raise RecordError(f"{where}: field '{name}' is empty")
+        if pid in seen:
+            raise RecordError(f"{where}: field 'id' repeats '{pid}' from line {seen[pid]}")
+        seen[pid] = lineno
+        out.append(row)
+    if not out:
+        raise RecordError(f"{path}: no labelled preferences")
+    return out
+
+
 def pair_record(prompt_id: str, prompt: str, chosen: str, rejected: str, **extra) -> dict:
     """A TRL conversational preference pair, plus bookkeeping fields TRL ignores."""
     return {

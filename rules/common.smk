@@ -9,6 +9,7 @@ PATHS = {
     "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
 }
 BENCHMARKS = list(config["evaluation"])
+PREFERENCE_SETS = list(config["ranker_study"]["preference_sets"])
 
 
 def _alt(names):
@@ -29,7 +30,8 @@ wildcard_constraints:
     benchmark=_alt(BENCHMARKS),
     model=rf"base|{TRAINED}",
     step=_alt(jobs.STEPS),
-    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench\.jsonl",
+    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench\.jsonl|preferences/[^/]+\.jsonl",
+    pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
 
 
@@ -68,6 +70,22 @@ def model_keys():
         for r in config["rankers"]
         for g in config["regularizers"]
         for s in config["seeds"]
+    ]
+
+
+def study_rankings():
+    return [
+        f"results/ranker_study/{p}/{r}/rankings.jsonl"
+        for p in config["policies"]
+        for r in config["rankers"]
+    ]
+
+
+def study_gold():
+    return [
+        f"results/ranker_study/gold/{r}/{s}.json"
+        for r in config["rankers"]
+        for s in PREFERENCE_SETS
     ]
 
 

@@ -17,21 +17,11 @@ def test_demo_dry_run(wf):
     r = snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks
-    assert c == {
-        "job_config": 56,
-        "build_tiny_models": 1,
-        "prepare_data": 3,
-        "sample": 1,
-        "rank": 2,
-        "train": 6,
-        "generate": 14,
-        "judge": 14,
-        "metrics": 14,
-        "report": 1,
-        "all": 1,
-        "total": 113,
-    }
+    # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks;
+    # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
+    assert c == {"job_config": 65, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
+                 "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2, "gold_accuracy": 4,
+                 "study_table": 1, "all": 1, "total": 131}  # fmt: skip
 
 
 def test_paper_dry_run_plans_every_job(wf):
@@ -47,6 +37,7 @@ def test_paper_dry_run_plans_every_job(wf):
         148,
         148,
     )
+    assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 6)
     assert "build_tiny_models" not in c  # hub models only
 
 
@@ -56,6 +47,14 @@ def test_slurm_profile_dry_run_shows_resources(wf):
     train = r.stdout.split("rule train:")[1].split("rule ")[0]
     assert "gpu=8" in train and "slurm_partition=<gpu-partition>" in train
     assert "accelerate launch --num_processes 8 -m harness train" in train
+
+
+def test_ranker_study_is_one_named_target(wf):
+    r = snakemake(["-n", "ranker_study"], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    assert "train" not in c and "generate" not in c
+    assert (c["rank_study"], c["gold_accuracy"], c["study_table"]) == (4, 6, 1)
 
 
 def test_single_cell_builds_only_its_upstream(wf):

@@ -30,6 +30,10 @@ def test_demo_end_to_end(tmp_path):
             ]
             assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
             assert ("bcr/penalty" in steps[-1]) == (rg == "bcr")
+    study = (wf / "results/tables/ranker_study.md").read_text()
+    assert "| tiny-policy | ipr | rm |" in study  # agreement between the two rankers
+    assert all(f"| tiny-policy | {r} | 48 |" in study for r in ("ipr", "rm"))
+
     meta = json.loads((wf / "results/pairs/tiny-policy/ipr/pairs.meta.json").read_text())
     assert meta["pairs"] + sum(meta["no_pair"].values()) == meta["prompts"] == 48
 

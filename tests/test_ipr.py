@@ -106,7 +106,7 @@ def test_full_rankings_are_true_orders(name, k):
         else:
             assert [q[i] for i in order] == sorted(q, reverse=True)
     per_prompt = {len(v) for v in verdicts}
-    if name == "winner_stays_full":
+    if name in ("winner_stays_full", "round_robin"):
         assert per_prompt == {k * (k - 1) // 2}
     elif name == "insertion":
         assert max(per_prompt) <= sum(math.ceil(math.log2(n + 1)) for n in range(1, k))
@@ -120,3 +120,10 @@ def test_insertion_tie_keeps_placed_item_ahead():
 
     (order,), _, _ = ipr.run_batched([4], always_tie, ipr.insertion)
     assert order == [0, 1, 2, 3]
+
+
+def test_intransitive_triples_counts_cycles():
+    cycle = [(0, 1), (1, 2), (2, 0), (0, 3), (1, 3), (2, 3)]  # 0>1>2>0, all beat 3
+    assert ipr.intransitive_triples(cycle) == 1
+    assert ipr.intransitive_triples([(0, 1), (1, 2), (0, 2)]) == 0
+    assert ipr.intransitive_triples([(0, 1), (1, 2)]) == 0  # an uncompared pair is no cycle

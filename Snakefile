@@ -30,3 +30,4 @@ rule all:
     input:
         "results/tables/main.md",
         "results/tables/ranker_study.md",
+        "results/figures/likelihood_trajectories.png",

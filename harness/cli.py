@@ -25,6 +25,7 @@ STEPS = {
     "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
     "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
     "report": "the main table as CSV and Markdown",
+    "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
 }
 
 
@@ -70,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
         "--inputs", nargs="+", required=True, help="metrics.json and summary.json files"
     )
     subs["report"].add_argument("--output-md", required=True, help="the Markdown table")
+    subs["figures"].add_argument("--logs", nargs="+", required=True, help="train_log.jsonl files")
+    subs["figures"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
     return p
 
 
@@ -142,6 +145,10 @@ def _dispatch(args, job) -> None:
         from harness import study
 
         study.table(job, args.rankings, args.gold, args.output, args.output_md)
+    elif step == "figures":
+        from harness import figures
+
+        figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
     elif step == "report":
         from harness import report
 

@@ -13,20 +13,14 @@ from __future__ import annotations
 
 import re
 
-STEPS = (
-    "build",
-    "prepare",
-    "sample",
-    "rank",
-    "study_rank",
-    "gold",
-    "train",
-    "generate",
-    "judge",
-    "metrics",
-    "report",
-)
-REG_KEYS = {"none": (), "nll": ("alpha",), "bcr": ("lambda", "delta", "normalize")}
+STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
+STEPS += ("report", "figures")
+REG_KEYS = {
+    "none": (),
+    "nll": ("alpha",),
+    "bcr": ("lambda", "delta", "normalize"),
+    "dpop": ("lambda", "normalize"),
+}
 BASE = "base"
 
 
@@ -164,6 +158,6 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         else:
             job.update(lc_method=b.get("lc_method", "auto"))
         return job
-    if step == "report":
-        return {"step": step, "table": key}
+    if step in ("report", "figures"):
+        return {"step": step, "name": key}
     raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")

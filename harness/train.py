@@ -88,7 +88,7 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
     class JsonlLog(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                steps.append({"step": state.global_step, "epoch": state.epoch, **logs})
+                steps.append({**job["cell"], "step": state.global_step, "epoch": state.epoch, **logs})
 
     # Under `accelerate launch` every rank runs this function: all ranks save into one partial
     # directory (ZeRO-3 gathers weights collectively); only the main rank writes files and renames.

@@ -35,7 +35,8 @@ class HarnessDPOTrainer(DPOTrainer):
     """DPOTrainer + optional BCR term; logs chosen/rejected log-likelihood change against the reference.
 
     Args:
-        regularizer: ``{"kind": "none"|"nll"|"bcr", ...}``; for bcr: ``lambda``, ``delta``, ``normalize``.
+        regularizer: ``{"kind": "none"|"nll"|"bcr"|"dpop", ...}``; bcr: ``lambda``, ``delta``, ``normalize``;
+            dpop: ``lambda``, ``normalize`` (a zero budget).
     """
 
     def __init__(self, *args, regularizer: dict, **kwargs):
@@ -63,13 +64,14 @@ class HarnessDPOTrainer(DPOTrainer):
         self._metrics[mode]["logratio/chosen"].append(gather((l_w - r_w).detach()).mean().item())
         self._metrics[mode]["logratio/rejected"].append(gather((l_l - r_l).detach()).mean().item())
 
-        if self.regularizer["kind"] == "bcr":
+        if self.regularizer["kind"] in ("bcr", "dpop"):
+            delta = self.regularizer["delta"] if self.regularizer["kind"] == "bcr" else 0.0  # DPOP: no budget
             norm = self.regularizer["normalize"]
             pol = sequence_logp(chosen_tok, chosen_mask, norm)
             ref = r_w if norm == "sum" else r_w / chosen_mask.sum(dim=1).clamp(min=1)
-            penalty = bcr_penalty(pol, ref, self.regularizer["delta"])
+            penalty = bcr_penalty(pol, ref, delta)
             loss = loss + self.regularizer["lambda"] * penalty
-            over = ((ref - pol) > self.regularizer["delta"]).float()
+            over = ((ref - pol) > delta).float()
             self._metrics[mode]["bcr/penalty"].append(gather(penalty.detach().reshape(1)).mean().item())
             self._metrics[mode]["bcr/over_budget"].append(gather(over).mean().item())
         return (loss, result[1]) if return_outputs else loss
@@ -80,9 +82,9 @@ def loss_types(regularizer: dict) -> tuple[list[str], list[float]]:
     kind = regularizer["kind"]
     if kind == "nll":
         return ["sigmoid", "sft"], [1.0, float(regularizer["alpha"])]
-    if kind in ("none", "bcr"):
+    if kind in ("none", "bcr", "dpop"):
         return ["sigmoid"], [1.0]
-    raise ValueError(f"unknown regularizer kind '{kind}'; valid: none, nll, bcr")
+    raise ValueError(f"unknown regularizer kind '{kind}'; valid: none, nll, bcr, dpop")
 
 
 __all__ = ["HarnessDPOTrainer", "loss_types", "torch"]

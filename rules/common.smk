@@ -89,6 +89,15 @@ def study_gold():
     ]
 
 
+def training_logs():
+    return [
+        f"results/training/{p}/{m}/train_log.jsonl"
+        for p in config["policies"]
+        for m in model_keys()
+        if m != "base"
+    ]
+
+
 def main_table_inputs():
     out = []
     for p in config["policies"]:

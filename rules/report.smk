@@ -1,4 +1,4 @@
-# Stage 5: tables. Named targets: main_table.
+# Stage 5: tables and figures. Named targets: main_table, training_curves (and ranker_study).
 
 
 rule report:
@@ -22,3 +22,21 @@ rule report:
 rule main_table:
     input:
         rules.report.output.md,
+
+
+rule training_curves:
+    input:
+        config=job_config("figures", "likelihood_trajectories"),
+        logs=training_logs(),
+    output:
+        png="results/figures/likelihood_trajectories.png",
+        pdf="results/figures/likelihood_trajectories.pdf",
+    log:
+        "logs/figures/likelihood_trajectories.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        step_version=1,
+    shell:
+        "python -m harness figures --config {input.config} --logs {input.logs}"
+        " --output {output.png} --output-pdf {output.pdf} > {log} 2>&1"

@@ -21,7 +21,7 @@ rule train:
     resources:
         gpu=1,
     params:
-        step_version=1,
+        step_version=2,  # 2: log rows carry their cell (policy, ranker, regularizer, seed)
         launcher=lambda wc, resources: launcher(resources.gpu),
     shell:
         "{params.launcher} -m harness train --config {input.config} --pairs {input.pairs}"

@@ -19,24 +19,17 @@ def test_demo_dry_run(wf):
     c = job_counts(r.stdout)
     # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks;
     # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
-    assert c == {"job_config": 65, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
+    assert c == {"job_config": 66, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
                  "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2, "gold_accuracy": 4,
-                 "study_table": 1, "all": 1, "total": 131}  # fmt: skip
+                 "study_table": 1, "training_curves": 1, "all": 1, "total": 133}  # fmt: skip
 
 
 def test_paper_dry_run_plans_every_job(wf):
     r = snakemake(["-n"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # 2 policies x 2 rankers x 6 regularizers x 3 seeds = 72 trainings; (72 + 2 base) x 2 benchmarks
-    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (
-        2,
-        4,
-        72,
-        148,
-        148,
-        148,
-    )
+    # 2 policies x 2 rankers x 7 regularizers x 3 seeds = 84 trainings; (84 + 2 base) x 2 benchmarks
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 4, 84, 172, 172, 172)  # fmt: skip
     assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 6)
     assert "build_tiny_models" not in c  # hub models only
 

@@ -30,6 +30,9 @@ def test_demo_end_to_end(tmp_path):
             ]
             assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
             assert ("bcr/penalty" in steps[-1]) == (rg == "bcr")
+    figure = wf / "results/figures/likelihood_trajectories.png"
+    assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
+
     study = (wf / "results/tables/ranker_study.md").read_text()
     assert "| tiny-policy | ipr | rm |" in study  # agreement between the two rankers
     assert all(f"| tiny-policy | {r} | 48 |" in study for r in ("ipr", "rm"))

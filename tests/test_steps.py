@@ -310,3 +310,29 @@ def test_study_metrics_by_hand():
         "position_flip_rate": pytest.approx(1 / 3),
         "intransitive_triples_per_prompt": 1.0,
     }
+
+
+def test_training_curves_figure(tmp_path):
+    from harness.figures import likelihood_trajectories
+
+    rows = [
+        {
+            "policy": "p",
+            "ranker": rk,
+            "regularizer": rg,
+            "seed": sd,
+            "step": st,
+            "logratio/chosen": -0.1 * st * (rg == "dpo"),
+            "logratio/rejected": -0.3 * st,
+        }
+        for rk in ("rm", "ipr")
+        for rg in ("dpo", "bcr")
+        for sd in (0, 1)
+        for st in range(1, 6)
+    ]
+    log = _write(tmp_path / "log.jsonl", [json.dumps(r) for r in rows])
+    png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
+    likelihood_trajectories([str(log)], str(png), str(pdf))
+    assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+    with pytest.raises(ValueError, match="no training-log rows"):
+        likelihood_trajectories([str(_write(tmp_path / "empty.jsonl", []))], str(png), str(pdf))

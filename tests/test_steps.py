@@ -336,3 +336,21 @@ def test_training_curves_figure(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
     with pytest.raises(ValueError, match="no training-log rows"):
         likelihood_trajectories([str(_write(tmp_path / "empty.jsonl", []))], str(png), str(pdf))
+
+
+def test_pairs_longer_than_max_length_are_counted(tiny_models):
+    from harness.backends.hf import load_tokenizer
+    from harness.train import count_over_length
+
+    tok = load_tokenizer(model_ref(tiny_models / "policy"))
+
+    def pair(prompt, chosen, rejected):
+        return {
+            "prompt": [{"role": "user", "content": prompt}],
+            "chosen": [{"role": "assistant", "content": chosen}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+
+    rows = [pair("hi " * 50, "a", "b " * 100), pair("hi", "a", "b"), pair("q", "long " * 80, "x")]
+    assert count_over_length(rows, tok, 64) == 2
+    assert count_over_length(rows, tok, 100_000) == 0

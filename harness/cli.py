@@ -20,6 +20,7 @@ STEPS = {
     "rank": "rank completions (reward model or iterative pairwise ranking) into preference pairs",
     "gold-accuracy": "a ranker's accuracy on a labelled preference set (ranker study)",
     "study-table": "the ranker-study tables: agreement, flips, cycles, gold accuracy",
+    "reference-logps": "the reference model's log-probs of every pair, once per pairs file",
     "train": "DPO with no regularizer, NLL or budget-controlled regularization (TRL)",
     "generate": "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
     "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
@@ -55,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         subs[name].add_argument("--cache", help="judge-call cache (JSONL, kept across reruns)")
     subs["train"].add_argument("--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)")
     subs["train"].add_argument("--log", required=True, help="per-step training log (JSONL)")
+    subs["train"].add_argument(
+        "--reference", help="reference log-probs from `reference-logps` (else computed here)"
+    )
+    subs["reference-logps"].add_argument(
+        "--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)"
+    )
     subs["train"].add_argument(
         "--summary", required=True, help="final log-likelihood changes and provenance (JSON)"
     )
@@ -120,7 +127,11 @@ def _dispatch(args, job) -> None:
     elif step == "train":
         from harness import train
 
-        train.run(job, args.pairs, args.output, args.log, args.summary)
+        train.run(job, args.pairs, args.output, args.log, args.summary, args.reference)
+    elif step == "reference-logps":
+        from harness import train
+
+        train.reference_logps(job, args.pairs, args.output)
     elif step == "generate":
         from harness import generate
 

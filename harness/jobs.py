@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures")
+STEPS += ("report", "figures", "reference")
 REG_KEYS = {
     "none": (),
     "nll": ("alpha",),
@@ -107,6 +107,9 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             r["judge"] = _judge(cfg, r["judge"], paths)
             r.pop("model", None)
         return {"step": step, "policy": policy, "ranker": r, "seed": cfg["sampling"]["seed"]}
+    if step == "reference":
+        policy, ranker = key.split("/")
+        return {"step": step, "seed": 0, "model": model_ref(cfg, policy, paths), "training": cfg["training"]}
     if step == "train":
         policy, ranker, reg, seed = key.split("/")
         seed = int(seed.removeprefix("seed"))

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from harness.io import RecordError, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, read_json, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.seeding import seed_everything
 
@@ -83,7 +83,60 @@ def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: l
     )
 
 
-def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: str) -> None:
+def _sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def reference_logps(job: dict, pairs_path: str, output: str) -> None:
+    """Step `reference-logps`: the reference model's summed log-probs of every chosen and rejected
+    answer, computed once per pairs file with TRL's own precompute path; every regularizer and seed
+    trained on these pairs reads them instead of recomputing them."""
+    import tempfile
+
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
+    from harness.trainer import HarnessDPOTrainer
+
+    started = time.time()
+    pairs = Dataset.from_list(load_pairs(pairs_path))
+    tokenizer = load_tokenizer(job["model"])
+    model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=torch_dtype(job["model"].get("dtype")))
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = HarnessDPOTrainer(
+            model=model,
+            args=dpo_config(job, tmp, ["sigmoid"], [1.0]),
+            train_dataset=pairs,
+            processing_class=tokenizer,
+            regularizer={"kind": "none"},
+        )
+        data = trainer.train_dataset
+        if trainer.is_world_process_zero():
+            write_json(
+                output,
+                {
+                    "pairs": len(data),
+                    "pairs_sha256": _sha256(pairs_path),
+                    "chosen": [float(x) for x in data["ref_chosen_logps"]],
+                    "rejected": [float(x) for x in data["ref_rejected_logps"]],
+                    "provenance": provenance(job, seed=job["seed"], started=started),
+                },
+            )
+
+
+def load_reference(path, pairs_path) -> dict:
+    ref = read_json(path)
+    if ref["pairs_sha256"] != _sha256(pairs_path):
+        raise RecordError(f"{path}: computed for another version of {pairs_path}; rerun reference-logps")
+    return {"chosen": ref["chosen"], "rejected": ref["rejected"]}
+
+
+def run(
+    job: dict, pairs_path: str, output: str, log_path: str, summary_path: str, reference: str | None = None
+) -> None:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, TrainerCallback
 
@@ -127,6 +180,7 @@ def run(job: dict, pairs_path: str, output: str, log_path: str, summary_path: st
             processing_class=tokenizer,
             callbacks=[JsonlLog()],
             regularizer=reg,
+            reference_logps=load_reference(reference, pairs_path) if reference else None,
         )
         trainer.train()
         final = trainer.evaluate()  # the trained policy on every training pair, against the reference

@@ -39,13 +39,28 @@ class HarnessDPOTrainer(DPOTrainer):
             dpop: ``lambda``, ``normalize`` (a zero budget).
     """
 
-    def __init__(self, *args, regularizer: dict, **kwargs):
+    def __init__(self, *args, regularizer: dict, reference_logps: dict | None = None, **kwargs):
         self.regularizer = regularizer
+        self.reference_logps = reference_logps  # {"chosen": [...], "rejected": [...]} from `reference-logps`
         super().__init__(*args, **kwargs)
         if not self.precompute_ref_logps:
             raise ValueError(
                 "HarnessDPOTrainer reads reference log-probs from the batch: set precompute_ref_log_probs=True"
             )
+
+    def _precompute_ref_logps(self, dataset, name, batch_size):
+        """Attach reference log-probs computed once per pairs file (the `reference-logps` step) instead
+        of recomputing them in every training run; without them, TRL computes them as usual."""
+        given = self.reference_logps
+        if given is None:
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+        if len(given["chosen"]) != len(dataset) or len(given["rejected"]) != len(dataset):
+            raise ValueError(
+                f"reference log-probs cover {len(given['chosen'])} pairs but the {name} dataset has {len(dataset)}"
+            )
+        return dataset.add_column("ref_chosen_logps", given["chosen"]).add_column(
+            "ref_rejected_logps", given["rejected"]
+        )
 
     def _compute_loss(self, model, inputs, return_outputs):
         tap = _Tap(model)

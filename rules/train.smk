@@ -1,10 +1,35 @@
-# Stage 3: DPO with a regularizer (none, NLL, BCR), one job per policy x ranker x regularizer x seed.
+# Stage 3: reference log-probs once per pairs file; DPO with a regularizer (none, NLL, BCR, DPOP),
+# one job per policy x ranker x regularizer x seed.
+
+
+rule reference_logps:
+    input:
+        config=job_config("reference", "{policy}/{ranker}"),
+        pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        models=lambda wc: built_models_input([wc.policy]),
+    output:
+        "results/reference/{policy}/{ranker}/ref_logps.json",
+    log:
+        "logs/reference_logps/{policy}/{ranker}.log",
+    benchmark:
+        "benchmarks/reference_logps/{policy}/{ranker}.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        step_version=1,
+        launcher=lambda wc, resources: launcher(resources.gpu),
+    shell:
+        "{params.launcher} -m harness reference-logps --config {input.config}"
+        " --pairs {input.pairs} --output {output} > {log} 2>&1"
 
 
 rule train:
     input:
         config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
         pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        reference="results/reference/{policy}/{ranker}/ref_logps.json",
         models=lambda wc: built_models_input([wc.policy]),
     output:
         model=directory(
@@ -25,4 +50,5 @@ rule train:
         launcher=lambda wc, resources: launcher(resources.gpu),
     shell:
         "{params.launcher} -m harness train --config {input.config} --pairs {input.pairs}"
-        " --output {output.model} --log {output.log} --summary {output.summary} > {log} 2>&1"
+        " --reference {input.reference} --output {output.model} --log {output.log}"
+        " --summary {output.summary} > {log} 2>&1"

@@ -19,9 +19,10 @@ def test_demo_dry_run(wf):
     c = job_counts(r.stdout)
     # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks;
     # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
-    assert c == {"job_config": 66, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
-                 "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2, "gold_accuracy": 4,
-                 "study_table": 1, "training_curves": 1, "all": 1, "total": 133}  # fmt: skip
+    # reference log-probs: once per pairs file (2), not once per training run (6)
+    assert c == {"job_config": 68, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
+                 "reference_logps": 2, "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2,
+                 "gold_accuracy": 4, "study_table": 1, "training_curves": 1, "all": 1, "total": 137}  # fmt: skip
 
 
 def test_paper_dry_run_plans_every_job(wf):
@@ -31,6 +32,7 @@ def test_paper_dry_run_plans_every_job(wf):
     # 2 policies x 2 rankers x 7 regularizers x 3 seeds = 84 trainings; (84 + 2 base) x 2 benchmarks
     assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 4, 84, 172, 172, 172)  # fmt: skip
     assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 6)
+    assert c["reference_logps"] == 4  # one per (policy, ranker), shared by 21 trainings each
     assert "build_tiny_models" not in c  # hub models only
 
 
@@ -58,11 +60,12 @@ def test_single_cell_builds_only_its_upstream(wf):
         "prepare_data": 2,
         "sample": 1,
         "rank": 1,
+        "reference_logps": 1,
         "train": 1,
         "generate": 1,
         "judge": 1,
         "metrics": 1,
-        "total": 16,
+        "total": 18,
     }
 
 

@@ -21,7 +21,7 @@ PAIRS = [
 ]
 
 
-def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None):
+def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None, **extra):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import DPOTrainer
@@ -62,7 +62,7 @@ def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None):
     kwargs = dict(model=model, args=args, train_dataset=data, processing_class=tok)
     if regularizer is None:
         return DPOTrainer(**kwargs)
-    return HarnessDPOTrainer(regularizer=regularizer, **kwargs)
+    return HarnessDPOTrainer(regularizer=regularizer, **kwargs, **extra)
 
 
 def _loss(trainer):
@@ -128,3 +128,58 @@ def test_bcr_limits_against_trl(tiny_models, tmp_path):
         )  # dpop == bcr(delta=0)
     mode = "train" if trainer.model.training else "eval"
     assert trainer._metrics[mode]["bcr/over_budget"][-1] == 1.0  # every pair fell beyond the budget
+
+
+def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):
+    import json
+
+    from harness.io import RecordError
+    from harness.train import load_reference, reference_logps
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": [{"role": "user", "content": p}],
+                    "chosen": [{"role": "assistant", "content": c}],
+                    "rejected": [{"role": "assistant", "content": r}],
+                }
+            )
+            + "\n"
+            for p, c, r in PAIRS
+        )
+    )
+    job = {
+        "seed": 0,
+        "model": model_ref(tiny_models / "policy"),
+        "training": {
+            "beta": 0.3,
+            "learning_rate": 1e-3,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 4,
+            "gradient_accumulation_steps": 1,
+            "lr_scheduler_type": "constant",
+            "warmup_ratio": 0.0,
+            "max_length": 128,
+            "bf16": False,
+            "gradient_checkpointing": False,
+            "logging_steps": 1,
+        },
+    }
+    out = tmp_path / "ref.json"
+    reference_logps(job, str(pairs), str(out))
+    given = load_reference(out, pairs)
+
+    computed = _trainer(tiny_models, tmp_path / "a", ["sigmoid"], [1.0], {"kind": "none"})
+    assert given["chosen"] == pytest.approx(list(computed.train_dataset["ref_chosen_logps"]), abs=1e-6)
+    assert given["rejected"] == pytest.approx(list(computed.train_dataset["ref_rejected_logps"]), abs=1e-6)
+
+    reused = _trainer(
+        tiny_models, tmp_path / "b", ["sigmoid"], [1.0], {"kind": "none"}, reference_logps=given
+    )
+    assert _loss(reused)[0] == pytest.approx(_loss(computed)[0], abs=1e-6)
+
+    pairs.write_text(pairs.read_text() + pairs.read_text().splitlines()[0] + "\n")  # the pairs file changed
+    with pytest.raises(RecordError, match="another version of"):
+        load_reference(out, pairs)

@@ -45,14 +45,8 @@ def main() -> None:
         "max_position_embeddings": 1024,
         "seed": 3,
     }
-    tiny.run(
-        {
-            "tokenizer": {"vocab_size": 640, "corpus": [str(ROOT / "data/demo/prompts.jsonl")]},
-            "models": {"judge": spec},
-        },
-        str(out),
-    )
-    backend = TransformersBackend({"source": str(out / "judge"), "revision": None, "dtype": "float32"})
+    path = tiny.build_one(out, "judge", spec, [str(ROOT / "data/demo/prompts.jsonl")])
+    backend = TransformersBackend({"source": str(path), "revision": None, "dtype": "float32"})
     prompts = (load_prompts(ROOT / "data/demo/prompts.jsonl") * 4)[: args.prompts]
     answers = [[f"Answer {j}: {p.prompt.lower()} in {3 + j} words." for j in range(args.k)] for p in prompts]
     batch = 64

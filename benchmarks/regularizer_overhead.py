@@ -46,14 +46,8 @@ def main() -> None:
         "max_position_embeddings": 512,
         "seed": 0,
     }
-    tiny.run(
-        {
-            "tokenizer": {"vocab_size": 640, "corpus": [str(ROOT / "data/demo/prompts.jsonl")]},
-            "models": {"policy": spec},
-        },
-        str(work / "tiny"),
-    )
-    ref = {"source": str(work / "tiny/policy"), "revision": None, "dtype": "float32"}
+    path = tiny.build_one(work / "tiny", "policy", spec, [str(ROOT / "data/demo/prompts.jsonl")])
+    ref = {"source": str(path), "revision": None, "dtype": "float32"}
     tok = load_tokenizer(ref)
     prompts = load_prompts(ROOT / "data/demo/prompts.jsonl")
     rows = [

@@ -39,7 +39,6 @@ def _parser() -> argparse.ArgumentParser:
         if name != "check-config":
             s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
             s.add_argument("--output", required=True, help="the file or directory this step writes")
-    subs["prepare-data"]  # only --config/--output
     subs["sample"].add_argument("--prompts", required=True, help="prompts JSONL ({id, prompt})")
     subs["sample"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
     subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")

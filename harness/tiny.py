@@ -122,3 +122,9 @@ def run(job: dict, output: str) -> None:
             assert AutoTokenizer.from_pretrained(tmp / name).chat_template == CHAT_TEMPLATE
             n = sum(p.numel() for p in model.parameters())
             print(f"built {name}: {spec['kind']}, {n / 1e6:.2f}M parameters, vocab {len(tokenizer)}")
+
+
+def build_one(output: str | Path, name: str, spec: dict, corpus: list[str], vocab_size: int = 640) -> Path:
+    """Build a single tiny model (full ``spec``, as in config ``build``) into ``output/name``; return its path."""
+    run({"tokenizer": {"vocab_size": vocab_size, "corpus": corpus}, "models": {name: spec}}, str(output))
+    return Path(output) / name

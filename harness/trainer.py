@@ -8,7 +8,6 @@ precomputed reference log-probs. tests/test_trainer_parity.py guards the seam.
 
 from __future__ import annotations
 
-import torch
 from trl import DPOTrainer
 
 from harness.losses import bcr_penalty, sequence_logp
@@ -100,6 +99,3 @@ def loss_types(regularizer: dict) -> tuple[list[str], list[float]]:
     if kind in ("none", "bcr", "dpop"):
         return ["sigmoid"], [1.0]
     raise ValueError(f"unknown regularizer kind '{kind}'; valid: none, nll, bcr, dpop")
-
-
-__all__ = ["HarnessDPOTrainer", "loss_types", "torch"]

@@ -13,6 +13,19 @@ from harness.train import dpo_config
 
 from .conftest import model_ref
 
+TRAINING = {
+    "beta": 0.3,
+    "learning_rate": 1e-3,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "lr_scheduler_type": "constant",
+    "warmup_ratio": 0.0,
+    "max_length": 128,
+    "bf16": False,
+    "gradient_checkpointing": False,
+    "logging_steps": 1,
+}
 PAIRS = [
     ("Explain why the sky looks blue.", "Light scatters in the air.", "The sky is a colour."),
     ("Give a simple recipe for tomato soup.", "Cook tomatoes with onion, then blend.", "Soup."),
@@ -44,19 +57,7 @@ def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None, *
     )
     job = {
         "seed": 0,
-        "training": {
-            "beta": 0.3,
-            "learning_rate": 1e-3,
-            "num_train_epochs": 1,
-            "per_device_train_batch_size": 4,
-            "gradient_accumulation_steps": 1,
-            "lr_scheduler_type": "constant",
-            "warmup_ratio": 0.0,
-            "max_length": 128,
-            "bf16": False,
-            "gradient_checkpointing": False,
-            "logging_steps": 1,
-        },
+        "training": TRAINING,
     }
     args = dpo_config(job, str(tmp_path), loss_type, loss_weights)
     kwargs = dict(model=model, args=args, train_dataset=data, processing_class=tok)
@@ -153,19 +154,7 @@ def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):
     job = {
         "seed": 0,
         "model": model_ref(tiny_models / "policy"),
-        "training": {
-            "beta": 0.3,
-            "learning_rate": 1e-3,
-            "num_train_epochs": 1,
-            "per_device_train_batch_size": 4,
-            "gradient_accumulation_steps": 1,
-            "lr_scheduler_type": "constant",
-            "warmup_ratio": 0.0,
-            "max_length": 128,
-            "bf16": False,
-            "gradient_checkpointing": False,
-            "logging_steps": 1,
-        },
+        "training": TRAINING,
     }
     out = tmp_path / "ref.json"
     reference_logps(job, str(pairs), str(out))

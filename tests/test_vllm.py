@@ -36,14 +36,7 @@ def vllm_model(tmp_path_factory) -> Path:
         "max_position_embeddings": 1024,
         "seed": 5,
     }
-    tiny.run(
-        {
-            "tokenizer": {"vocab_size": 640, "corpus": [str(ROOT / "data/demo/prompts.jsonl")]},
-            "models": {"policy": spec},
-        },
-        str(out),
-    )
-    return out / "policy"
+    return tiny.build_one(out, "policy", spec, [str(ROOT / "data/demo/prompts.jsonl")])
 
 
 def test_vllm_backend_on_cpu(vllm_model):

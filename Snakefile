@@ -31,3 +31,5 @@ rule all:
         "results/tables/main.md",
         "results/tables/ranker_study.md",
         "results/figures/likelihood_trajectories.png",
+        # the budget sweep, where config names one
+        ["results/figures/budget_sweep.png"] if config["budget_sweep"] else [],

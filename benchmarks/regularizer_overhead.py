@@ -1,11 +1,12 @@
 """Per-step cost of the NLL and BCR regularizers against plain DPO, and what precomputed reference
 log-probs save, side by side in one run on a ~25M-parameter random-init Llama on CPU.
 
-Each variant trains the same pairs for the same number of steps from the same initial weights; the
-median step time after warm-up is compared. The last line is the larger of the two regularizer
-overheads (target: at most 3%).
+Each variant trains the same pairs for the same number of steps from the same initial weights; a
+variant's time is its median step time after warm-up, the lowest over ``--rounds`` rounds that run
+dpo, nll and bcr in turn (so that drift in the machine's speed falls on all three alike). The last
+line is the larger of the two regularizer overheads (target: at most 3%).
 
-    .venv/bin/python benchmarks/regularizer_overhead.py [--steps 12]
+    .venv/bin/python benchmarks/regularizer_overhead.py [--steps 12] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
 
     from datasets import Dataset
@@ -33,6 +35,7 @@ def main() -> None:
 
     from harness import tiny
     from harness.backends.hf import load_tokenizer
+    from harness.config import section_defaults
     from harness.records import load_prompts
     from harness.train import dpo_config
     from harness.trainer import HarnessDPOTrainer, loss_types
@@ -75,17 +78,14 @@ def main() -> None:
         job = {
             "seed": 0,
             "training": {
+                **section_defaults("training"),
                 "beta": 0.1,
                 "learning_rate": 1e-5,
-                "num_train_epochs": 1,
                 "per_device_train_batch_size": args.batch,
                 "gradient_accumulation_steps": 1,
                 "lr_scheduler_type": "constant",
                 "warmup_ratio": 0.0,
                 "max_length": 256,
-                "bf16": False,
-                "gradient_checkpointing": False,
-                "logging_steps": 1,
             },
         }
         kind = regularizer or {"kind": "none"}
@@ -98,12 +98,19 @@ def main() -> None:
         trainer.train()
         return statistics.median(clock.times[2:])  # after warm-up
 
-    t_dpo = step_time({"kind": "none"})
-    t_nll = step_time({"kind": "nll", "alpha": 0.2})
-    t_bcr = step_time({"kind": "bcr", "lambda": 1.0, "delta": 0.5, "normalize": "sum"})
+    variants = {
+        "dpo": {"kind": "none"},
+        "nll": {"kind": "nll", "alpha": 0.2},
+        "bcr": {"kind": "bcr", "lambda": 1.0, "delta": 0.5, "normalize": "sum"},
+    }
+    rounds = [{name: step_time(reg) for name, reg in variants.items()} for _ in range(args.rounds)]
+    t_dpo, t_nll, t_bcr = (min(r[name] for r in rounds) for name in variants)
     t_trl_ref = step_time(None, precompute=False)  # TRL's DPO with a reference forward every step
     t_trl_pre = step_time(None, precompute=True)
-    print(f"model: {n_params / 1e6:.1f}M parameters, batch {args.batch} pairs, {args.steps} steps, CPU")
+    print(
+        f"model: {n_params / 1e6:.1f}M parameters, batch {args.batch} pairs, {args.steps} steps, "
+        f"best of {args.rounds} rounds, CPU"
+    )
     print(f"dpo {t_dpo * 1e3:.0f} ms/step | nll {t_nll * 1e3:.0f} ms/step | bcr {t_bcr * 1e3:.0f} ms/step")
     print(
         f"reference forward every step {t_trl_ref * 1e3:.0f} ms/step vs precomputed {t_trl_pre * 1e3:.0f} "

@@ -27,6 +27,7 @@ STEPS = {
     "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
     "report": "the main table as CSV and Markdown",
     "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
+    "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
 }
 
 
@@ -79,6 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     subs["report"].add_argument("--output-md", required=True, help="the Markdown table")
     subs["figures"].add_argument("--logs", nargs="+", required=True, help="train_log.jsonl files")
     subs["figures"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
+    subs["budget-sweep"].add_argument(
+        "--inputs",
+        nargs="+",
+        required=True,
+        help="summary.json (and metrics.json) files of the sweep's cells",
+    )
+    subs["budget-sweep"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
+    subs["budget-sweep"].add_argument("--output-csv", required=True, help="the sweep as a table")
     return p
 
 
@@ -159,6 +168,10 @@ def _dispatch(args, job) -> None:
         from harness import figures
 
         figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
+    elif step == "budget-sweep":
+        from harness import figures
+
+        figures.budget_sweep(args.inputs, args.output, args.output_pdf, args.output_csv)
     elif step == "report":
         from harness import report
 

@@ -41,12 +41,12 @@ def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> d
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {where}: {e.message}")
-    _check_references(cfg, source)
+    check_references(cfg, source)
     return cfg
 
 
-def _check_references(cfg: dict, source: str) -> None:
-    """Names that must point at entries of ``models``."""
+def check_references(cfg: dict, source: str) -> None:
+    """Names that must point at entries of ``models``, ``policies``, ``rankers`` or ``regularizers``."""
     models = cfg["models"]
     refs = [(f"policies/{i}", p) for i, p in enumerate(cfg["policies"])]
     for name, r in cfg["rankers"].items():
@@ -62,6 +62,7 @@ def _check_references(cfg: dict, source: str) -> None:
             raise ConfigError(
                 f"{source}: {where}: '{name}' is not a key of models ({', '.join(sorted(models))})"
             )
+    _check_grids(cfg, source)
 
 
 def load_config(path) -> dict:
@@ -73,3 +74,41 @@ def load_config(path) -> dict:
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return validate(cfg, str(path))
+
+
+def _check_grids(cfg: dict, source: str) -> None:
+    def need(where, name, keys, what):
+        if name not in keys:
+            raise ConfigError(
+                f"{source}: {where}: '{name}' is not a key of {what} ({', '.join(sorted(keys))})"
+            )
+
+    regs = cfg["regularizers"]
+    for i, name in enumerate(cfg.get("main_table", {}).get("regularizers") or []):
+        need(f"main_table/regularizers/{i}", name, regs, "regularizers")
+    for i, cell in enumerate(cfg.get("budget_sweep", [])):
+        need(f"budget_sweep/{i}/policy", cell["policy"], cfg["policies"], "policies")
+        need(f"budget_sweep/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
+        norms = set()
+        for j, name in enumerate(cell["regularizers"]):
+            where = f"budget_sweep/{i}/regularizers/{j}"
+            need(where, name, regs, "regularizers")
+            if regs[name]["kind"] not in ("bcr", "dpop", "none"):
+                raise ConfigError(
+                    f"{source}: {where}: '{name}' is of kind {regs[name]['kind']}; a budget sweep takes bcr, dpop or none"
+                )
+            if regs[name]["kind"] != "none":
+                norms.add(regs[name].get("normalize", "sum"))
+        if len(norms) > 1:
+            raise ConfigError(
+                f"{source}: budget_sweep/{i}: budgets on both summed and per-token log-likelihoods; use one"
+            )
+
+
+def section_defaults(section: str, schema_path: Path = SCHEMA) -> dict:
+    """The schema's defaults for one top-level section (e.g. ``training``), for scripts and tests
+    that build a job config by hand."""
+    schema = yaml.safe_load(schema_path.read_text())
+    filled: dict = {}
+    _validator(schema["properties"][section]).validate(filled)
+    return filled

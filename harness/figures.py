@@ -1,15 +1,20 @@
-"""Step `figures`: training curves from the per-step logs.
+"""Steps `figures` and `budget-sweep`: training figures (PNG for reading, PDF for papers).
 
 ``likelihood_trajectories``: mean change of log pi(y_w) (solid) and log pi(y_l) (dashed) against the
 reference, per training step, one colour per regularizer and one panel per (policy, ranker); seeds
-are averaged and their spread shaded. PNG for reading, PDF for papers.
+are averaged and their spread shaded.
+
+``budget_sweep``: the final change of log pi(y_w) and log pi(y_l) over the training pairs against the
+budget delta, one panel per (policy, ranker); dpop sits at delta = 0 and plain DPO at infinity. The
+grey floor marks -delta, the lowest mean the budget allows. Also written as a CSV table.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from harness.io import atomic_path, read_jsonl
+from harness.io import atomic_path, read_json, read_jsonl, write_text
 
 
 def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -> None:
@@ -48,9 +53,91 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
     axes[0][0].set_ylabel("log π(y) − log π_ref(y)  (nats, batch mean)")
     axes[0][-1].legend(fontsize=8, loc="best")
     fig.suptitle("Chosen (solid) and rejected (dashed) log-likelihood change during training")
+    _save(fig, output_png, output_pdf)
+
+
+def _save(fig, output_png: str, output_pdf: str) -> None:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     for out, fmt in ((output_png, "png"), (output_pdf, "pdf")):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150)
     plt.close(fig)
+
+
+def budget_of(regularizer: dict) -> float:
+    """The allowed fall of log pi(y_w): delta for bcr, 0 for dpop, infinity for plain DPO."""
+    kind = regularizer["kind"]
+    if kind == "bcr":
+        return float(regularizer["delta"])
+    if kind == "dpop":
+        return 0.0
+    if kind == "none":
+        return math.inf
+    raise ValueError(f"regularizer '{regularizer['name']}' of kind {kind} has no budget")
+
+
+def budget_table(inputs: list[str]):
+    """The main-table aggregation (harness.report) of the sweep's cells, with each cell's budget."""
+    from harness.report import build_table
+
+    deltas = {}
+    for path in inputs:
+        data = read_json(path)
+        if "regularizer" in data:  # a training summary
+            deltas[data["cell"]["regularizer"]] = budget_of(data["regularizer"])
+    table = build_table(inputs)
+    table.insert(3, "delta", table["regularizer"].map(deltas))
+    return table.sort_values(["policy", "ranker", "delta"]).reset_index(drop=True)
+
+
+def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv: str) -> None:
+    """Figure and CSV of the sweep from training summaries (and evaluation metrics, where evaluated)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from harness.report import COLUMNS
+
+    table = budget_table(inputs)
+    panels = sorted(table.groupby(["policy", "ranker"]).groups)
+    evals = [c for c in ("alpaca_eval_lc", "mt_bench") if c in table and table[c].notna().any()]
+    fig, axes = plt.subplots(
+        1 + len(evals),
+        len(panels),
+        figsize=(5.5 * len(panels), 4 + 3 * len(evals)),
+        squeeze=False,
+        sharex="col",
+    )
+    for col_no, (policy, ranker) in enumerate(panels):
+        sub = table[(table["policy"] == policy) & (table["ranker"] == ranker)]
+        x = list(range(len(sub)))  # budgets as evenly spaced categories: 0, 0.25, ..., infinity
+        ax = axes[0][col_no]
+        for col, style, name in (("chosen", "o-", "log π(y_w)"), ("rejected", "s--", "log π(y_l)")):
+            mean, std = sub[f"{col}_logratio"], sub[f"{col}_logratio_std"].fillna(0)
+            ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=name)
+        floors = [-d if math.isfinite(d) else math.nan for d in sub["delta"]]
+        ax.plot(x, floors, "_", color="grey", ms=18, mew=2, label="−δ (budget floor)")
+        ax.axhline(0.0, color="grey", lw=0.6, ls=":")
+        ax.set_title(f"{policy} / {ranker}")
+        ax.set_ylabel("final change against the reference (nats)")
+        ax.legend(fontsize=8, loc="best")
+        for row_no, metric in enumerate(evals, start=1):
+            ax = axes[row_no][col_no]
+            ax.errorbar(x, sub[metric], yerr=sub[f"{metric}_std"].fillna(0), fmt="o-", capsize=3)
+            ax.set_ylabel(COLUMNS[metric])
+        ax = axes[-1][col_no]
+        labels = [
+            f"{d:g}\n({r})" if d in (0, math.inf) else f"{d:g}"
+            for d, r in zip(sub["delta"], sub["regularizer"], strict=True)
+        ]
+        ax.set_xticks(x, labels)
+        ax.set_xlabel("budget δ (nats)")
+        for row in axes:
+            row[col_no].grid(alpha=0.3)
+    fig.suptitle("Final log-likelihood change over the training pairs (and benchmarks) against the budget")
+    _save(fig, output_png, output_pdf)
+    write_text(output_csv, table.to_csv(index=False, float_format="%.4f"))

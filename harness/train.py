@@ -56,6 +56,7 @@ def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: l
     from trl import DPOConfig
 
     t, seed = job["training"], job["seed"]
+    cell = job.get("cell", {})
     return DPOConfig(
         output_dir=output_dir,
         seed=seed,
@@ -75,9 +76,16 @@ def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: l
         loss_type=loss_type,
         loss_weights=loss_weights,
         precompute_ref_log_probs=True,
-        save_strategy="no",
+        # a resumable checkpoint every save_steps (weights, optimizer, scheduler, RNG, log history)
+        save_strategy="steps" if t["save_steps"] else "no",
+        save_steps=t["save_steps"] or 500,
+        save_total_limit=1,
         eval_strategy="no",
-        report_to="none",
+        report_to=t["report_to"] or "none",
+        run_name="/".join(str(cell[k]) for k in ("policy", "ranker", "regularizer", "seed"))
+        if cell
+        else None,
+        deepspeed=t["deepspeed"],
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
@@ -134,79 +142,142 @@ def load_reference(path, pairs_path) -> dict:
     return {"chosen": ref["chosen"], "rejected": ref["rejected"]}
 
 
+def _fingerprint(job: dict, pairs_path: str, reference: str | None) -> str:
+    """What a checkpoint was trained from: a partial run resumes only under the same job and inputs."""
+    import hashlib
+
+    parts = [json.dumps(job, sort_keys=True), _sha256(pairs_path), _sha256(reference) if reference else ""]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def resume_point(partial: Path, fingerprint: str) -> str | None:
+    """The last complete checkpoint in ``partial`` left by a killed run of the same job, or None.
+
+    A checkpoint is complete once its trainer_state.json exists (transformers writes it last); an
+    incomplete one (killed while saving) and a partial directory of another job are deleted.
+    """
+    stamp = partial / "fingerprint"
+    if partial.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
+        shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    complete = []
+    for ckpt in sorted((partial / "trainer").glob("checkpoint-*")):
+        if (ckpt / "trainer_state.json").exists():
+            complete.append(ckpt)
+        else:
+            shutil.rmtree(ckpt)
+    return str(max(complete, key=lambda c: int(c.name.split("-")[1]))) if complete else None
+
+
+def lora_config(lora: dict):
+    """peft LoraConfig from the job's ``training.lora``, or None when r = 0 (all weights train)."""
+    if not lora.get("r"):
+        return None
+    try:
+        from peft import LoraConfig
+    except ImportError:
+        raise ImportError(
+            "training.lora needs peft: pip install peft (it is in the harness dependencies)"
+        ) from None
+    return LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+
+
 def run(
     job: dict, pairs_path: str, output: str, log_path: str, summary_path: str, reference: str | None = None
 ) -> None:
+    import os
+
+    from accelerate import PartialState
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, TrainerCallback
+    from transformers import AutoModelForCausalLM
 
     from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
     from harness.trainer import HarnessDPOTrainer, loss_types
 
     started = time.time()
-    seed, reg = job["seed"], job["regularizer"]
+    seed, reg, t = job["seed"], job["regularizer"], job["training"]
+    peft_config = lora_config(t["lora"])
+    if peft_config is not None and t["deepspeed"]:
+        raise ValueError(
+            "training.lora with training.deepspeed is not supported: merging adapters needs gathered weights"
+        )
     seed_everything(seed)
     rows = load_pairs(pairs_path)
     pairs = Dataset.from_list(rows)
     tokenizer = load_tokenizer(job["model"])
-    over_length = count_over_length(rows, tokenizer, job["training"]["max_length"])
+    over_length = count_over_length(rows, tokenizer, t["max_length"])
     if over_length:
         log.warning(
             "%d of %d pairs exceed max_length=%d tokens and are truncated",
             over_length,
             len(rows),
-            job["training"]["max_length"],
+            t["max_length"],
         )
     model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=torch_dtype(job["model"].get("dtype")))
-    steps: list[dict] = []
-
-    class JsonlLog(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                steps.append({**job["cell"], "step": state.global_step, "epoch": state.epoch, **logs})
 
     # Under `accelerate launch` every rank runs this function: all ranks save into one partial
     # directory (ZeRO-3 gathers weights collectively); only the main rank writes files and renames.
+    # The partial directory survives a kill, so that a rerun resumes from its last checkpoint.
     tmp = Path(f"{output}.partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    trainer = None
-    try:
-        trainer = HarnessDPOTrainer(
-            model=model,
-            args=dpo_config(job, str(tmp / "trainer"), *loss_types(reg)),
-            train_dataset=pairs,
-            eval_dataset=pairs,
-            processing_class=tokenizer,
-            callbacks=[JsonlLog()],
-            regularizer=reg,
-            reference_logps=load_reference(reference, pairs_path) if reference else None,
-        )
-        trainer.train()
-        final = trainer.evaluate()  # the trained policy on every training pair, against the reference
+    with PartialState().main_process_first():  # the main rank cleans up; the others then find it clean
+        resume = resume_point(tmp, _fingerprint(job, pairs_path, reference))
+    if resume:
+        log.info("resuming from %s", resume)
+    if "tensorboard" in t["report_to"]:
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(tmp / "tensorboard")  # kept beside the weights
+    trainer = HarnessDPOTrainer(
+        model=model,
+        args=dpo_config(job, str(tmp / "trainer"), *loss_types(reg)),
+        train_dataset=pairs,
+        eval_dataset=pairs,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        regularizer=reg,
+        reference_logps=load_reference(reference, pairs_path) if reference else None,
+    )
+    trainer.train(resume_from_checkpoint=resume)
+    final = trainer.evaluate()  # the trained policy on every training pair, against the reference
+    if peft_config is None:
         trainer.save_model(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
-        summary = {
-            "cell": job["cell"],
-            "pairs": len(pairs),
-            "pairs_truncated": over_length,  # longer than max_length: TRL cuts them (truncation_mode)
-            "steps": trainer.state.global_step,
-            "final_chosen_logratio": final.get("eval_logratio/chosen"),
-            "final_rejected_logratio": final.get("eval_logratio/rejected"),
-            "final_reward_accuracy": final.get("eval_rewards/accuracies"),
-            "final_eval_loss": final.get("eval_loss"),
-            "regularizer": reg,
-            "provenance": provenance(job, seed=seed, started=started),
-        }
-        trainer.accelerator.wait_for_everyone()
-        if trainer.is_world_process_zero():
-            log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
-            write_jsonl(log_path, steps)
-            write_json(summary_path, summary)
-            if Path(output).exists():
-                shutil.rmtree(output)
-            tmp.rename(output)
-    finally:
-        if tmp.exists() and (trainer is None or trainer.is_world_process_zero()):
-            shutil.rmtree(tmp)
+    elif trainer.is_world_process_zero():  # adapters merged, so downstream steps load a plain model
+        trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    steps = [{**job["cell"], **e} for e in trainer.state.log_history if "loss" in e]  # restored on resume
+    summary = {
+        "cell": job["cell"],
+        "pairs": len(pairs),
+        "pairs_truncated": over_length,  # longer than max_length: TRL cuts them (truncation_mode)
+        "steps": trainer.state.global_step,
+        "resumed_from": resume and Path(resume).name,
+        "final_chosen_logratio": final.get("eval_logratio/chosen"),
+        "final_rejected_logratio": final.get("eval_logratio/rejected"),
+        "final_reward_accuracy": final.get("eval_rewards/accuracies"),
+        "final_eval_loss": final.get("eval_loss"),
+        "tokens_per_second": _mean(steps, "tokens_per_second"),
+        "mfu": _mean(steps, "mfu"),
+        "regularizer": reg,
+        "provenance": provenance(job, seed=seed, started=started),
+    }
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
+        for leftover in ("trainer", "fingerprint"):
+            path = tmp / leftover
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        write_jsonl(log_path, steps)
+        write_json(summary_path, summary)
+        if Path(output).exists():
+            shutil.rmtree(output)
+        tmp.rename(output)
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if r.get(key) is not None]
+    return sum(vals) / len(vals) if vals else None

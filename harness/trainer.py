@@ -8,8 +8,11 @@ precomputed reference log-probs. tests/test_trainer_parity.py guards the seam.
 
 from __future__ import annotations
 
+import time
+
 from trl import DPOTrainer
 
+from harness import throughput
 from harness.losses import bcr_penalty, sequence_logp
 
 
@@ -46,6 +49,28 @@ class HarnessDPOTrainer(DPOTrainer):
             raise ValueError(
                 "HarnessDPOTrainer reads reference log-probs from the batch: set precompute_ref_log_probs=True"
             )
+        self._peak = throughput.peak_flops(throughput.device_name())
+        self._clock: tuple[float, int, int] | None = None  # (time, tokens, sequences) at the last log
+        self._sequences = 0
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds ``tokens_per_second`` (non-padding tokens, all ranks) and ``mfu`` (see harness.throughput)
+        to each training log, measured since the previous one."""
+        if self.model.training and "loss" in logs:
+            now, tokens, seqs = time.perf_counter(), self._total_train_tokens, self._sequences
+            if self._clock is not None and now > self._clock[0] and tokens > self._clock[1]:
+                rate = (tokens - self._clock[1]) / (now - self._clock[0])
+                logs["tokens_per_second"] = rate
+                if self._peak:
+                    context = (tokens - self._clock[1]) / max(seqs - self._clock[2], 1)
+                    flops = throughput.flops_per_token(self.accelerator.unwrap_model(self.model), context)
+                    logs["mfu"] = flops * rate / (self._peak * self.accelerator.num_processes)
+            self._clock = (now, tokens, seqs)
+        super().log(logs, start_time)
+
+    def train(self, *args, **kwargs):
+        self._clock = (time.perf_counter(), self._total_train_tokens, self._sequences)
+        return super().train(*args, **kwargs)
 
     def _precompute_ref_logps(self, dataset, name, batch_size):
         """Attach reference log-probs computed once per pairs file (the `reference-logps` step) instead
@@ -66,6 +91,8 @@ class HarnessDPOTrainer(DPOTrainer):
         result = super()._compute_loss(tap, inputs, return_outputs)
         loss = result[0] if return_outputs else result
         mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            self._sequences += inputs["input_ids"].size(0) * self.accelerator.num_processes
 
         mask = inputs["completion_mask"][:, 1:].to(tap.output.log_probs.dtype)
         token_logps = tap.output.log_probs[:, -mask.size(1) :]

@@ -2,6 +2,9 @@
 import re
 
 from harness import jobs
+from harness.config import check_references
+
+check_references(config, "config")
 
 # Where each kind of output lives; the harness never builds a path itself.
 PATHS = {
@@ -63,14 +66,32 @@ def eval_set(benchmark):
     return f"results/data/{benchmark}{ext_of(benchmark)}"
 
 
+def main_regularizers():
+    return config["main_table"]["regularizers"] or list(config["regularizers"])
+
+
 def model_keys():
-    """``base`` and every trained cell, as used in generations/ and eval/ paths."""
+    """``base`` and every cell of the main table, as used in generations/ and eval/ paths."""
     return ["base"] + [
         f"{r}/{g}/seed{s}"
         for r in config["rankers"]
-        for g in config["regularizers"]
+        for g in main_regularizers()
         for s in config["seeds"]
     ]
+
+
+def budget_sweep_inputs():
+    """Training summaries of every budget-sweep cell (partial grids from config, every seed), and
+    their evaluation metrics where the sweep asks for them."""
+    out = []
+    for c in config["budget_sweep"]:
+        for g in c["regularizers"]:
+            for s in config["seeds"]:
+                cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
+                out.append(f"results/training/{cell}/summary.json")
+                if c["evaluate"]:
+                    out += [f"results/eval/{cell}/{b}/metrics.json" for b in BENCHMARKS]
+    return out
 
 
 def study_rankings():
@@ -116,6 +137,12 @@ def checkpoint_input(wc):
     return PATHS["checkpoint"].format(
         policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed
     )
+
+
+def deepspeed_input():
+    """The DeepSpeed config file, so that editing it reruns training."""
+    ds = config["training"]["deepspeed"]
+    return [ds] if ds else []
 
 
 def launcher(gpus):

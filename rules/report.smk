@@ -1,4 +1,5 @@
-# Stage 5: tables and figures. Named targets: main_table, training_curves (and ranker_study).
+# Stage 5: tables and figures. Named targets: main_table, training_curves, budget_sweep (and
+# ranker_study).
 
 
 rule report:
@@ -40,3 +41,22 @@ rule training_curves:
     shell:
         "python -m harness figures --config {input.config} --logs {input.logs}"
         " --output {output.png} --output-pdf {output.pdf} > {log} 2>&1"
+
+
+rule budget_sweep:
+    input:
+        config=job_config("figures", "budget_sweep"),
+        inputs=budget_sweep_inputs(),
+    output:
+        png="results/figures/budget_sweep.png",
+        pdf="results/figures/budget_sweep.pdf",
+        csv="results/tables/budget_sweep.csv",
+    log:
+        "logs/figures/budget_sweep.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        step_version=1,
+    shell:
+        "python -m harness budget-sweep --config {input.config} --inputs {input.inputs}"
+        " --output {output.png} --output-pdf {output.pdf} --output-csv {output.csv} > {log} 2>&1"

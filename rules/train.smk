@@ -31,6 +31,7 @@ rule train:
         pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
         reference="results/reference/{policy}/{ranker}/ref_logps.json",
         models=lambda wc: built_models_input([wc.policy]),
+        deepspeed=deepspeed_input(),
     output:
         model=directory(
             "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"

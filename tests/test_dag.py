@@ -18,21 +18,25 @@ def test_demo_dry_run(wf):
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
     # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks;
+    # the budget sweep adds 2 trainings (dpop, bcr-d2 on ipr pairs) that are not evaluated;
     # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
-    # reference log-probs: once per pairs file (2), not once per training run (6)
-    assert c == {"job_config": 68, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 6,
+    # reference log-probs: once per pairs file (2), not once per training run (8)
+    assert c == {"job_config": 71, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 8,
                  "reference_logps": 2, "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2,
-                 "gold_accuracy": 4, "study_table": 1, "training_curves": 1, "all": 1, "total": 137}  # fmt: skip
+                 "gold_accuracy": 4, "study_table": 1, "training_curves": 1, "budget_sweep": 1, "all": 1,
+                 "total": 143}  # fmt: skip
 
 
 def test_paper_dry_run_plans_every_job(wf):
     r = snakemake(["-n"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # 2 policies x 2 rankers x 7 regularizers x 3 seeds = 84 trainings; (84 + 2 base) x 2 benchmarks
-    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 4, 84, 172, 172, 172)  # fmt: skip
+    # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
+    # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24, all evaluated: (60 + 2 base) x 2
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 4, 60, 124, 124, 124)  # fmt: skip
     assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 6)
-    assert c["reference_logps"] == 4  # one per (policy, ranker), shared by 21 trainings each
+    assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
+    assert (c["budget_sweep"], c["training_curves"], c["report"]) == (1, 1, 1)
     assert "build_tiny_models" not in c  # hub models only
 
 
@@ -50,6 +54,15 @@ def test_ranker_study_is_one_named_target(wf):
     c = job_counts(r.stdout)
     assert "train" not in c and "generate" not in c
     assert (c["rank_study"], c["gold_accuracy"], c["study_table"]) == (4, 6, 1)
+
+
+def test_budget_sweep_is_one_named_target(wf):
+    r = snakemake(["-n", "budget_sweep", "--configfile", "config/demo.yaml"], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    # the four sweep cells (dpop, bcr, bcr-d2, dpo on ipr pairs), trained and not evaluated
+    assert (c["train"], c["reference_logps"], c["rank"], c["budget_sweep"]) == (4, 1, 1, 1)
+    assert "generate" not in c and "report" not in c
 
 
 def test_single_cell_builds_only_its_upstream(wf):

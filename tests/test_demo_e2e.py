@@ -20,18 +20,25 @@ def test_demo_end_to_end(tmp_path):
     cells = {tuple(c.strip() for c in row.split("|")[2:4]) for row in rows[1:]}
     assert cells == {(rk, rg) for rk in ("rm", "ipr") for rg in ("dpo", "nll", "bcr")}
 
-    for rk in ("rm", "ipr"):
-        for rg in ("dpo", "nll", "bcr"):
-            steps = [
-                json.loads(x)
-                for x in (wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/train_log.jsonl")
-                .read_text()
-                .splitlines()
-            ]
-            assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
-            assert ("bcr/penalty" in steps[-1]) == (rg == "bcr")
-    figure = wf / "results/figures/likelihood_trajectories.png"
-    assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
+    trained = [(rk, rg) for rk in ("rm", "ipr") for rg in ("dpo", "nll", "bcr")]
+    trained += [("ipr", "dpop"), ("ipr", "bcr-d2")]  # the budget sweep's own cells
+    for rk, rg in trained:
+        log = wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/train_log.jsonl"
+        steps = [json.loads(x) for x in log.read_text().splitlines()]
+        assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
+        assert ("bcr/penalty" in steps[-1]) == rg.startswith(("bcr", "dpop"))
+        assert all(s["tokens_per_second"] > 0 for s in steps[1:])
+    for name in ("likelihood_trajectories", "budget_sweep"):
+        figure = wf / f"results/figures/{name}.png"
+        assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
+    sweep = (wf / "results/tables/budget_sweep.csv").read_text().splitlines()
+    assert [line.split(",")[2:4] for line in sweep[1:]] == [
+        ["dpop", "0.0000"],
+        ["bcr", "0.5000"],
+        ["bcr-d2", "2.0000"],
+        ["dpo", "inf"],
+    ]
+    _check_likelihood_shapes(wf)
 
     study = (wf / "results/tables/ranker_study.md").read_text()
     assert "| tiny-policy | ipr | rm |" in study  # agreement between the two rankers
@@ -51,3 +58,30 @@ def test_demo_end_to_end(tmp_path):
     again = snakemake(["--cores", "2", "--configfile", "config/demo.yaml"], wf)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     assert job_counts(again.stdout) == {}
+
+
+TOL = 0.25  # nats
+
+
+def _check_likelihood_shapes(wf):
+    """The shapes each regularizer must give on the demo's logged trajectories (batch means per step).
+
+    Checked from the third logged step on: the first update is Adam's fixed-size first step, taken
+    before any penalty exists (the log at step 1 is the untrained policy, all regularizers alike).
+    """
+
+    def trajectory(rk, rg):
+        path = wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/train_log.jsonl"
+        return [json.loads(x)["logratio/chosen"] for x in path.read_text().splitlines()][2:]
+
+    def final(rk, rg):
+        path = wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/summary.json"
+        return json.loads(path.read_text())["final_chosen_logratio"]
+
+    for rk in ("rm", "ipr"):
+        assert min(trajectory(rk, "nll")) >= -TOL and final(rk, "nll") >= -TOL  # NLL: no fall at all
+        assert min(trajectory(rk, "bcr")) >= -(0.5 + TOL) and final(rk, "bcr") >= -(0.5 + TOL)
+    assert min(trajectory("ipr", "bcr-d2")) >= -(2.0 + TOL)
+    assert min(trajectory("ipr", "dpop")) >= -TOL
+    # plain DPO is free to let the chosen likelihood fall, and on the IPR pairs it does, past any budget
+    assert min(trajectory("ipr", "dpo")) < -(2.0 + TOL)

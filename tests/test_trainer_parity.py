@@ -8,23 +8,21 @@
 import pytest
 import torch
 
+from harness.config import section_defaults
 from harness.losses import dpo_nll, dpo_sigmoid
 from harness.train import dpo_config
 
 from .conftest import model_ref
 
 TRAINING = {
+    **section_defaults("training"),
     "beta": 0.3,
     "learning_rate": 1e-3,
-    "num_train_epochs": 1,
     "per_device_train_batch_size": 4,
     "gradient_accumulation_steps": 1,
     "lr_scheduler_type": "constant",
     "warmup_ratio": 0.0,
     "max_length": 128,
-    "bf16": False,
-    "gradient_checkpointing": False,
-    "logging_steps": 1,
 }
 PAIRS = [
     ("Explain why the sky looks blue.", "Light scatters in the air.", "The sky is a colour."),

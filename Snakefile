@@ -31,5 +31,8 @@ rule all:
         "results/tables/main.md",
         "results/tables/ranker_study.md",
         "results/figures/likelihood_trajectories.png",
+        ["results/figures/mt_bench_categories.png"]
+        if "mt_bench" in config["evaluation"]
+        else [],
         # the budget sweep, where config names one
         ["results/figures/budget_sweep.png"] if config["budget_sweep"] else [],

@@ -3,10 +3,11 @@ log-probs save, side by side in one run on a ~25M-parameter random-init Llama on
 
 Each variant trains the same pairs for the same number of steps from the same initial weights; a
 variant's time is its median step time after warm-up, the lowest over ``--rounds`` rounds that run
-dpo, nll and bcr in turn (so that drift in the machine's speed falls on all three alike). The last
+dpo, nll and bcr in turn, each round starting with the next one (so that drift in the machine's
+speed, and being first, fall on all three alike). The last
 line is the larger of the two regularizer overheads (target: at most 3%).
 
-    .venv/bin/python benchmarks/regularizer_overhead.py [--steps 12] [--rounds 2]
+    .venv/bin/python benchmarks/regularizer_overhead.py [--steps 12] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
 
     from datasets import Dataset
@@ -103,7 +104,10 @@ def main() -> None:
         "nll": {"kind": "nll", "alpha": 0.2},
         "bcr": {"kind": "bcr", "lambda": 1.0, "delta": 0.5, "normalize": "sum"},
     }
-    rounds = [{name: step_time(reg) for name, reg in variants.items()} for _ in range(args.rounds)]
+    rounds = []
+    for r in range(args.rounds):  # each round starts with another variant, so none always runs first
+        names = list(variants)[r % 3 :] + list(variants)[: r % 3]
+        rounds.append({name: step_time(variants[name]) for name in names})
     t_dpo, t_nll, t_bcr = (min(r[name] for r in rounds) for name in variants)
     t_trl_ref = step_time(None, precompute=False)  # TRL's DPO with a reference forward every step
     t_trl_pre = step_time(None, precompute=True)

@@ -27,6 +27,7 @@ STEPS = {
     "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
     "report": "the main table as CSV and Markdown",
     "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
+    "mt-bench-categories": "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
     "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
 }
 
@@ -72,6 +73,11 @@ def _parser() -> argparse.ArgumentParser:
         "--eval-set", required=True, help="references (AlpacaEval) or questions (MT-Bench)"
     )
     subs["judge"].add_argument("--answers", required=True, help="the model's answers from `generate`")
+    subs["judge"].add_argument(
+        "--meta", required=True, help="judge calls, cache hits, unparsable verdicts (JSON)"
+    )
+    subs["judge"].add_argument("--judge-prompts", help="MT-Bench: FastChat judge prompts (JSONL)")
+    subs["judge"].add_argument("--references", help="MT-Bench: FastChat reference answers (JSONL)")
     subs["metrics"].add_argument("--judgments", required=True, help="annotations/judgments from `judge`")
     subs["metrics"].add_argument("--eval-set", help="MT-Bench questions (for per-category means)")
     subs["report"].add_argument(
@@ -80,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     subs["report"].add_argument("--output-md", required=True, help="the Markdown table")
     subs["figures"].add_argument("--logs", nargs="+", required=True, help="train_log.jsonl files")
     subs["figures"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
+    subs["mt-bench-categories"].add_argument(
+        "--inputs", nargs="+", required=True, help="MT-Bench metrics.json files"
+    )
+    for ext in ("md", "png", "pdf"):
+        subs["mt-bench-categories"].add_argument(
+            f"--output-{ext}", required=True, help=f"the {ext.upper()} output"
+        )
     subs["budget-sweep"].add_argument(
         "--inputs",
         nargs="+",
@@ -144,18 +157,33 @@ def _dispatch(args, job) -> None:
         from harness import generate
 
         generate.run(job, args.eval_set, args.output)
+    elif step == "judge" and job["benchmark"] == "alpaca_eval":
+        from harness import alpaca
+
+        alpaca.judge(job, args.eval_set, args.answers, args.output, args.meta, args.cache)
     elif step == "judge":
-        from harness import evaluate
+        from harness import mt_bench
 
-        fn = evaluate.judge_alpaca_eval if job["benchmark"] == "alpaca_eval" else evaluate.judge_mt_bench
-        fn(job, args.eval_set, args.answers, args.output, args.cache)
+        if not (args.judge_prompts and args.references):
+            raise ValueError("MT-Bench judging needs --judge-prompts and --references")
+        mt_bench.judge(
+            job,
+            args.eval_set,
+            args.answers,
+            args.output,
+            args.meta,
+            args.judge_prompts,
+            args.references,
+            args.cache,
+        )
+    elif step == "metrics" and job["benchmark"] == "alpaca_eval":
+        from harness import alpaca_metrics
+
+        alpaca_metrics.metrics(job, args.judgments, args.output)
     elif step == "metrics":
-        from harness import evaluate
+        from harness import mt_bench
 
-        if job["benchmark"] == "alpaca_eval":
-            evaluate.metrics_alpaca_eval(job, args.judgments, args.output)
-        else:
-            evaluate.metrics_mt_bench(job, args.eval_set, args.judgments, args.output)
+        mt_bench.metrics(job, args.eval_set, args.judgments, args.output)
     elif step == "gold-accuracy":
         from harness import study
 
@@ -168,6 +196,12 @@ def _dispatch(args, job) -> None:
         from harness import figures
 
         figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
+    elif step == "mt-bench-categories":
+        from harness import report
+
+        report.mt_bench_categories(
+            job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf
+        )
     elif step == "budget-sweep":
         from harness import figures
 

@@ -55,8 +55,29 @@ def check_references(cfg: dict, source: str) -> None:
         elif r["judge"]["backend"] != "openai":
             refs.append((f"rankers/{name}/judge/model", r["judge"].get("model")))
     for bench, b in cfg["evaluation"].items():
-        if b["judge"]["backend"] != "openai":
+        if "judge" in b and b["judge"]["backend"] != "openai":
             refs.append((f"evaluation/{bench}/judge/model", b["judge"].get("model")))
+    pairwise = [(f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if r["kind"] == "ipr"]
+    if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
+        pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
+    for where, judge in pairwise:
+        if not judge.get("template"):
+            raise ConfigError(
+                f"{source}: {where}: a pairwise judge needs a 'template' (a file of harness/templates)"
+            )
+    annotator = cfg["evaluation"].get("alpaca_eval", {}).get("annotator")
+    if annotator:
+        from harness.alpaca import alpaca_eval_configs
+
+        try:
+            known = sorted(p.name for p in alpaca_eval_configs().iterdir() if (p / "configs.yaml").exists())
+        except ImportError:
+            known = None  # checked again where the judge runs
+        if known is not None and annotator["name"] not in known:
+            raise ConfigError(
+                f"{source}: evaluation/alpaca_eval/annotator/name: unknown alpaca_eval annotator "
+                f"'{annotator['name']}'; available: {', '.join(known)}"
+            )
     for where, name in refs:
         if name not in models:
             raise ConfigError(

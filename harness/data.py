@@ -10,7 +10,14 @@ import urllib.request
 from pathlib import Path
 
 from harness.io import RecordError, write_json, write_jsonl
-from harness.records import load_alpaca_instructions, load_mt_questions, load_preferences, load_prompts
+from harness.records import (
+    load_alpaca_instructions,
+    load_judge_prompts,
+    load_mt_questions,
+    load_preferences,
+    load_prompts,
+    load_reference_answers,
+)
 
 
 def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
@@ -87,11 +94,22 @@ def run(job: dict, output: str) -> int:
             for q in load_mt_questions(_fetch(source, ".jsonl"))
         ][:limit]
         write_jsonl(output, rows)
+    elif kind == "mt_bench_judge_prompts":
+        prompts = load_judge_prompts(_fetch(source, ".jsonl"))
+        rows = [prompts[name] for name in sorted(prompts)]
+        write_jsonl(output, rows)
+    elif kind == "mt_bench_references":
+        refs = load_reference_answers(_fetch(source, ".jsonl"))
+        rows = [
+            {"question_id": q, "choices": [{"index": 0, "turns": list(t)}]} for q, t in sorted(refs.items())
+        ]
+        write_jsonl(output, rows)
     elif kind == "preferences":
         rows = load_preferences(_fetch(source, ".jsonl", kind))[:limit]
         write_jsonl(output, rows)
     else:
         raise RecordError(
-            f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, preferences"
+            f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, mt_bench_judge_prompts, "
+            "mt_bench_references, preferences"
         )
     return len(rows)

@@ -53,10 +53,10 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
     axes[0][0].set_ylabel("log π(y) − log π_ref(y)  (nats, batch mean)")
     axes[0][-1].legend(fontsize=8, loc="best")
     fig.suptitle("Chosen (solid) and rejected (dashed) log-likelihood change during training")
-    _save(fig, output_png, output_pdf)
+    save(fig, output_png, output_pdf)
 
 
-def _save(fig, output_png: str, output_pdf: str) -> None:
+def save(fig, output_png: str, output_pdf: str) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
@@ -100,7 +100,7 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.report import COLUMNS
+    from harness.report import COLUMNS, to_csv
 
     table = budget_table(inputs)
     panels = sorted(table.groupby(["policy", "ranker"]).groups)
@@ -117,7 +117,8 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
         x = list(range(len(sub)))  # budgets as evenly spaced categories: 0, 0.25, ..., infinity
         ax = axes[0][col_no]
         for col, style, name in (("chosen", "o-", "log π(y_w)"), ("rejected", "s--", "log π(y_l)")):
-            mean, std = sub[f"{col}_logratio"], sub[f"{col}_logratio_std"].fillna(0)
+            mean = sub[f"{col}_logratio"]
+            std = sub[f"{col}_logratio_std"].fillna(0) if f"{col}_logratio_std" in sub else 0 * mean
             ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=name)
         floors = [-d if math.isfinite(d) else math.nan for d in sub["delta"]]
         ax.plot(x, floors, "_", color="grey", ms=18, mew=2, label="−δ (budget floor)")
@@ -127,7 +128,8 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
         ax.legend(fontsize=8, loc="best")
         for row_no, metric in enumerate(evals, start=1):
             ax = axes[row_no][col_no]
-            ax.errorbar(x, sub[metric], yerr=sub[f"{metric}_std"].fillna(0), fmt="o-", capsize=3)
+            std = sub[f"{metric}_std"].fillna(0) if f"{metric}_std" in sub else 0 * sub[metric]
+            ax.errorbar(x, sub[metric], yerr=std, fmt="o-", capsize=3)
             ax.set_ylabel(COLUMNS[metric])
         ax = axes[-1][col_no]
         labels = [
@@ -139,5 +141,5 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
         for row in axes:
             row[col_no].grid(alpha=0.3)
     fig.suptitle("Final log-likelihood change over the training pairs (and benchmarks) against the budget")
-    _save(fig, output_png, output_pdf)
-    write_text(output_csv, table.to_csv(index=False, float_format="%.4f"))
+    save(fig, output_png, output_pdf)
+    write_text(output_csv, to_csv(table))

@@ -77,12 +77,14 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         }
     if step == "prepare":
         key = key.split(".")[0]  # results/data/<key>.<ext>
-        source = (
-            cfg["prompts"]
-            if key == "prompts"
-            else cfg["evaluation"][key]["instructions" if key == "alpaca_eval" else "questions"]
-        )
-        return {"step": step, "kind": key, "source": source}
+        sources = {
+            "prompts": lambda: cfg["prompts"],
+            "alpaca_eval": lambda: cfg["evaluation"]["alpaca_eval"]["instructions"],
+            "mt_bench": lambda: cfg["evaluation"]["mt_bench"]["questions"],
+            "mt_bench_judge_prompts": lambda: cfg["evaluation"]["mt_bench"]["judge_prompts"],
+            "mt_bench_references": lambda: cfg["evaluation"]["mt_bench"]["reference_answers"],
+        }
+        return {"step": step, "kind": key, "source": sources[key]()}
     if step == "sample":
         return {"step": step, "policy": key, "model": model_ref(cfg, key, paths), "sampling": cfg["sampling"]}
     if step == "gold":
@@ -154,12 +156,19 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 generation=b.get("generation", {}),
             )
         elif step == "judge":
-            job.update(
-                judge_name=b["judge"].get("model", b["judge"]["backend"]),
-                judge=_judge(cfg, b["judge"], paths),
-            )
+            if "annotator" in b:
+                job.update(judge_name=b["annotator"]["name"], annotator=b["annotator"])
+            else:
+                job.update(
+                    judge_name=b["judge"].get("model", b["judge"]["backend"]),
+                    judge=_judge(cfg, b["judge"], paths),
+                )
+            if bench == "mt_bench":
+                job.update(ref_categories=b["ref_categories"])
         else:
-            job.update(lc_method=b.get("lc_method", "auto"))
+            job.update(bootstrap=b["bootstrap"])
+            if bench == "alpaca_eval":
+                job.update(lc_method=b["lc_method"], lc_data=b.get("lc_data"))
         return job
     if step in ("report", "figures"):
         return {"step": step, "name": key}

@@ -16,6 +16,7 @@ import numpy as np
 PAIR_LABELS = (" A", " B")
 RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
 _RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
+_RATING_BACKUP = re.compile(r"\[(\d+(?:\.\d+)?)\]")  # FastChat's fallback: a single bracket
 _CHOICE = re.compile(r"^\W*([AB])\b")
 
 
@@ -31,8 +32,8 @@ def load_template(name: str) -> str:
 
 
 def parse_rating(text: str) -> float | None:
-    """The last ``[[n]]`` rating in a judge reply, if it lies in 1..10."""
-    found = _RATING.findall(text)
+    """The last ``[[n]]`` rating in a judge reply (else the last ``[n]``, as FastChat does), if in 1..10."""
+    found = _RATING.findall(text) or _RATING_BACKUP.findall(text)
     if not found:
         return None
     value = float(found[-1])
@@ -62,6 +63,8 @@ class _Judge:
     """Shared plumbing: template, batching, call counting and the optional call cache.
 
     Args:
+        template: a template file of harness/templates, or None where the caller renders the prompts
+            (MT-Bench's FastChat templates; their content hash is then part of ``identity``).
         identity: what makes a verdict reproducible (model source and revision, backend); with
             ``cache_path`` it keys a :class:`harness.cache.JudgeCache`, so repeated prompts cost nothing.
     """
@@ -72,7 +75,7 @@ class _Judge:
     def __init__(
         self,
         backend,
-        template: str,
+        template: str | None,
         batch_size: int = 8,
         max_prompt_tokens: int = 4096,
         cache_path: str | None = None,
@@ -80,11 +83,12 @@ class _Judge:
     ):
         self.backend = backend
         self.template_name = template
-        self.template = load_template(template)
+        self.template = load_template(template) if template else None
         self.batch_size = batch_size
         self.max_prompt_tokens = max_prompt_tokens
         self.calls = 0  # judge prompts sent to the backend (cache misses)
-        self.unparsable = 0  # text replies that named no verdict
+        self.unparsable = 0  # text replies that named no verdict (after any retry)
+        self.retried = 0  # text replies asked again because they named no verdict
         self.truncated = 0  # judge prompts cut from the left to fit max_prompt_tokens
         self.cache = None
         if cache_path is not None:
@@ -99,22 +103,25 @@ class _Judge:
             self.cache = JudgeCache(cache_path, ident)
 
     @classmethod
-    def from_config(cls, jcfg: dict, cache_path: str | None = None):
-        """A judge from a resolved judge config ``{backend, model, template, batch_size, max_prompt_tokens}``."""
+    def from_config(cls, jcfg: dict, cache_path: str | None = None, **identity):
+        """A judge from a resolved judge config ``{backend, model, template, batch_size, max_prompt_tokens}``;
+        ``identity`` adds what else its verdicts depend on."""
         from harness.backends import load_backend
 
         return cls(
             load_backend(jcfg["backend"], jcfg["model"]),
-            jcfg["template"],
+            jcfg.get("template"),
             jcfg["batch_size"],
             jcfg["max_prompt_tokens"],
             cache_path=cache_path,
-            identity=judge_identity(jcfg),
+            identity={**judge_identity(jcfg), **identity},
         )
 
-    def _ask(self, prompts: list[str], desc: str) -> list:
-        """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text."""
-        answers = self.cache.lookup(prompts) if self.cache else [None] * len(prompts)
+    def _ask(self, prompts: list[str], desc: str, attempt: int = 1) -> list:
+        """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text.
+        A later ``attempt`` at the same prompt has its own cache entry."""
+        keys = prompts if attempt == 1 else [f"{p}\x00attempt {attempt}" for p in prompts]
+        answers = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
         todo = [i for i, v in enumerate(answers) if v is None]
         if todo:
             sub = [prompts[i] for i in todo]
@@ -128,7 +135,7 @@ class _Judge:
                 fresh = self.backend.complete(sub, max_tokens=self.REPLY_TOKENS, desc=desc)
             self.calls += len(todo)
             if self.cache:
-                self.cache.store(sub, fresh)
+                self.cache.store([keys[i] for i in todo], fresh)
             for i, v in zip(todo, fresh, strict=True):
                 answers[i] = v
         return answers
@@ -139,6 +146,7 @@ class _Judge:
             "judge_cache_hits": self.cache.hits if self.cache else 0,
             "judge_prompts_truncated": self.truncated,
             "judge_unparsable": self.unparsable,
+            "judge_retried_unparsable": self.retried,
             "judge_retries": getattr(self.backend, "retries", 0),
         }
 
@@ -165,21 +173,24 @@ class PairwiseJudge(_Judge):
 
 
 class RatingJudge(_Judge):
-    """A 1-10 rating of the last assistant turn of a conversation (MT-Bench single-answer grading)."""
+    """A 1-10 rating per judge prompt (MT-Bench single-answer grading; the caller renders the prompts)."""
 
     LABELS = RATING_LABELS
-
-    def render(self, turns: list[tuple[str, str]]) -> str:
-        conversation = "\n\n".join(f"[User]\n{q}\n\n[Assistant]\n{a}" for q, a in turns)
-        body = self.template.format(conversation=conversation)
-        return self.backend.chat_prompt([{"role": "user", "content": body}])
-
     REPLY_TOKENS = 512  # room for a short explanation before the [[n]]
 
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
-        """The judge's verdict text per prompt: the most likely ``[[n]]`` label, or the reply text."""
+        """The verdict text per prompt: the most likely ``[[n]]`` label, or the reply text. A text reply
+        without a rating is asked once more; if it still has none, it is counted as unparsable."""
+        answers = self._ask(prompts, desc)
+        again = [i for i, a in enumerate(answers) if isinstance(a, str) and parse_rating(a) is None]
+        if again:
+            self.retried += len(again)
+            for i, a in zip(
+                again, self._ask([prompts[i] for i in again], f"{desc} (retry)", attempt=2), strict=True
+            ):
+                answers[i] = a
         out = []
-        for answer in self._ask(prompts, desc):
+        for answer in answers:
             if isinstance(answer, str):
                 self.unparsable += parse_rating(answer) is None
                 out.append(answer)

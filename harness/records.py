@@ -150,3 +150,45 @@ def pair_record(prompt_id: str, prompt: str, chosen: str, rejected: str, **extra
         "rejected": [{"role": "assistant", "content": rejected}],
         **extra,
     }
+
+
+# FastChat's single-answer grading templates: (first turn, second turn) x (plain, with a reference).
+MT_TEMPLATES = ("single-v1", "single-v1-multi-turn", "single-math-v1", "single-math-v1-multi-turn")
+
+
+def load_judge_prompts(path) -> dict[str, dict]:
+    """FastChat judge prompts ``{name, type, system_prompt, prompt_template, output_format}`` by name;
+    the four single-answer templates of ``MT_TEMPLATES`` must be there."""
+    out = {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        name = require(rec, "name", str, where)
+        out[name] = {
+            "name": name,
+            "type": require(rec, "type", str, where),
+            "system_prompt": require(rec, "system_prompt", str, where),
+            "prompt_template": require(rec, "prompt_template", str, where),
+            "output_format": require(rec, "output_format", str, where),
+        }
+    missing = [n for n in MT_TEMPLATES if n not in out]
+    if missing:
+        raise RecordError(
+            f"{path}: no judge prompt named {', '.join(missing)} (FastChat's single-answer templates)"
+        )
+    return out
+
+
+def load_reference_answers(path) -> dict[int, tuple[str, ...]]:
+    """FastChat reference answers ``{question_id, choices: [{turns: [...]}]}``: the turns by question id."""
+    out = {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        qid = require(rec, "question_id", int, where)
+        choices = require(rec, "choices", list, where)
+        turns = choices[0].get("turns") if choices and isinstance(choices[0], dict) else None
+        if not isinstance(turns, list) or not all(isinstance(t, str) for t in turns):
+            raise RecordError(f"{where}: field 'choices' must hold [{{'turns': [str, ...]}}]")
+        if qid in out:
+            raise RecordError(f"{where}: question_id {qid} repeats")
+        out[qid] = tuple(turns)
+    return out

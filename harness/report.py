@@ -1,8 +1,10 @@
-"""Step `report`: the main table, one row per policy x (base | ranker x regularizer), seeds averaged.
+"""Step `report`: the main table, one row per policy x (base | ranker x regularizer), seeds aggregated;
+and step `mt-bench-categories`: the MT-Bench per-category table and figure.
 
 Columns: AlpacaEval LC and raw win rate, MT-Bench score, and the final mean change of the chosen
-(and rejected) log-likelihood against the reference over the training pairs. With several seeds a
-cell shows mean ± standard deviation.
+(and rejected) log-likelihood against the reference over the training pairs. Each number carries a
+95% interval: over seeds (Student t) where a cell has several, else the run's own bootstrap interval
+over instructions or questions (training likelihoods have none then).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import time
 
 from harness.io import read_json, write_text
 from harness.provenance import provenance
+from harness.stats import seed_mean_ci
 
 COLUMNS = {
     "alpaca_eval_lc": "AlpacaEval LC (%)",
@@ -19,9 +22,11 @@ COLUMNS = {
     "chosen_logratio": "Δ log π(y_w)",
     "rejected_logratio": "Δ log π(y_l)",
 }
+KEYS = ["policy", "ranker", "regularizer"]
 
 
 def _values(path: str) -> tuple[dict, dict]:
+    """The cell of a metrics or summary file, and its numbers (with ``<name>_ci`` where it has one)."""
     data = read_json(path)
     cell = data["cell"]
     if "benchmark" not in data:  # a training summary
@@ -33,48 +38,83 @@ def _values(path: str) -> tuple[dict, dict]:
     if data["benchmark"] == "alpaca_eval":
         return cell, {
             "alpaca_eval_lc": m["length_controlled_winrate"],
+            "alpaca_eval_lc_ci": m.get("length_controlled_winrate_ci"),
             "alpaca_eval_wr": m["win_rate"],
+            "alpaca_eval_wr_ci": m.get("win_rate_ci"),
             "lc_method": m["lc_method"],
         }
-    return cell, {"mt_bench": m["score"]}
+    return cell, {
+        "mt_bench": m["score"],
+        "mt_bench_ci": m.get("score_ci"),
+        "mt_bench_categories": m.get("per_category", {}),
+        "mt_bench_categories_ci": m.get("per_category_ci", {}),
+    }
+
+
+def per_seed(paths: list[str]):
+    """One row per (policy, ranker, regularizer, seed) with every number the files hold."""
+    import pandas as pd
+
+    records: dict[tuple, dict] = {}
+    for p in paths:
+        cell, vals = _values(p)
+        records.setdefault(tuple(cell[k] for k in KEYS + ["seed"]), {}).update(vals)
+    return pd.DataFrame([dict(zip(KEYS + ["seed"], k, strict=True), **v) for k, v in records.items()])
+
+
+def aggregate(rows: list[dict], column: str) -> dict:
+    """Mean over seeds of ``column`` with its 95% interval: t over seeds, or the single run's bootstrap."""
+    values = [r[column] for r in rows if r.get(column) is not None and r[column] == r[column]]
+    if not values:
+        return {column: None}
+    mean, half = seed_mean_ci(values)
+    if half is not None:
+        return {column: mean, f"{column}_std": _std(values), f"{column}_ci": [mean - half, mean + half],
+                f"{column}_ci_kind": f"t over {len(values)} seeds"}  # fmt: skip
+    ci = rows[0].get(f"{column}_ci") if len(rows) == 1 else None
+    return {column: mean, f"{column}_ci": ci, f"{column}_ci_kind": "bootstrap" if ci else None}
+
+
+def _std(values: list[float]) -> float:
+    import numpy as np
+
+    return float(np.std(values, ddof=1))
 
 
 def build_table(paths: list[str]):
     """A DataFrame with one row per (policy, ranker, regularizer), seeds aggregated."""
     import pandas as pd
 
-    records: dict[tuple, dict] = {}
-    for p in paths:
-        cell, vals = _values(p)
-        key = (cell["policy"], cell["ranker"], cell["regularizer"], cell["seed"])
-        records.setdefault(key, {}).update(vals)
-    rows = [
-        dict(zip(("policy", "ranker", "regularizer", "seed"), k, strict=True), **v)
-        for k, v in records.items()
-    ]
-    df = pd.DataFrame(rows)
-    numeric = [c for c in COLUMNS if c in df]
-    grouped = df.groupby(["policy", "ranker", "regularizer"], sort=False, dropna=False)
-    table = grouped[numeric].agg(["mean", "std", "count"])
-    out = pd.DataFrame(index=table.index)
-    for c in numeric:
-        out[c] = table[(c, "mean")]
-        out[f"{c}_std"] = table[(c, "std")]
-    out["seeds"] = grouped["seed"].nunique()
-    if "lc_method" in df:
-        out["lc_method"] = grouped["lc_method"].first()
-    out = out.reset_index()
-    base_first = out["ranker"].eq("base").map({True: 0, False: 1})
-    return out.assign(_o=base_first).sort_values(["policy", "_o", "ranker", "regularizer"]).drop(columns="_o")
+    df = per_seed(paths)
+    out = []
+    for key, group in df.groupby(KEYS, sort=False, dropna=False):
+        rows = group.to_dict("records")
+        row = dict(zip(KEYS, key, strict=True), seeds=group["seed"].nunique())
+        for c in COLUMNS:
+            if c in df:
+                row.update(aggregate(rows, c))
+        if "lc_method" in df:
+            row["lc_method"] = group["lc_method"].iloc[0]
+        out.append(row)
+    table = pd.DataFrame(out)
+    base_first = table["ranker"].eq("base").map({True: 0, False: 1})
+    return (
+        table.assign(_o=base_first).sort_values(["policy", "_o", "ranker", "regularizer"]).drop(columns="_o")
+    )
+
+
+def fmt(row, c) -> str:
+    v, ci, kind = row.get(c), row.get(f"{c}_ci"), row.get(f"{c}_ci_kind")
+    if v is None or v != v:
+        return "—"
+    if not isinstance(ci, list | tuple):
+        return f"{v:.2f}"
+    if kind and kind.startswith("t over"):
+        return f"{v:.2f} ± {(ci[1] - ci[0]) / 2:.2f}"
+    return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def to_markdown(df) -> str:
-    def fmt(row, c):
-        v, s = row.get(c), row.get(f"{c}_std")
-        if v is None or v != v:
-            return "—"
-        return f"{v:.2f}" if s is None or s != s else f"{v:.2f} ± {s:.2f}"
-
     cols = [c for c in COLUMNS if c in df]
     lines = [
         "| policy | ranker | regularizer | seeds | " + " | ".join(COLUMNS[c] for c in cols) + " |",
@@ -83,24 +123,116 @@ def to_markdown(df) -> str:
     for _, row in df.iterrows():
         cells = [row["policy"], row["ranker"], row["regularizer"], str(row["seeds"])]
         lines.append("| " + " | ".join(cells + [fmt(row, c) for c in cols]) + " |")
-    note = ""
+    notes = [
+        "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
+        "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
+    ]
     if "lc_method" in df and df["lc_method"].astype(str).str.startswith("approximate").any():
-        note = (
-            "\nAlpacaEval LC is the offline approximation (alpaca_eval's GLM without instruction "
-            "difficulty), not the official number; see the README.\n"
+        notes.append(
+            "AlpacaEval LC is the offline approximation (alpaca_eval's GLM without instruction "
+            "difficulty), not the official number; see the README."
         )
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
+
+
+def _footer(job: dict, started: float) -> str:
+    prov = provenance(job, started=started)
+    return f"\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+
+
+def to_csv(df) -> str:
+    """The table with each interval as two columns, ``<name>_ci_low`` and ``<name>_ci_high``."""
+    out = df.copy()
+    for c in [c for c in df.columns if c.endswith("_ci")]:
+        out[f"{c}_low"] = [v[0] if isinstance(v, list | tuple) else None for v in df[c]]
+        out[f"{c}_high"] = [v[1] if isinstance(v, list | tuple) else None for v in df[c]]
+        out = out.drop(columns=c)
+    return out.to_csv(index=False, float_format="%.4f")
 
 
 def run(job: dict, inputs: list[str], output_csv: str, output_md: str) -> None:
-    from harness.io import atomic_path
-
     started = time.time()
     df = build_table(inputs)
-    with atomic_path(output_csv) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.4f")
-    prov = provenance(job, started=started)
-    md = to_markdown(df) + (
-        f"\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
-    )
-    write_text(output_md, md)
+    write_text(output_csv, to_csv(df))
+    write_text(output_md, to_markdown(df) + _footer(job, started))
+
+
+def category_table(inputs: list[str]):
+    """MT-Bench means per category (and overall) per cell, seeds aggregated as in the main table."""
+    import pandas as pd
+
+    df = per_seed(inputs)
+    if "mt_bench_categories" not in df:
+        raise ValueError("no MT-Bench metrics among the inputs")
+    categories = sorted({c for cats in df["mt_bench_categories"] for c in cats})
+    out = []
+    for key, group in df.groupby(KEYS, sort=False, dropna=False):
+        rows = [
+            {**{c: r["mt_bench_categories"].get(c) for c in categories},
+             **{f"{c}_ci": r["mt_bench_categories_ci"].get(c) for c in categories},
+             "overall": r["mt_bench"], "overall_ci": r["mt_bench_ci"]}
+            for r in group.to_dict("records")
+        ]  # fmt: skip
+        row = dict(zip(KEYS, key, strict=True), seeds=group["seed"].nunique())
+        for c in categories + ["overall"]:
+            row.update(aggregate(rows, c))
+        out.append(row)
+    table = pd.DataFrame(out)
+    base_first = table["ranker"].eq("base").map({True: 0, False: 1})
+    return table.assign(_o=base_first).sort_values(["policy", "_o", "ranker", "regularizer"]).drop(
+        columns="_o"
+    ), categories
+
+
+def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md: str, output_png: str,
+                        output_pdf: str) -> None:  # fmt: skip
+    """The per-category table (CSV, Markdown) and a grouped bar figure with 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from harness.figures import save
+
+    started = time.time()
+    table, categories = category_table(inputs)
+    cols = categories + ["overall"]
+    lines = [
+        "| policy | ranker | regularizer | seeds | " + " | ".join(cols) + " |",
+        "|" + "---|" * (4 + len(cols)),
+    ]
+    for _, row in table.iterrows():
+        cells = [row["policy"], row["ranker"], row["regularizer"], str(row["seeds"])]
+        lines.append("| " + " | ".join(cells + [fmt(row, c) for c in cols]) + " |")
+    write_text(output_csv, to_csv(table))
+    write_text(output_md, "\n".join(lines) + "\n" + _footer(job, started))
+
+    fig, ax = plt.subplots(figsize=(min(16, max(8, 0.2 * len(cols) * len(table) + 3)), 5))
+    width = 0.8 / len(table)
+    x = np.arange(len(cols))
+    for i, (_, row) in enumerate(table.iterrows()):
+        means = np.array([row.get(c) if row.get(c) is not None else np.nan for c in cols], dtype=float)
+        cis = [row.get(f"{c}_ci") for c in cols]
+        err = np.array(
+            [
+                [m - ci[0], ci[1] - m] if isinstance(ci, list | tuple) else [0, 0]
+                for m, ci in zip(means, cis, strict=True)
+            ]
+        ).T
+        label = "base" if row["ranker"] == "base" else f"{row['ranker']} / {row['regularizer']}"
+        ax.bar(
+            x + (i - (len(table) - 1) / 2) * width,
+            means,
+            width,
+            yerr=err,
+            capsize=2,
+            label=f"{row['policy']}: {label}",
+        )
+    ax.set_xticks(x, cols, rotation=20)
+    ax.set_ylim(0, 10.5)
+    ax.set_ylabel("MT-Bench score (1-10), 95% interval")
+    ax.set_title("MT-Bench by category")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    save(fig, output_png, output_pdf)

@@ -33,7 +33,7 @@ wildcard_constraints:
     benchmark=_alt(BENCHMARKS),
     model=rf"base|{TRAINED}",
     step=_alt(jobs.STEPS),
-    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench\.jsonl|preferences/[^/]+\.jsonl",
+    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|preferences/[^/]+\.jsonl",
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
 
@@ -60,6 +60,39 @@ def judge_models(jcfg):
 def ranker_models(ranker):
     r = config["rankers"][ranker]
     return [r["model"]] if r["kind"] == "reward_model" else judge_models(r["judge"])
+
+
+def eval_judge_models(benchmark):
+    """Models the benchmark's judge loads here (none for an alpaca_eval annotator or an API judge)."""
+    b = config["evaluation"][benchmark]
+    return judge_models(b["judge"]) if "judge" in b else []
+
+
+def judge_gpus(benchmark):
+    b = config["evaluation"][benchmark]
+    return 0 if "annotator" in b or b["judge"]["backend"] == "openai" else 1
+
+
+def judge_extra_inputs(wc):
+    """MT-Bench's judge also reads FastChat's judge prompts and reference answers."""
+    if wc.benchmark != "mt_bench":
+        return {}
+    return {
+        "judge_prompts": "results/data/mt_bench_judge_prompts.jsonl",
+        "references": "results/data/mt_bench_references.jsonl",
+    }
+
+
+def cli_args(files):
+    """``--name path`` for each named input file."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in files.items())
+
+
+def lc_data_input(wc):
+    """AlpacaEval's local df_gamed.csv, where config names one (so edits rerun the metrics)."""
+    if wc.benchmark != "alpaca_eval":
+        return []
+    return source_input(config["evaluation"]["alpaca_eval"].get("lc_data", {}))
 
 
 def eval_set(benchmark):
@@ -127,6 +160,16 @@ def main_table_inputs():
             if m != "base":
                 out.append(f"results/training/{p}/{m}/summary.json")
     return out
+
+
+def mt_bench_metrics():
+    """MT-Bench metrics of every model in the main table (none without MT-Bench in config)."""
+    return [
+        f"results/eval/{p}/{m}/mt_bench/metrics.json"
+        for p in config["policies"]
+        for m in model_keys()
+        if "mt_bench" in BENCHMARKS
+    ]
 
 
 def checkpoint_input(wc):

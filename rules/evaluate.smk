@@ -26,14 +26,14 @@ rule generate:
 
 rule judge:
     input:
+        unpack(judge_extra_inputs),
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
         eval_set=lambda wc: eval_set(wc.benchmark),
         answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        models=lambda wc: built_models_input(
-            judge_models(config["evaluation"][wc.benchmark]["judge"])
-        ),
+        models=lambda wc: built_models_input(eval_judge_models(wc.benchmark)),
     output:
-        "results/eval/{policy}/{model}/{benchmark}/judgments{ext}",
+        judgments="results/eval/{policy}/{model}/{benchmark}/judgments{ext}",
+        meta="results/eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json",
     log:
         "logs/judge/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
@@ -41,12 +41,14 @@ rule judge:
     conda:
         "../envs/evaluate.yaml"
     resources:
-        gpu=1,
+        gpu=lambda wc: judge_gpus(wc.benchmark),
     params:
-        step_version=1,
+        step_version=2,  # 2: FastChat's MT-Bench templates; alpaca_eval annotators; a meta file
+        extra=lambda wc: cli_args(judge_extra_inputs(wc)),
     shell:
         "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
-        " --eval-set {input.eval_set} --answers {input.answers} --output {output}"
+        " --eval-set {input.eval_set} --answers {input.answers} --output {output.judgments}"
+        " --meta {output.meta} {params.extra}"
         " --cache results/cache/judge/{wildcards.policy}/{wildcards.model}/{wildcards.benchmark}.jsonl"
         " > {log} 2>&1"
 
@@ -56,6 +58,7 @@ rule metrics:
         config=job_config("metrics", "{benchmark}/{policy}/{model}"),
         eval_set=lambda wc: eval_set(wc.benchmark),
         judgments=lambda wc: f"results/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
+        lc_data=lc_data_input,
     output:
         "results/eval/{policy}/{model}/{benchmark}/metrics.json",
     log:
@@ -63,7 +66,7 @@ rule metrics:
     conda:
         "../envs/evaluate.yaml"
     params:
-        step_version=1,
+        step_version=2,  # 2: bootstrap intervals; the official LC GLM from a local file
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
         " --judgments {input.judgments} --output {output} > {log} 2>&1"

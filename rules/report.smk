@@ -1,5 +1,5 @@
-# Stage 5: tables and figures. Named targets: main_table, training_curves, budget_sweep (and
-# ranker_study).
+# Stage 5: tables and figures. Named targets: main_table, training_curves, budget_sweep,
+# mt_bench_categories (and ranker_study).
 
 
 rule report:
@@ -60,3 +60,24 @@ rule budget_sweep:
     shell:
         "python -m harness budget-sweep --config {input.config} --inputs {input.inputs}"
         " --output {output.png} --output-pdf {output.pdf} --output-csv {output.csv} > {log} 2>&1"
+
+
+rule mt_bench_categories:
+    input:
+        config=job_config("report", "mt_bench_categories"),
+        metrics=mt_bench_metrics(),
+    output:
+        csv="results/tables/mt_bench_categories.csv",
+        md="results/tables/mt_bench_categories.md",
+        png="results/figures/mt_bench_categories.png",
+        pdf="results/figures/mt_bench_categories.pdf",
+    log:
+        "logs/report/mt_bench_categories.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        step_version=1,
+    shell:
+        "python -m harness mt-bench-categories --config {input.config} --inputs {input.metrics}"
+        " --output {output.csv} --output-md {output.md} --output-png {output.png}"
+        " --output-pdf {output.pdf} > {log} 2>&1"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -83,3 +86,73 @@ def shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (reference data lives in ../shared/data beside the checkout)")
     return path
+
+
+class Script:
+    """A scripted OpenAI-compatible server's replies: a list, in order (the last one repeats), or a
+    function of the request body. A reply is ``(status, text)`` (a chat completion with that text) or
+    ``(status, dict)`` (sent as it is)."""
+
+    def __init__(self, replies):
+        self.replies = replies if callable(replies) else list(replies)
+        self.lock, self.seen = threading.Lock(), []
+
+    def next(self, body):
+        with self.lock:
+            self.seen.append(body)
+            if callable(self.replies):
+                return self.replies(body)
+            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+
+
+def chat_completion(text: str, logprobs: dict | None = None) -> dict:
+    """A chat completion reply; ``logprobs`` maps candidate first tokens to log-probabilities."""
+    choice = {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+    if logprobs is not None:
+        top = [{"token": t, "logprob": lp, "bytes": None} for t, lp in logprobs.items()]
+        choice["logprobs"] = {
+            "content": [{"token": text, "logprob": top[0]["logprob"], "bytes": None, "top_logprobs": top}]
+        }
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "judge",
+        "choices": [choice],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+    }
+
+
+@pytest.fixture
+def server():
+    """Start a scripted OpenAI-compatible server on loopback: ``url, script = server(replies)``."""
+    holder = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server API
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            status, reply = holder["script"].next(body)
+            if status != 200:
+                reply = {"error": {"message": reply}}
+            elif isinstance(reply, str):
+                reply = chat_completion(reply)
+            payload = json.dumps(reply).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+
+    def start(replies):
+        holder["script"] = Script(replies)
+        return f"http://127.0.0.1:{httpd.server_address[1]}/v1", holder["script"]
+
+    yield start
+    httpd.shutdown()

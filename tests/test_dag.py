@@ -21,10 +21,11 @@ def test_demo_dry_run(wf):
     # the budget sweep adds 2 trainings (dpop, bcr-d2 on ipr pairs) that are not evaluated;
     # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
     # reference log-probs: once per pairs file (2), not once per training run (8)
-    assert c == {"job_config": 71, "build_tiny_models": 1, "prepare_data": 5, "sample": 1, "rank": 2, "train": 8,
+    # prepared data: prompts, the two eval sets, MT-Bench judge prompts and reference answers, 2 labelled sets
+    assert c == {"job_config": 74, "build_tiny_models": 1, "prepare_data": 7, "sample": 1, "rank": 2, "train": 8,
                  "reference_logps": 2, "generate": 14, "judge": 14, "metrics": 14, "report": 1, "rank_study": 2,
-                 "gold_accuracy": 4, "study_table": 1, "training_curves": 1, "budget_sweep": 1, "all": 1,
-                 "total": 143}  # fmt: skip
+                 "gold_accuracy": 4, "study_table": 1, "training_curves": 1, "budget_sweep": 1,
+                 "mt_bench_categories": 1, "all": 1, "total": 149}  # fmt: skip
 
 
 def test_paper_dry_run_plans_every_job(wf):
@@ -34,9 +35,9 @@ def test_paper_dry_run_plans_every_job(wf):
     # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
     # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24, all evaluated: (60 + 2 base) x 2
     assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 4, 60, 124, 124, 124)  # fmt: skip
-    assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 6)
+    assert (c["rank_study"], c["gold_accuracy"], c["study_table"], c["prepare_data"]) == (4, 6, 1, 8)
     assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
-    assert (c["budget_sweep"], c["training_curves"], c["report"]) == (1, 1, 1)
+    assert (c["budget_sweep"], c["training_curves"], c["report"], c["mt_bench_categories"]) == (1, 1, 1, 1)
     assert "build_tiny_models" not in c  # hub models only
 
 

@@ -1,68 +1,10 @@
 """The OpenAI-compatible judge backend against a scripted local server (loopback only): retries with
 backoff on 429 and 5xx, a clear failure when retries run out, text verdicts parsed and counted."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 
 from harness.backends.openai_compat import JudgeEndpointError, OpenAIBackend
 from harness.judge import PairwiseJudge, RatingJudge, parse_rating
-
-
-class Script:
-    """Replies in order; the last one repeats."""
-
-    def __init__(self, replies):
-        self.replies, self.lock, self.seen = list(replies), threading.Lock(), []
-
-    def next(self, body):
-        with self.lock:
-            self.seen.append(body)
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-
-
-def _completion(text):
-    return {
-        "id": "c1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "judge",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
-    }
-
-
-@pytest.fixture
-def server():
-    holder = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server API
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            status, text = holder["script"].next(body)
-            payload = json.dumps(
-                _completion(text) if status == 200 else {"error": {"message": text}}
-            ).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-
-    def start(replies):
-        holder["script"] = Script(replies)
-        return f"http://127.0.0.1:{httpd.server_address[1]}/v1", holder["script"]
-
-    yield start
-    httpd.shutdown()
 
 
 def _backend(url, monkeypatch, **kw):
@@ -94,11 +36,21 @@ def test_unparsable_verdicts_are_counted_not_dropped(server, monkeypatch):
     assert judge.stats()["judge_unparsable"] == 2
 
 
-def test_rating_from_text(server, monkeypatch):
-    url, _ = server([(200, "Helpful and correct. [[8]]")])
-    judge = RatingJudge(_backend(url, monkeypatch), "mt_bench_single_v1.txt")
-    (text,) = judge.judge([judge.render([("What is 2+2?", "4")])])
-    assert parse_rating(text) == 8.0 and judge.unparsable == 0
+def test_rating_without_verdict_is_asked_once_more(server, monkeypatch):
+    prompt = '[{"content": "Rate this answer.", "role": "user"}]'
+    url, script = server([(200, "Helpful, I think."), (200, "Helpful and correct. [[8]]")])
+    judge = RatingJudge(_backend(url, monkeypatch), None)
+    (text,) = judge.judge([prompt])
+    assert parse_rating(text) == 8.0 and len(script.seen) == 2
+    assert (judge.retried, judge.unparsable) == (1, 0)
+
+
+def test_rating_still_without_verdict_is_counted(server, monkeypatch):
+    url, script = server([(200, "I would rather not say.")])
+    judge = RatingJudge(_backend(url, monkeypatch), None)
+    (text,) = judge.judge(['[{"content": "Rate this answer.", "role": "user"}]'])
+    assert parse_rating(text) is None and len(script.seen) == 2  # one retry, no more
+    assert (judge.retried, judge.unparsable) == (1, 1)
 
 
 def test_missing_api_key_names_the_variable(monkeypatch):

@@ -1,0 +1,61 @@
+"""Confidence intervals: percentile bootstrap over evaluation units, and Student-t over seeds.
+
+Benchmarks are resampled by their natural unit (an AlpacaEval instruction, an MT-Bench question with
+both its turns), so that correlated scores of one unit move together. Resamples are drawn from a
+numpy Generator seeded by the caller, so a metrics file is reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+LEVEL = 0.95
+SAMPLES = 1000
+
+
+def bootstrap_mean_ci(
+    units: list[list[float]], seed: int, samples: int = SAMPLES, scale: float = 1.0
+) -> list[float] | None:
+    """95% percentile interval of the pooled mean of all values, resampling whole units.
+
+    Args:
+        units: per unit (e.g. question), its values; units without values still count as drawn.
+    Returns:
+        ``[low, high]`` times ``scale``, or None when there are no values at all.
+    """
+    sums = np.array([float(np.sum(u)) for u in units])
+    counts = np.array([len(u) for u in units], dtype=float)
+    if counts.sum() == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(units), size=(samples, len(units)))
+    total, n = sums[idx].sum(axis=1), counts[idx].sum(axis=1)
+    means = total[n > 0] / n[n > 0]
+    return _interval(means * scale)
+
+
+def bootstrap_ci(
+    n_units: int, statistic: Callable[[np.ndarray], float], seed: int, samples: int
+) -> list[float]:
+    """95% percentile interval of ``statistic(indices)`` over ``samples`` resamples of ``n_units`` units."""
+    rng = np.random.default_rng(seed)
+    values = [statistic(rng.integers(0, n_units, size=n_units)) for _ in range(samples)]
+    return _interval(np.asarray(values, dtype=float))
+
+
+def _interval(values: np.ndarray) -> list[float]:
+    lo, hi = np.percentile(values, [100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2])
+    return [float(lo), float(hi)]
+
+
+def seed_mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """Mean over seeds and the half-width of its 95% Student-t interval (None for a single seed)."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), None
+    half = stats.t.ppf((1 + LEVEL) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(x.mean()), float(half)

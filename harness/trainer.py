@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 
+import torch
 from trl import DPOTrainer
 
 from harness import throughput
-from harness.losses import bcr_penalty, sequence_logp
+from harness.losses import bcr_penalty, dpo_sigmoid, nll_per_token, sequence_logp
 
 
 class _Tap:
@@ -104,6 +105,14 @@ class HarnessDPOTrainer(DPOTrainer):
         gather = self.accelerator.gather_for_metrics
         self._metrics[mode]["logratio/chosen"].append(gather((l_w - r_w).detach()).mean().item())
         self._metrics[mode]["logratio/rejected"].append(gather((l_l - r_l).detach()).mean().item())
+        # loss parts, unweighted, from the same log-probs (tests/test_trainer_parity.py: they sum to TRL's loss)
+        with torch.no_grad():
+            self._metrics[mode]["loss/dpo"].append(
+                gather(dpo_sigmoid(l_w, l_l, r_w, r_l, self.beta).reshape(1)).mean().item()
+            )
+            if self.regularizer["kind"] == "nll":
+                nll = nll_per_token(chosen_tok, chosen_mask)
+                self._metrics[mode]["loss/nll"].append(gather(nll.reshape(1)).mean().item())
 
         if self.regularizer["kind"] in ("bcr", "dpop"):
             delta = self.regularizer["delta"] if self.regularizer["kind"] == "bcr" else 0.0  # DPOP: no budget

@@ -31,7 +31,10 @@ def test_demo_end_to_end(tmp_path):
     # every number with its interval: one seed, so the bootstrap interval of the run itself
     assert all(row.count("[") >= 3 for row in rows)  # LC, WR and MT-Bench
     categories = (wf / "results/tables/mt_bench_categories.md").read_text()
-    assert "| coding | extraction | humanities | math | reasoning | roleplay | stem | writing | overall |" in categories
+    assert (
+        "| coding | extraction | humanities | math | reasoning | roleplay | stem | writing | overall |"
+        in categories
+    )
     for name in ("likelihood_trajectories", "budget_sweep", "mt_bench_categories"):
         figure = wf / f"results/figures/{name}.png"
         assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000

@@ -97,6 +97,10 @@ def test_nll_equals_trl_sft_and_our_formula(tiny_models, tmp_path):
         l_w, l_l, batch["ref_chosen_logps"], batch["ref_rejected_logps"], 0.3, alpha, c_tok, c_mask
     )
     assert formula.item() == pytest.approx(trl_loss, abs=1e-5)
+    # the logged loss parts add up to the loss TRL optimises
+    mode = "train" if ours.model.training else "eval"
+    parts = ours._metrics[mode]
+    assert parts["loss/dpo"][-1] + alpha * parts["loss/nll"][-1] == pytest.approx(trl_loss, abs=1e-5)
 
 
 def test_bcr_limits_against_trl(tiny_models, tmp_path):
@@ -127,6 +131,8 @@ def test_bcr_limits_against_trl(tiny_models, tmp_path):
         )  # dpop == bcr(delta=0)
     mode = "train" if trainer.model.training else "eval"
     assert trainer._metrics[mode]["bcr/over_budget"][-1] == 1.0  # every pair fell beyond the budget
+    parts = trainer._metrics[mode]
+    assert parts["loss/dpo"][-1] + 0.5 * parts["bcr/penalty"][-1] == pytest.approx(got, abs=1e-5)
 
 
 def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):

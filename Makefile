@@ -13,7 +13,7 @@ SNAKEMAKE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: env demo test lint dag rulegraph clean-demo vllm-cpu-env test-vllm
+.PHONY: env demo report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm
 
 env: $(STAMP)
 
@@ -26,8 +26,15 @@ $(STAMP): pyproject.toml
 
 # The whole DAG on tiny models built from code and the shipped demo data; no GPU, no network.
 demo: $(STAMP)
+	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
+	$(BIN)/python -m harness.locks
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
 	@cat results/tables/main.md
+
+# The HTML report of the demo (run `make demo` first): every table and figure with its caption.
+report: $(STAMP)
+	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
+	@echo "results/report.html"
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest

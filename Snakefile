@@ -2,6 +2,8 @@
 # Paper config by default; the offline demo: `snakemake --cores all --configfile config/demo.yaml`.
 from snakemake.utils import min_version, validate
 
+from harness.config import retype_overrides
+
 min_version("9.0")
 
 
@@ -12,7 +14,12 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# `--config` values below the top level arrive as strings; give them their YAML types, then validate.
+retype_overrides(config, workflow.config_settings.config)
 validate(config, "config/schema.yaml")
+
+
+report: "rules/captions/workflow.rst"
 
 
 include: "rules/common.smk"
@@ -30,6 +37,7 @@ rule all:
     input:
         "results/tables/main.md",
         "results/tables/ranker_study.md",
+        "results/tables/cost.md",
         "results/figures/likelihood_trajectories.png",
         ["results/figures/mt_bench_categories.png"]
         if "mt_bench" in config["evaluation"]

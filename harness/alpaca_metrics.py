@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import cost
 from harness.io import RecordError, read_json, write_json
 from harness.provenance import provenance
 from harness.stats import bootstrap_ci, bootstrap_mean_ci
@@ -180,7 +181,7 @@ def length_controlled(df, job: dict, seed: int) -> dict:
     return out
 
 
-def metrics(job: dict, annotations_path: str, output: str) -> None:
+def metrics(job: dict, annotations_path: str, output: str, upstream: list[str] = ()) -> None:
     import pandas as pd
     from alpaca_eval.metrics import get_winrate
 
@@ -207,6 +208,9 @@ def metrics(job: dict, annotations_path: str, output: str) -> None:
             "benchmark": "alpaca_eval",
             "cell": job["cell"],
             "metrics": m,
-            "provenance": provenance(job, seed=job["cell"].get("seed"), started=started),
+            "provenance": {
+                **provenance(job, seed=job["cell"].get("seed"), started=started),
+                "upstream": cost.upstream(list(upstream)),  # wall time and GPU-hours of the jobs behind it
+            },
         },
     )

@@ -28,6 +28,7 @@ STEPS = {
     "report": "the main table as CSV and Markdown",
     "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
     "mt-bench-categories": "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
+    "cost": "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
     "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
 }
 
@@ -69,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     subs["generate"].add_argument(
         "--eval-set", required=True, help="AlpacaEval JSON or MT-Bench questions JSONL"
     )
+    subs["generate"].add_argument(
+        "--meta", required=True, help="empty and truncated answers, provenance (JSON)"
+    )
     subs["judge"].add_argument(
         "--eval-set", required=True, help="references (AlpacaEval) or questions (MT-Bench)"
     )
@@ -80,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
     subs["judge"].add_argument("--references", help="MT-Bench: FastChat reference answers (JSONL)")
     subs["metrics"].add_argument("--judgments", required=True, help="annotations/judgments from `judge`")
     subs["metrics"].add_argument("--eval-set", help="MT-Bench questions (for per-category means)")
+    subs["metrics"].add_argument(
+        "--upstream",
+        nargs="*",
+        default=[],
+        help="stage=benchmark.tsv,output.json of each upstream job (cost)",
+    )
+    subs["cost"].add_argument("--metrics", nargs="+", required=True, help="metrics.json files")
+    subs["cost"].add_argument(
+        "--pair-metas", nargs="*", default=[], help="pairs.meta.json files (judge calls)"
+    )
+    subs["cost"].add_argument("--output-md", required=True, help="the Markdown tables")
     subs["report"].add_argument(
         "--inputs", nargs="+", required=True, help="metrics.json and summary.json files"
     )
@@ -156,7 +171,7 @@ def _dispatch(args, job) -> None:
     elif step == "generate":
         from harness import generate
 
-        generate.run(job, args.eval_set, args.output)
+        generate.run(job, args.eval_set, args.output, args.meta)
     elif step == "judge" and job["benchmark"] == "alpaca_eval":
         from harness import alpaca
 
@@ -179,11 +194,11 @@ def _dispatch(args, job) -> None:
     elif step == "metrics" and job["benchmark"] == "alpaca_eval":
         from harness import alpaca_metrics
 
-        alpaca_metrics.metrics(job, args.judgments, args.output)
+        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream)
     elif step == "metrics":
         from harness import mt_bench
 
-        mt_bench.metrics(job, args.eval_set, args.judgments, args.output)
+        mt_bench.metrics(job, args.eval_set, args.judgments, args.output, args.upstream)
     elif step == "gold-accuracy":
         from harness import study
 
@@ -202,6 +217,10 @@ def _dispatch(args, job) -> None:
         report.mt_bench_categories(
             job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf
         )
+    elif step == "cost":
+        from harness import cost
+
+        cost.table(job, args.metrics, args.pair_metas, args.output, args.output_md)
     elif step == "budget-sweep":
         from harness import figures
 

@@ -133,3 +133,26 @@ def section_defaults(section: str, schema_path: Path = SCHEMA) -> dict:
     filled: dict = {}
     _validator(schema["properties"][section]).validate(filled)
     return filled
+
+
+def retype_overrides(cfg: dict, overrides) -> None:
+    """Give ``--config`` values their YAML types in ``cfg``, in place.
+
+    Snakemake reads a structured ``--config`` value with YAML's BaseLoader, which keeps every nested
+    scalar a string (``seeds='[0, 1]'`` arrives as ``['0', '1']``); read each such scalar as YAML
+    would, so that overrides validate like the same values in a config file.
+    """
+
+    def typed(value):
+        if isinstance(value, str):
+            parsed = yaml.safe_load(value) if value.strip() else value
+            return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return value
+
+    for key, value in dict(overrides or {}).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            retype_overrides(cfg[key], value)
+        elif key in cfg:
+            cfg[key] = typed(value)

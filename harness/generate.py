@@ -6,9 +6,11 @@ MT-Bench: FastChat's model_answer JSONL, two turns, the second turn seeing the f
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from harness.io import write_json, write_jsonl
+from harness.provenance import provenance
 from harness.records import load_alpaca_instructions, load_mt_questions
 from harness.seeding import seed_everything, subseed
 
@@ -25,12 +27,22 @@ def _answers(backend, conversations, g, seed, desc):
         seed=seed,
         desc=desc,
     )
-    return [o[0].text for o in outs]
+    return [o[0] for o in outs]
 
 
-def run(job: dict, eval_set: str, output: str) -> None:
+def _counts(completions) -> dict:
+    """Empty and cut-off answers are kept (they are the model's answers) and counted."""
+    return {
+        "answers": len(completions),
+        "empty": sum(not c.text.strip() for c in completions),
+        "truncated": sum(c.finish_reason == "length" for c in completions),
+    }
+
+
+def run(job: dict, eval_set: str, output: str, meta: str) -> None:
     from harness.backends import load_backend
 
+    started = time.time()
     g, name, seed = job["generation"], job["generator"], job["seed"]
     seed_everything(seed)
     backend = load_backend(g["backend"], job["model"])
@@ -48,19 +60,20 @@ def run(job: dict, eval_set: str, output: str) -> None:
             [
                 {
                     "instruction": r["instruction"],
-                    "output": o,
+                    "output": o.text,
                     "generator": name,
                     "dataset": r.get("dataset", ""),
                 }
                 for r, o in zip(rows, outs, strict=True)
             ],
         )
+        write_json(meta, {**_counts(outs), "provenance": provenance(job, seed=seed, started=started)})
         return
     questions = load_mt_questions(eval_set)
     convs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
     first = _answers(backend, convs, g, seed, f"mt_bench turn 1 {name}")
     convs = [
-        c + [{"role": "assistant", "content": a}, {"role": "user", "content": q.turns[1]}]
+        c + [{"role": "assistant", "content": a.text}, {"role": "user", "content": q.turns[1]}]
         for c, a, q in zip(convs, first, questions, strict=True)
     ]
     second = _answers(backend, convs, g, subseed("turn2", 0, seed), f"mt_bench turn 2 {name}")
@@ -71,8 +84,9 @@ def run(job: dict, eval_set: str, output: str) -> None:
                 "question_id": q.question_id,
                 "answer_id": uuid.UUID(int=subseed("answer", f"{name}/{q.question_id}", seed)).hex,
                 "model_id": name,
-                "choices": [{"index": 0, "turns": [a1, a2]}],
+                "choices": [{"index": 0, "turns": [a1.text, a2.text]}],
             }
             for q, a1, a2 in zip(questions, first, second, strict=True)
         ],
     )
+    write_json(meta, {**_counts(first + second), "provenance": provenance(job, seed=seed, started=started)})

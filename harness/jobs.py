@@ -86,7 +86,13 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         }
         return {"step": step, "kind": key, "source": sources[key]()}
     if step == "sample":
-        return {"step": step, "policy": key, "model": model_ref(cfg, key, paths), "sampling": cfg["sampling"]}
+        return {
+            "step": step,
+            "policy": key,
+            "model": model_ref(cfg, key, paths),
+            "sampling": cfg["sampling"],
+            "dataset": cfg["prompts"],  # for provenance
+        }
     if step == "gold":
         ranker, pset = key.split("/")
         job = resolve(cfg, "rank", f"{cfg['policies'][0]}/{ranker}", paths)
@@ -166,7 +172,10 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             if bench == "mt_bench":
                 job.update(ref_categories=b["ref_categories"])
         else:
-            job.update(bootstrap=b["bootstrap"])
+            # the eval set, so that its revision is in the metrics file's provenance
+            job.update(
+                bootstrap=b["bootstrap"], dataset=b["instructions" if bench == "alpaca_eval" else "questions"]
+            )
             if bench == "alpaca_eval":
                 job.update(lc_method=b["lc_method"], lc_data=b.get("lc_data"))
         return job

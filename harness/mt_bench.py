@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from harness import cost
 from harness.io import RecordError, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.records import MTQuestion, load_judge_prompts, load_mt_questions, load_reference_answers
@@ -101,7 +102,9 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
     write_json(meta, {**counts, "provenance": provenance(job, started=started)})
 
 
-def metrics(job: dict, questions_path: str, judgments_path: str, output: str) -> None:
+def metrics(
+    job: dict, questions_path: str, judgments_path: str, output: str, upstream: list[str] = ()
+) -> None:
     """Overall, per-turn and per-category means with 95% bootstrap intervals over questions."""
     started = time.time()
     cats = {q.question_id: q.category for q in load_mt_questions(questions_path)}
@@ -142,6 +145,9 @@ def metrics(job: dict, questions_path: str, judgments_path: str, output: str) ->
             "benchmark": "mt_bench",
             "cell": job["cell"],
             "metrics": m,
-            "provenance": provenance(job, seed=job["cell"].get("seed"), started=started),
+            "provenance": {
+                **provenance(job, seed=job["cell"].get("seed"), started=started),
+                "upstream": cost.upstream(list(upstream)),  # wall time and GPU-hours of the jobs behind it
+            },
         },
     )

@@ -1,9 +1,10 @@
-"""Provenance embedded in every metrics file: code, packages, config, models, seed, device."""
+"""Provenance embedded in every metrics file: code, packages, config, models, seed, device, GPUs."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -51,6 +52,14 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def gpus_used() -> int:
+    """GPUs the job was given (``resources.gpu``, via HARNESS_GPUS) if it ran on CUDA, else 0."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return 0
+    return min(int(os.environ.get("HARNESS_GPUS", "1")), torch.cuda.device_count())
+
+
 def device_name() -> str:
     if "torch" in sys.modules:
         torch = sys.modules["torch"]
@@ -68,24 +77,34 @@ def provenance(job_config: dict | None = None, seed: int | None = None, started:
         "packages": _versions(),
         "python": platform.python_version(),
         "device": device_name(),
+        "gpus": gpus_used(),
         "seed": seed,
     }
     if job_config is not None:
         prov["config_hash"] = config_hash(job_config)
-        prov["models"] = _model_revisions(job_config)
+        prov["models"], prov["datasets"] = _revisions(job_config)
     if started is not None:
         prov["wall_time_s"] = round(time.time() - started, 3)
     return prov
 
 
-def _model_revisions(cfg) -> dict[str, str | None]:
-    """Every ``{source, revision}`` mapping found in the job config, keyed by its source."""
-    found = {}
+def _revisions(cfg) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """Models (``{source, revision}``) and datasets (``{hub: {repo_id, revision}}``, ``{url}``,
+    ``{path}``) named anywhere in the job config, each keyed by where it comes from."""
+    models, datasets = {}, {}
 
     def walk(node):
         if isinstance(node, dict):
-            if "source" in node and "revision" in node:
-                found[str(node["source"])] = node["revision"]
+            if "source" in node and "revision" in node and isinstance(node["source"], str):
+                models[node["source"]] = node["revision"]
+            if isinstance(node.get("hub"), dict) and "repo_id" in node["hub"]:
+                hub = node["hub"]
+                datasets[hub["repo_id"] + (f"/{hub['filename']}" if hub.get("filename") else "")] = hub[
+                    "revision"
+                ]
+            for kind in ("url", "path"):
+                if isinstance(node.get(kind), str) and set(node) <= {"url", "path", "limit"}:
+                    datasets[node[kind]] = None  # a URL pins its commit in itself; a path is local
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -93,4 +112,4 @@ def _model_revisions(cfg) -> dict[str, str | None]:
                 walk(v)
 
     walk(cfg)
-    return found
+    return models, datasets

@@ -135,9 +135,16 @@ def to_markdown(df) -> str:
     return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
 
 
-def _footer(job: dict, started: float) -> str:
+def _footer(job: dict, started: float, inputs: list[str] = ()) -> str:
+    from harness.cost import totals
+
     prov = provenance(job, started=started)
-    return f"\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+    metrics = [p for p in inputs if p.endswith("metrics.json")]
+    spent = ""
+    if metrics:
+        t = totals(metrics)
+        spent = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
+    return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
 
 
 def to_csv(df) -> str:
@@ -154,7 +161,7 @@ def run(job: dict, inputs: list[str], output_csv: str, output_md: str) -> None:
     started = time.time()
     df = build_table(inputs)
     write_text(output_csv, to_csv(df))
-    write_text(output_md, to_markdown(df) + _footer(job, started))
+    write_text(output_md, to_markdown(df) + _footer(job, started, inputs))
 
 
 def category_table(inputs: list[str]):

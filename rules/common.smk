@@ -6,6 +6,13 @@ from harness.config import check_references
 
 check_references(config, "config")
 
+# Every job runs this checkout's harness (`python -m harness`), in whatever environment it runs:
+# the conda envs of envs/ hold the dependencies, this path the code.
+# (The prefix is formatted like a shell command: doubled braces reach the shell as single ones.)
+shell.prefix(
+    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+)
+
 # Where each kind of output lives; the harness never builds a path itself.
 PATHS = {
     "built_model": "results/models/tiny/{name}",
@@ -20,6 +27,16 @@ def _alt(names):
 
 
 SEED = r"\d+"
+NEVER = r"(?!)"  # a constraint no value matches
+# Reward-model and judge rankers run under separate rules, so that a profile sizes each (an 8B scorer
+# on one GPU, a 70B-class judge on a multi-GPU node).
+RM_RANKERS = (
+    _alt(r for r, c in config["rankers"].items() if c["kind"] == "reward_model")
+    or NEVER
+)
+IPR_RANKERS = (
+    _alt(r for r, c in config["rankers"].items() if c["kind"] == "ipr") or NEVER
+)
 TRAINED = (
     rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
 )
@@ -69,8 +86,22 @@ def eval_judge_models(benchmark):
 
 
 def judge_gpus(benchmark):
+    return 1 - judge_api(benchmark)
+
+
+def judge_api(benchmark):
+    """1 for a judge behind an API (alpaca_eval annotator, OpenAI-compatible endpoint), else 0."""
     b = config["evaluation"][benchmark]
-    return 0 if "annotator" in b or b["judge"]["backend"] == "openai" else 1
+    return int("annotator" in b or b["judge"]["backend"] == "openai")
+
+
+def ranker_api(ranker):
+    r = config["rankers"][ranker]
+    return int(r["kind"] == "ipr" and r["judge"]["backend"] == "openai")
+
+
+def ranker_gpus(ranker):
+    return 1 - ranker_api(ranker)
 
 
 def judge_extra_inputs(wc):
@@ -172,6 +203,54 @@ def mt_bench_metrics():
     ]
 
 
+def upstream_jobs(wc):
+    """Stage -> (benchmark TSV, output with provenance) of every job a metrics file depends on."""
+    p, model, bench, ext = wc.policy, wc.model, wc.benchmark, ext_of(wc.benchmark)
+    found = {}
+    if model != "base":
+        ranker, _, _ = jobs.parse_model_key(model)
+        found["sample"] = (
+            f"benchmarks/sample/{p}.tsv",
+            f"results/completions/{p}/completions.meta.json",
+        )
+        found["rank"] = (
+            f"benchmarks/rank/{p}/{ranker}.tsv",
+            f"results/pairs/{p}/{ranker}/pairs.meta.json",
+        )
+        found["reference"] = (
+            f"benchmarks/reference_logps/{p}/{ranker}.tsv",
+            f"results/reference/{p}/{ranker}/ref_logps.json",
+        )
+        found["train"] = (
+            f"benchmarks/train/{p}/{model}.tsv",
+            f"results/training/{p}/{model}/summary.json",
+        )
+    eval_dir = f"results/eval/{p}/{model}/{bench}"
+    found["generate"] = (
+        f"benchmarks/generate/{p}/{model}/{bench}{ext}.tsv",
+        f"{eval_dir}/answers{ext}.meta.json",
+    )
+    found["judge"] = (
+        f"benchmarks/judge/{p}/{model}/{bench}{ext}.tsv",
+        f"{eval_dir}/judgments{ext}.meta.json",
+    )
+    return found
+
+
+def pair_metas():
+    return [
+        f"results/pairs/{p}/{r}/pairs.meta.json"
+        for p in config["policies"]
+        for r in config["rankers"]
+    ]
+
+
+def cost_inputs():
+    """Metrics of every evaluated cell: the main table's and the budget sweep's."""
+    both = main_table_inputs() + budget_sweep_inputs()
+    return sorted({f for f in both if f.endswith("metrics.json")})
+
+
 def checkpoint_input(wc):
     """The trained checkpoint a generation needs, or the built base policy."""
     if wc.model == "base":
@@ -188,9 +267,17 @@ def deepspeed_input():
     return [ds] if ds else []
 
 
-def launcher(gpus):
-    """One process per GPU for training: accelerate launch on several GPUs, plain python on one."""
-    return f"accelerate launch --num_processes {gpus}" if int(gpus) > 1 else "python"
+def run_harness(gpus, processes=False):
+    """How a step starts: on GPUs, inside the slot wrapper (harness/gpus.py gives the job its own devices
+    on a shared node); with ``processes``, one process per GPU under accelerate launch.
+    """
+    n = int(gpus)
+    if n == 0:
+        return "python"
+    python = (
+        f"accelerate launch --num_processes {n}" if processes and n > 1 else "python"
+    )
+    return f"HARNESS_GPUS={n} python -m harness.gpus {n} -- {python}"
 
 
 def ext_of(benchmark):

@@ -8,7 +8,8 @@ rule generate:
         model=checkpoint_input,
         ext_ok=check_ext,
     output:
-        "results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        meta="results/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
     log:
         "logs/generate/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
@@ -18,10 +19,11 @@ rule generate:
     resources:
         gpu=1,
     params:
-        step_version=1,
+        run=lambda wc, resources: run_harness(resources.gpu),
+        step_version=2,  # 2: a meta file (empty and truncated answers, provenance)
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness generate --config {input.config}"
-        " --eval-set {input.eval_set} --output {output} > {log} 2>&1"
+        "{params.run} -m harness generate --config {input.config}"
+        " --eval-set {input.eval_set} --output {output.answers} --meta {output.meta} > {log} 2>&1"
 
 
 rule judge:
@@ -42,11 +44,13 @@ rule judge:
         "../envs/evaluate.yaml"
     resources:
         gpu=lambda wc: judge_gpus(wc.benchmark),
+        api_jobs=lambda wc: judge_api(wc.benchmark),
     params:
+        run=lambda wc, resources: run_harness(resources.gpu),
         step_version=2,  # 2: FastChat's MT-Bench templates; alpaca_eval annotators; a meta file
         extra=lambda wc: cli_args(judge_extra_inputs(wc)),
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness judge --config {input.config}"
+        "{params.run} -m harness judge --config {input.config}"
         " --eval-set {input.eval_set} --answers {input.answers} --output {output.judgments}"
         " --meta {output.meta} {params.extra}"
         " --cache results/cache/judge/{wildcards.policy}/{wildcards.model}/{wildcards.benchmark}.jsonl"
@@ -59,6 +63,7 @@ rule metrics:
         eval_set=lambda wc: eval_set(wc.benchmark),
         judgments=lambda wc: f"results/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
         lc_data=lc_data_input,
+        upstream=lambda wc: [prov for _, prov in upstream_jobs(wc).values()],
     output:
         "results/eval/{policy}/{model}/{benchmark}/metrics.json",
     log:
@@ -66,7 +71,10 @@ rule metrics:
     conda:
         "../envs/evaluate.yaml"
     params:
-        step_version=2,  # 2: bootstrap intervals; the official LC GLM from a local file
+        step_version=3,  # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost
+        upstream=lambda wc: " ".join(
+            f"{s}={t},{p}" for s, (t, p) in upstream_jobs(wc).items()
+        ),
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
-        " --judgments {input.judgments} --output {output} > {log} 2>&1"
+        " --judgments {input.judgments} --upstream {params.upstream} --output {output} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# Stage 2: K completions -> one chosen/rejected pair per prompt (reward model or IPR judge).
+# Stage 2: K completions -> one chosen/rejected pair per prompt: `rank` for reward models, `rank_ipr`
+# (the same step) for judge rankers, which a profile can size for a 70B-class judge.
 
 
 rule rank:
@@ -14,14 +15,25 @@ rule rank:
         "logs/rank/{policy}/{ranker}.log",
     benchmark:
         "benchmarks/rank/{policy}/{ranker}.tsv"
+    wildcard_constraints:
+        ranker=RM_RANKERS,
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        gpu=lambda wc: ranker_gpus(wc.ranker),
+        api_jobs=lambda wc: ranker_api(wc.ranker),  # `--resources api_jobs=N` caps API-judge jobs
     params:
+        run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
+        "{params.run} -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs}"
         " --judgments {output.judgments} --meta {output.meta}"
         " --cache results/cache/rank/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"
+
+
+use rule rank as rank_ipr with:
+    wildcard_constraints:
+        ranker=IPR_RANKERS,
+    conda:
+        "../envs/sample.yaml"  # the vLLM stack, for a vllm judge

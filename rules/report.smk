@@ -1,5 +1,5 @@
 # Stage 5: tables and figures. Named targets: main_table, training_curves, budget_sweep,
-# mt_bench_categories (and ranker_study).
+# mt_bench_categories, cost (and ranker_study).
 
 
 rule report:
@@ -7,7 +7,11 @@ rule report:
         config=job_config("report", "main"),
         metrics=main_table_inputs(),
     output:
-        csv="results/tables/main.csv",
+        csv=report(
+            "results/tables/main.csv",
+            caption="captions/main_table.rst",
+            category="Tables",
+        ),
         md="results/tables/main.md",
     log:
         "logs/report/main.log",
@@ -30,7 +34,11 @@ rule training_curves:
         config=job_config("figures", "likelihood_trajectories"),
         logs=training_logs(),
     output:
-        png="results/figures/likelihood_trajectories.png",
+        png=report(
+            "results/figures/likelihood_trajectories.png",
+            caption="captions/likelihood_trajectories.rst",
+            category="Figures",
+        ),
         pdf="results/figures/likelihood_trajectories.pdf",
     log:
         "logs/figures/likelihood_trajectories.log",
@@ -48,9 +56,17 @@ rule budget_sweep:
         config=job_config("figures", "budget_sweep"),
         inputs=budget_sweep_inputs(),
     output:
-        png="results/figures/budget_sweep.png",
+        png=report(
+            "results/figures/budget_sweep.png",
+            caption="captions/budget_sweep.rst",
+            category="Figures",
+        ),
         pdf="results/figures/budget_sweep.pdf",
-        csv="results/tables/budget_sweep.csv",
+        csv=report(
+            "results/tables/budget_sweep.csv",
+            caption="captions/budget_sweep.rst",
+            category="Tables",
+        ),
     log:
         "logs/figures/budget_sweep.log",
     conda:
@@ -67,9 +83,17 @@ rule mt_bench_categories:
         config=job_config("report", "mt_bench_categories"),
         metrics=mt_bench_metrics(),
     output:
-        csv="results/tables/mt_bench_categories.csv",
+        csv=report(
+            "results/tables/mt_bench_categories.csv",
+            caption="captions/mt_bench_categories.rst",
+            category="Tables",
+        ),
         md="results/tables/mt_bench_categories.md",
-        png="results/figures/mt_bench_categories.png",
+        png=report(
+            "results/figures/mt_bench_categories.png",
+            caption="captions/mt_bench_categories.rst",
+            category="Figures",
+        ),
         pdf="results/figures/mt_bench_categories.pdf",
     log:
         "logs/report/mt_bench_categories.log",
@@ -81,3 +105,24 @@ rule mt_bench_categories:
         "python -m harness mt-bench-categories --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} --output-png {output.png}"
         " --output-pdf {output.pdf} > {log} 2>&1"
+
+
+rule cost:
+    input:
+        config=job_config("report", "cost"),
+        metrics=cost_inputs(),
+        pair_metas=pair_metas(),
+    output:
+        csv=report(
+            "results/tables/cost.csv", caption="captions/cost.rst", category="Tables"
+        ),
+        md="results/tables/cost.md",
+    log:
+        "logs/report/cost.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        step_version=1,
+    shell:
+        "python -m harness cost --config {input.config} --metrics {input.metrics}"
+        " --pair-metas {input.pair_metas} --output {output.csv} --output-md {output.md} > {log} 2>&1"

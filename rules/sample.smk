@@ -52,7 +52,8 @@ rule sample:
     resources:
         gpu=1,
     params:
+        run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness sample --config {input.config}"
+        "{params.run} -m harness sample --config {input.config}"
         " --prompts {input.prompts} --output {output.completions} --meta {output.meta} > {log} 2>&1"

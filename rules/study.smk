@@ -15,14 +15,18 @@ rule rank_study:
         "logs/rank_study/{policy}/{ranker}.log",
     benchmark:
         "benchmarks/rank_study/{policy}/{ranker}.tsv"
+    wildcard_constraints:
+        ranker=RM_RANKERS,
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        gpu=lambda wc: ranker_gpus(wc.ranker),
+        api_jobs=lambda wc: ranker_api(wc.ranker),
     params:
+        run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness rank --config {input.config}"
+        "{params.run} -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs} --judgments {output.judgments}"
         " --meta {output.meta} --rankings {output.rankings}"
         " --cache results/cache/study/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"
@@ -37,16 +41,34 @@ rule gold_accuracy:
         "results/ranker_study/gold/{ranker}/{pset}.json",
     log:
         "logs/gold_accuracy/{ranker}/{pset}.log",
+    wildcard_constraints:
+        ranker=RM_RANKERS,
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        gpu=lambda wc: ranker_gpus(wc.ranker),
+        api_jobs=lambda wc: ranker_api(wc.ranker),
     params:
+        run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
     shell:
-        "HARNESS_GPUS={resources.gpu} python -m harness gold-accuracy --config {input.config}"
+        "{params.run} -m harness gold-accuracy --config {input.config}"
         " --preferences {input.preferences} --output {output}"
         " --cache results/cache/gold/{wildcards.ranker}/{wildcards.pset}.jsonl > {log} 2>&1"
+
+
+use rule rank_study as rank_study_ipr with:
+    wildcard_constraints:
+        ranker=IPR_RANKERS,
+    conda:
+        "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
+
+
+use rule gold_accuracy as gold_accuracy_ipr with:
+    wildcard_constraints:
+        ranker=IPR_RANKERS,
+    conda:
+        "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 
 
 rule study_table:
@@ -55,7 +77,11 @@ rule study_table:
         rankings=study_rankings(),
         gold=study_gold(),
     output:
-        csv="results/tables/ranker_study.csv",
+        csv=report(
+            "results/tables/ranker_study.csv",
+            caption="captions/ranker_study.rst",
+            category="Tables",
+        ),
         md="results/tables/ranker_study.md",
     log:
         "logs/study_table/ranker_study.log",

@@ -19,9 +19,9 @@ rule reference_logps:
         gpu=1,
     params:
         step_version=1,
-        launcher=lambda wc, resources: launcher(resources.gpu),
+        run=lambda wc, resources: run_harness(resources.gpu, processes=True),
     shell:
-        "{params.launcher} -m harness reference-logps --config {input.config}"
+        "{params.run} -m harness reference-logps --config {input.config}"
         " --pairs {input.pairs} --output {output} > {log} 2>&1"
 
 
@@ -48,8 +48,8 @@ rule train:
         gpu=1,
     params:
         step_version=2,  # 2: log rows carry their cell (policy, ranker, regularizer, seed)
-        launcher=lambda wc, resources: launcher(resources.gpu),
+        run=lambda wc, resources: run_harness(resources.gpu, processes=True),
     shell:
-        "{params.launcher} -m harness train --config {input.config} --pairs {input.pairs}"
+        "{params.run} -m harness train --config {input.config} --pairs {input.pairs}"
         " --reference {input.reference} --output {output.model} --log {output.log}"
         " --summary {output.summary} > {log} 2>&1"

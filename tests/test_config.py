@@ -94,3 +94,14 @@ def test_invalid_yaml_names_file(tmp_path):
     p.write_text("seeds: [0\n")
     with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
         load_config(p)
+
+
+def test_config_overrides_get_their_yaml_types():
+    from harness.config import retype_overrides
+
+    cfg = {"seeds": [0], "regularizers": {"bcr": {"kind": "bcr", "delta": 0.5}}, "name": "x"}
+    # what Snakemake's --config hands over for seeds='[0, 1]' and regularizers={'bcr': {'delta': 0.7}}
+    retype_overrides(cfg, {"seeds": ["0", "1"], "regularizers": {"bcr": {"delta": "0.7"}}, "name": "x"})
+    assert cfg == {"seeds": [0, 1], "regularizers": {"bcr": {"kind": "bcr", "delta": 0.7}}, "name": "x"}
+    retype_overrides(cfg, {"regularizers": {"bcr": {"kind": "bcr"}}})  # strings stay strings
+    assert cfg["regularizers"]["bcr"]["kind"] == "bcr"

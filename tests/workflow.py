@@ -23,11 +23,17 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake_command() -> list[str]:
     exe = shutil.which("snakemake")
     assert exe, "snakemake is not on PATH (run the tests through `make test`)"
+    return [exe]
+
+
+def snakemake(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd))
-    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [*snakemake_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def job_counts(output: str) -> dict[str, int]:

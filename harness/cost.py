@@ -1,0 +1,156 @@
+"""What results cost: wall time, GPU-hours and CPU-hours of jobs, from Snakemake's benchmark files.
+
+A job's cost joins its benchmark TSV (wall seconds ``s``, ``cpu_time``) with the provenance of its
+output (``gpus``: the GPUs it ran on, 0 on CPU). Every metrics file embeds the cost of its upstream
+jobs (sampling, ranking, reference log-probs, training, generation, judging); step `cost` turns all of
+them into one table per stage and per cell, with judge calls per prompt per ranker.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+from harness.io import RecordError, read_json, write_text
+from harness.provenance import provenance
+
+STAGES = ("sample", "rank", "reference", "train", "generate", "judge")
+
+
+def parse_upstream(specs: list[str]) -> list[tuple[str, str, str]]:
+    """``stage=benchmark.tsv,output-with-provenance.json`` -> (stage, tsv, provenance file)."""
+    out = []
+    for spec in specs:
+        stage, sep, paths = spec.partition("=")
+        tsv, sep2, prov = paths.partition(",")
+        if not (sep and sep2 and stage in STAGES):
+            raise ValueError(
+                f"--upstream '{spec}': expected <stage>=<benchmark.tsv>,<file.json>; stages: {', '.join(STAGES)}"
+            )
+        out.append((stage, tsv, prov))
+    return out
+
+
+def job_cost(tsv: str, prov_file: str) -> dict:
+    """One job's wall and CPU seconds and GPU count; ``measured`` is False where Snakemake wrote no
+    benchmark file (an output made by hand or with --touch)."""
+    prov = read_json(prov_file).get("provenance", {})
+    gpus = int(prov.get("gpus", 0))
+    if not Path(tsv).exists():
+        return {"benchmark": tsv, "measured": False, "gpus": gpus}
+    with open(tsv, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    if not rows or "s" not in rows[-1]:
+        raise RecordError(f"{tsv}: not a Snakemake benchmark file (no 's' column)")
+    wall, cpu = float(rows[-1]["s"]), float(rows[-1].get("cpu_time") or 0.0)
+    return {
+        "benchmark": tsv,
+        "measured": True,
+        "wall_s": wall,
+        "cpu_hours": cpu / 3600,
+        "gpus": gpus,
+        "gpu_hours": wall * gpus / 3600,
+    }
+
+
+def upstream(specs: list[str]) -> dict:
+    """The cost block a metrics file embeds: each upstream job and the totals."""
+    jobs = {stage: job_cost(tsv, prov) for stage, tsv, prov in parse_upstream(specs)}
+    measured = [j for j in jobs.values() if j["measured"]]
+    return {
+        "jobs": jobs,
+        "wall_s": sum(j["wall_s"] for j in measured),
+        "gpu_hours": sum(j["gpu_hours"] for j in measured),
+        "cpu_hours": sum(j["cpu_hours"] for j in measured),
+        "unmeasured": sorted(s for s, j in jobs.items() if not j["measured"]),
+    }
+
+
+def totals(paths: list[str]) -> dict:
+    """Measured jobs behind a set of metrics files (shared ones once), their GPU- and CPU-hours."""
+    seen: dict[str, dict] = {}
+    for path in paths:
+        data = read_json(path)
+        for j in data.get("provenance", {}).get("upstream", {}).get("jobs", {}).values():
+            if j["measured"]:
+                seen[j["benchmark"]] = j
+    return {
+        "jobs": len(seen),
+        "gpu_hours": sum(j["gpu_hours"] for j in seen.values()),
+        "cpu_hours": sum(j["cpu_hours"] for j in seen.values()),
+    }
+
+
+def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str, output_md: str) -> None:
+    """Step `cost`: per stage and per cell, from the upstream blocks of every metrics file."""
+    import pandas as pd
+
+    started = time.time()
+    rows, seen = [], set()
+    for path in metrics:
+        data = read_json(path)
+        cell = data["cell"]
+        for stage, j in data["provenance"].get("upstream", {}).get("jobs", {}).items():
+            if j["benchmark"] in seen or not j["measured"]:
+                continue  # a shared job (sampling, ranking) counts once
+            seen.add(j["benchmark"])
+            own = stage in ("train", "generate", "judge")
+            rows.append(
+                {
+                    "stage": stage,
+                    "policy": cell["policy"],
+                    "ranker": cell["ranker"] if stage != "sample" else "—",
+                    "regularizer": cell["regularizer"] if own else "—",
+                    "seed": cell["seed"] if own else None,
+                    **{k: j[k] for k in ("wall_s", "gpus", "gpu_hours", "cpu_hours")},
+                }
+            )
+    if not rows:
+        raise ValueError("no measured upstream jobs in the metrics files (run the workflow first)")
+    df = pd.DataFrame(rows)
+    sums = ["wall_s", "gpu_hours", "cpu_hours"]
+    by_stage = (
+        df.groupby("stage", sort=False)[sums].sum().reindex([s for s in STAGES if s in set(df["stage"])])
+    )
+    by_stage.insert(0, "jobs", df.groupby("stage")["wall_s"].size().reindex(by_stage.index).astype(int))
+    by_cell = df.groupby(["policy", "ranker", "regularizer"], sort=True)[sums].sum()
+    calls = []
+    for path in pair_metas:
+        meta = read_json(path)
+        prompts = max(int(meta.get("prompts", 0)), 1)
+        calls.append(
+            {
+                "policy": Path(path).parent.parent.name,
+                "ranker": meta.get("ranker", Path(path).parent.name),
+                "kind": meta.get("kind"),
+                # IPR: judge prompts (both orders); reward model: completions scored
+                "calls_per_prompt": (meta.get("judge_prompts") or meta.get("reward_model_calls", 0))
+                / prompts,
+                "paid_calls_per_prompt": meta.get("judge_calls", meta.get("reward_model_calls", 0)) / prompts,
+            }
+        )
+    write_text(output_csv, df.to_csv(index=False, float_format="%.6f"))
+    lines = [
+        "## Cost per stage",
+        "",
+        by_stage.reset_index().to_markdown(index=False, floatfmt=".4f"),
+        "",
+        "## Cost per cell (shared jobs under their policy and ranker, regularizer '—')",
+        "",
+        by_cell.reset_index().to_markdown(index=False, floatfmt=".4f"),
+    ]
+    if calls:
+        lines += [
+            "",
+            "## Judge calls per prompt",
+            "",
+            pd.DataFrame(calls).to_markdown(index=False, floatfmt=".2f"),
+        ]
+    prov = provenance(job, started=started)
+    lines += [
+        "",
+        f"<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->",
+        "",
+    ]
+    write_text(output_md, "\n".join(lines))

@@ -1,0 +1,84 @@
+"""Cost of results: Snakemake benchmark files joined with the GPUs in each job's provenance."""
+
+import json
+
+import pytest
+
+from harness import cost
+
+TSV = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n{s}\t0:00:00\t1\t1\t1\t1\t0\t0\t90\t{cpu}\n"
+
+
+def _job(tmp_path, name, seconds, cpu, gpus):
+    tsv, prov = tmp_path / f"{name}.tsv", tmp_path / f"{name}.json"
+    tsv.write_text(TSV.format(s=seconds, cpu=cpu))
+    prov.write_text(json.dumps({"provenance": {"gpus": gpus}}))
+    return f"{name}={tsv},{prov}"
+
+
+def test_upstream_block_and_tables(tmp_path):
+    specs = [
+        _job(tmp_path, "sample", 3600, 600, 1),
+        _job(tmp_path, "train", 7200, 1800, 8),
+        _job(tmp_path, "generate", 1800, 900, 1),
+        _job(tmp_path, "judge", 360, 3600, 0),
+    ]
+    block = cost.upstream(specs)
+    assert block["jobs"]["train"]["gpu_hours"] == pytest.approx(16.0)
+    assert block["gpu_hours"] == pytest.approx(1 + 16 + 0.5) and block["cpu_hours"] == pytest.approx(
+        6900 / 3600
+    )
+    assert block["unmeasured"] == []
+
+    cell = {"policy": "p", "ranker": "ipr", "regularizer": "bcr", "seed": 0}
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"cell": cell, "provenance": {"upstream": block}}))
+    meta = tmp_path / "pairs" / "p" / "ipr" / "pairs.meta.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(
+        json.dumps({"ranker": "ipr", "kind": "ipr", "prompts": 10, "judge_prompts": 70, "judge_calls": 35})
+    )
+    csv, md = tmp_path / "cost.csv", tmp_path / "cost.md"
+    cost.table({"step": "report"}, [str(metrics), str(metrics)], [str(meta)], str(csv), str(md))
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")]
+        for line in md.read_text().splitlines()
+        if line.startswith("|")
+    ]
+    assert ["train", "1", "7200.0000", "16.0000", "0.5000"] in rows
+    assert ["p", "ipr", "bcr", "9360.0000", "16.5000", "1.7500"] in rows  # train, generate, judge of the cell
+    assert ["p", "—", "—", "3600.0000", "1.0000", "0.1667"] in rows  # sampling, shared by the policy's cells
+    assert ["p", "ipr", "ipr", "7.00", "3.50"] in rows  # judge prompts and paid calls per prompt
+    assert len(csv.read_text().splitlines()) == 1 + 4  # the same metrics file twice: each job once
+    assert cost.totals([str(metrics)]) == {
+        "jobs": 4,
+        "gpu_hours": pytest.approx(17.5),
+        "cpu_hours": pytest.approx(6900 / 3600),
+    }
+
+
+def test_missing_benchmark_is_reported_not_invented(tmp_path):
+    prov = tmp_path / "out.json"
+    prov.write_text(json.dumps({"provenance": {"gpus": 2}}))
+    block = cost.upstream([f"train={tmp_path / 'none.tsv'},{prov}"])
+    assert block["unmeasured"] == ["train"] and block["gpu_hours"] == 0
+    with pytest.raises(ValueError, match="expected <stage>=<benchmark.tsv>,<file.json>"):
+        cost.parse_upstream(["training=a.tsv,b.json"])
+
+
+def test_provenance_names_models_datasets_and_gpus(monkeypatch):
+    import torch  # a step that ran with torch loaded: it used GPUs only if CUDA is there
+
+    from harness.provenance import provenance
+
+    monkeypatch.setenv("HARNESS_GPUS", "4")
+    job = {
+        "model": {"source": "meta-llama/Meta-Llama-3-8B-Instruct", "revision": "339ce92d"},
+        "dataset": {"hub": {"repo_id": "tatsu-lab/alpaca_eval", "revision": "abc123", "filename": "x.json"}},
+    }
+    prov = provenance(job, seed=3)
+    assert prov["models"] == {"meta-llama/Meta-Llama-3-8B-Instruct": "339ce92d"}
+    assert prov["datasets"] == {"tatsu-lab/alpaca_eval/x.json": "abc123"}
+    assert prov["gpus"] == (min(4, torch.cuda.device_count()) if torch.cuda.is_available() else 0)
+    assert prov["seed"] == 3
+    assert {"git_sha", "git_dirty", "packages", "config_hash", "device"} <= set(prov)

@@ -48,8 +48,12 @@ def peak_flops(device_name: str | None) -> float | None:
 def flops_per_token(model, context: float) -> float:
     """Model FLOPs to train on one token (forward + backward) at a mean context of ``context`` tokens."""
     cfg = model.config
-    embed = model.get_input_embeddings().weight.numel()
-    n = sum(p.numel() for p in model.parameters()) - embed
+
+    def numel(p):  # under DeepSpeed ZeRO-3 a parameter is partitioned; ds_numel is its full size
+        return getattr(p, "ds_numel", p.numel())
+
+    embed = numel(model.get_input_embeddings().weight)
+    n = sum(numel(p) for p in model.parameters()) - embed
     if getattr(cfg, "tie_word_embeddings", False):
         n += embed  # the tied output projection is a matmul
     return 6.0 * n + 12.0 * cfg.num_hidden_layers * cfg.hidden_size * context

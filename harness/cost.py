@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from harness.io import RecordError, read_json, write_text
-from harness.provenance import provenance
 
 STAGES = ("sample", "rank", "reference", "train", "generate", "judge")
 
@@ -147,10 +146,6 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
             "",
             pd.DataFrame(calls).to_markdown(index=False, floatfmt=".2f"),
         ]
-    prov = provenance(job, started=started)
-    lines += [
-        "",
-        f"<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->",
-        "",
-    ]
-    write_text(output_md, "\n".join(lines))
+    from harness.report import footer
+
+    write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, metrics))

@@ -135,7 +135,8 @@ def to_markdown(df) -> str:
     return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
 
 
-def _footer(job: dict, started: float, inputs: list[str] = ()) -> str:
+def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
+    """The provenance line every Markdown table ends with (and the compute behind its metrics)."""
     from harness.cost import totals
 
     prov = provenance(job, started=started)
@@ -161,7 +162,7 @@ def run(job: dict, inputs: list[str], output_csv: str, output_md: str) -> None:
     started = time.time()
     df = build_table(inputs)
     write_text(output_csv, to_csv(df))
-    write_text(output_md, to_markdown(df) + _footer(job, started, inputs))
+    write_text(output_md, to_markdown(df) + footer(job, started, inputs))
 
 
 def category_table(inputs: list[str]):
@@ -213,7 +214,7 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
         cells = [row["policy"], row["ranker"], row["regularizer"], str(row["seeds"])]
         lines.append("| " + " | ".join(cells + [fmt(row, c) for c in cols]) + " |")
     write_text(output_csv, to_csv(table))
-    write_text(output_md, "\n".join(lines) + "\n" + _footer(job, started))
+    write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, inputs))
 
     fig, ax = plt.subplots(figsize=(min(16, max(8, 0.2 * len(cols) * len(table) + 3)), 5))
     width = 0.8 / len(table)

@@ -147,7 +147,8 @@ def table(job: dict, rankings: list[str], gold: list[str], output_csv: str, outp
         pd.concat([per_df.assign(table="rankers"), agree_df.assign(table="agreement")]).to_csv(
             tmp, index=False, float_format="%.4f"
         )
-    prov = provenance(job, started=started)
+    from harness.report import footer
+
     md = (
         "## Rankers\n\n"
         + _md(per_df)
@@ -155,7 +156,7 @@ def table(job: dict, rankings: list[str], gold: list[str], output_csv: str, outp
         + _md(agree_df)
         + "\nGold accuracy: share of labelled pairs where the ranker prefers the chosen answer (a tie counts "
         "one half), averaged over the sets of each distribution. Judge calls count both orders.\n"
-        + f"\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+        + footer(job, started)
     )
     write_text(output_md, md)
 

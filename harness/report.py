@@ -96,7 +96,11 @@ def build_table(paths: list[str]):
         if "lc_method" in df:
             row["lc_method"] = group["lc_method"].iloc[0]
         out.append(row)
-    table = pd.DataFrame(out)
+    return _base_first(pd.DataFrame(out))
+
+
+def _base_first(table):
+    """Rows by policy, the base policy first, then by ranker and regularizer."""
     base_first = table["ranker"].eq("base").map({True: 0, False: 1})
     return (
         table.assign(_o=base_first).sort_values(["policy", "_o", "ranker", "regularizer"]).drop(columns="_o")
@@ -185,11 +189,7 @@ def category_table(inputs: list[str]):
         for c in categories + ["overall"]:
             row.update(aggregate(rows, c))
         out.append(row)
-    table = pd.DataFrame(out)
-    base_first = table["ranker"].eq("base").map({True: 0, False: 1})
-    return table.assign(_o=base_first).sort_values(["policy", "_o", "ranker", "regularizer"]).drop(
-        columns="_o"
-    ), categories
+    return _base_first(pd.DataFrame(out)), categories
 
 
 def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md: str, output_png: str,

@@ -1,5 +1,6 @@
 """Per-step cost of the NLL and BCR regularizers against plain DPO, and what precomputed reference
-log-probs save, side by side in one run on a ~25M-parameter random-init Llama on CPU.
+log-probs save, side by side in one run on a ~25M-parameter random-init Llama (on CPU,
+or on the GPU where there is one).
 
 Each variant trains the same pairs for the same number of steps from the same initial weights; a
 variant's time is its median step time after warm-up, the lowest over ``--rounds`` rounds that run
@@ -34,7 +35,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOTrainer
 
-    from harness import tiny
+    from harness import throughput, tiny
     from harness.backends.hf import load_tokenizer
     from harness.config import section_defaults
     from harness.records import load_prompts
@@ -113,7 +114,7 @@ def main() -> None:
     t_trl_pre = step_time(None, precompute=True)
     print(
         f"model: {n_params / 1e6:.1f}M parameters, batch {args.batch} pairs, {args.steps} steps, "
-        f"best of {args.rounds} rounds, CPU"
+        f"best of {args.rounds} rounds, {throughput.device_name() or 'CPU'}"
     )
     print(f"dpo {t_dpo * 1e3:.0f} ms/step | nll {t_nll * 1e3:.0f} ms/step | bcr {t_bcr * 1e3:.0f} ms/step")
     print(

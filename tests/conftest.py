@@ -51,6 +51,11 @@ def tiny_models(tmp_path_factory) -> Path:
     return out
 
 
+def pythonpath() -> str:
+    """This checkout first, then whatever PYTHONPATH the caller had (a machine may add packages that way)."""
+    return os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+
+
 def model_ref(path: Path) -> dict:
     return {
         "name": path.name,

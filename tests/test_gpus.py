@@ -11,7 +11,7 @@ import pytest
 
 from harness.gpus import acquire
 
-from .conftest import ROOT
+from .conftest import pythonpath
 
 # Each job records which devices it was given and when it held them.
 RECORD = textwrap.dedent(
@@ -51,7 +51,7 @@ def test_snakemake_never_places_two_jobs_on_one_gpu(tmp_path):
             """
         )
     )
-    env = {**os.environ, "HARNESS_GPU_POOL": "0,1,2,3", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HARNESS_GPU_POOL": "0,1,2,3", "PYTHONPATH": pythonpath()}
     env.pop("SLURM_JOB_ID", None)
     snakemake = [sys.executable, "-m", "snakemake", "--cores", "6", "--resources", "gpu=4", "--quiet"]
     r = subprocess.run(snakemake, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -74,7 +74,7 @@ def test_two_runs_sharing_a_node_wait_for_each_other(tmp_path):
         **os.environ,
         "HARNESS_GPU_POOL": "0,1",
         "HARNESS_GPU_LOCKS": str(tmp_path / "locks"),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": pythonpath(),
     }
     env.pop("SLURM_JOB_ID", None)
     procs = [
@@ -101,7 +101,7 @@ def test_two_runs_sharing_a_node_wait_for_each_other(tmp_path):
 
 
 def test_killed_job_releases_its_gpus(tmp_path):
-    env = {**os.environ, "HARNESS_GPU_POOL": "0", "HARNESS_GPU_LOCKS": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HARNESS_GPU_POOL": "0", "HARNESS_GPU_LOCKS": str(tmp_path), "PYTHONPATH": pythonpath()}
     env.pop("SLURM_JOB_ID", None)
     p = subprocess.Popen([sys.executable, "-m", "harness.gpus", "1", "--", "sleep", "60"], env=env)
     deadline = time.time() + 60
@@ -125,7 +125,7 @@ def test_killed_job_releases_its_gpus(tmp_path):
 def test_pool_errors_and_pass_through(tmp_path):
     with pytest.raises(ValueError, match="asks for 3 GPUs but the pool has 2"):
         acquire(3, ["0", "1"], tmp_path)
-    env = {**os.environ, "HARNESS_GPU_POOL": "", "PYTHONPATH": str(ROOT)}  # a CPU machine: no devices
+    env = {**os.environ, "HARNESS_GPU_POOL": "", "PYTHONPATH": pythonpath()}  # a CPU machine: no devices
     r = subprocess.run(
         [
             sys.executable,

@@ -12,7 +12,7 @@ import pytest
 
 from harness.config import ConfigError, section_defaults, validate
 
-from .conftest import ROOT, model_ref
+from .conftest import ROOT, model_ref, pythonpath
 
 PAIRS = [
     ("Explain why the sky looks blue.", "Light scatters in the air.", "The sky is a colour."),
@@ -100,7 +100,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
     whole.mkdir(), killed.mkdir()
     steps_whole, summary_whole = _train(job, pairs_file, whole)
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": pythonpath()}
     r = subprocess.run(
         [sys.executable, "-c", KILLED_RUN, json.dumps(job), str(pairs_file), str(killed), "10"],
         env=env,
@@ -276,7 +276,7 @@ def _gpu_benchmark(*flags):
         capture_output=True,
         text=True,
         timeout=900,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env={**os.environ, "PYTHONPATH": pythonpath()},
     )
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout

@@ -45,6 +45,11 @@ def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> d
     return cfg
 
 
+def loads_model(jcfg: dict) -> bool:
+    """Whether a judge runs a model of ``models`` here (not an API endpoint, not the demo's oracle)."""
+    return jcfg["backend"] not in ("openai", "oracle")
+
+
 def check_references(cfg: dict, source: str) -> None:
     """Names that must point at entries of ``models``, ``policies``, ``rankers`` or ``regularizers``."""
     models = cfg["models"]
@@ -52,16 +57,19 @@ def check_references(cfg: dict, source: str) -> None:
     for name, r in cfg["rankers"].items():
         if r["kind"] == "reward_model":
             refs.append((f"rankers/{name}/model", r["model"]))
-        elif r["judge"]["backend"] != "openai":
+        elif loads_model(r["judge"]):
             refs.append((f"rankers/{name}/judge/model", r["judge"].get("model")))
     for bench, b in cfg["evaluation"].items():
-        if "judge" in b and b["judge"]["backend"] != "openai":
+        if "judge" in b and loads_model(b["judge"]):
             refs.append((f"evaluation/{bench}/judge/model", b["judge"].get("model")))
     pairwise = [(f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if r["kind"] == "ipr"]
     if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
         pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
+    mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
+    if mt_judge.get("backend") == "oracle":
+        raise ConfigError(f"{source}: evaluation/mt_bench/judge/backend: the oracle judges pairs; it gives no ratings")
     for where, judge in pairwise:
-        if not judge.get("template"):
+        if judge["backend"] != "oracle" and not judge.get("template"):
             raise ConfigError(
                 f"{source}: {where}: a pairwise judge needs a 'template' (a file of harness/templates)"
             )

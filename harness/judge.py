@@ -105,7 +105,14 @@ class _Judge:
     @classmethod
     def from_config(cls, jcfg: dict, cache_path: str | None = None, **identity):
         """A judge from a resolved judge config ``{backend, model, template, batch_size, max_prompt_tokens}``;
-        ``identity`` adds what else its verdicts depend on."""
+        ``identity`` adds what else its verdicts depend on. ``backend: oracle`` gives the demo world's
+        oracle or a simulated judge (:mod:`harness.oracle`), which judges pairs only."""
+        if jcfg["backend"] == "oracle":
+            if cls is not PairwiseJudge:
+                raise ValueError("the oracle judge compares answers in pairs; it gives no 1-10 ratings")
+            from harness.oracle import OracleJudge
+
+            return OracleJudge.from_config(jcfg)
         from harness.backends import load_backend
 
         return cls(

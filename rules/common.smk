@@ -2,7 +2,7 @@
 import re
 
 from harness import jobs
-from harness.config import check_references
+from harness.config import check_references, loads_model
 
 check_references(config, "config")
 
@@ -71,7 +71,7 @@ def source_input(source):
 
 
 def judge_models(jcfg):
-    return [jcfg["model"]] if jcfg["backend"] != "openai" else []
+    return [jcfg["model"]] if loads_model(jcfg) else []
 
 
 def ranker_models(ranker):
@@ -86,7 +86,8 @@ def eval_judge_models(benchmark):
 
 
 def judge_gpus(benchmark):
-    return 1 - judge_api(benchmark)
+    b = config["evaluation"][benchmark]
+    return int("judge" in b and loads_model(b["judge"]))
 
 
 def judge_api(benchmark):
@@ -101,7 +102,8 @@ def ranker_api(ranker):
 
 
 def ranker_gpus(ranker):
-    return 1 - ranker_api(ranker)
+    r = config["rankers"][ranker]
+    return int(r["kind"] == "reward_model" or loads_model(r["judge"]))
 
 
 def judge_extra_inputs(wc):

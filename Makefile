@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-# The whole DAG on tiny models built from code and the shipped demo data; no GPU, no network.
+# The whole DAG in the demo world (harness/world.py) on tiny models built from code; no GPU, no network.
 demo: $(STAMP)
 	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
 	$(BIN)/python -m harness.locks
@@ -68,4 +68,4 @@ rulegraph: $(STAMP)
 	$(SNAKEMAKE) --rulegraph --configfile config/demo.yaml > results/rulegraph.dot
 
 clean-demo:
-	rm -rf results/models/tiny results/*/tiny-policy results/data results/configs results/tables logs
+	rm -rf results/models/tiny results/models/tuned results/*/tiny-policy results/data results/configs results/tables logs

@@ -23,7 +23,6 @@ report: "rules/captions/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/configs.smk"
 include: "rules/sample.smk"
 include: "rules/rank.smk"
 include: "rules/train.smk"

@@ -76,11 +76,16 @@ def _annotate_with_judge(job: dict, refs: list[dict], outs: dict, cache) -> tupl
                 "generator_1": r["generator"],
                 "output_2": out["output"],
                 "generator_2": out["generator"],
-                "annotator": f"{job['judge_name']}:{job['judge']['template']}",
+                "annotator": f"{job['judge_name']}:{job['judge'].get('template', job['judge']['backend'])}",
                 "preference": 1.0 + float(pa if swap else 1.0 - pa),
                 "model_shown_first": swap,
             }
         )
+        if job["judge"]["backend"] == "oracle":  # the demo world: each answer's own quality, too
+            from harness import world
+
+            rows[-1]["oracle_score_1"] = world.score_text(r["instruction"], r["output"])
+            rows[-1]["oracle_score_2"] = world.score_text(r["instruction"], out["output"])
     return rows, judge.stats()
 
 

@@ -59,6 +59,24 @@ def win_values(preference) -> tuple[np.ndarray, np.ndarray]:
     return weighted, discrete
 
 
+def oracle_scores(df, seed: int, samples: int) -> dict:
+    """Mean oracle score of the model's answers (0-100) with a bootstrap interval, and per task group."""
+    from harness import world
+
+    scores = df["oracle_score_2"].to_numpy(dtype=float)
+    groups = [world.parse(i)[0].group for i in df["instruction"]]
+    by_group = {
+        g: 100 * float(np.mean([s for s, h in zip(scores, groups, strict=True) if h == g]))
+        for g in dict.fromkeys(groups)
+    }
+    return {
+        "oracle_score": 100 * float(scores.mean()),
+        "oracle_score_ci": bootstrap_mean_ci(_units(scores), seed, samples, scale=100),
+        "oracle_score_by_group": by_group,
+        "reference_oracle_score": 100 * float(df["oracle_score_1"].astype(float).mean()),
+    }
+
+
 def _units(values: np.ndarray) -> list[list[float]]:
     return [[] if np.isnan(v) else [float(v)] for v in values]
 
@@ -202,6 +220,8 @@ def metrics(job: dict, annotations_path: str, output: str, upstream: list[str] =
         m["lc_note"] = lc["note"]
     m["n_not_preference"] = int(np.isnan(weighted).sum())  # left out by alpaca_eval's win rates
     m["avg_length"] = float(df["output_2"].str.len().mean())
+    if "oracle_score_2" in df:  # the demo world: mean quality of the answers (0-100), overall and per group
+        m.update(oracle_scores(df, seed, samples))
     write_json(
         output,
         {

@@ -15,6 +15,7 @@ import yaml
 STEPS = {
     "check-config": "validate an experiment config against config/schema.yaml",
     "build-tiny-models": "build the demo's tiny Llama policy, reward model and judge with a trained BPE tokenizer",
+    "finetune": "train a model before the pipeline uses it: SFT on demonstrations or a Bradley-Terry reward model",
     "prepare-data": "bring prompts or an evaluation set into its local record format (file, hub or URL)",
     "sample": "draw K completions per prompt from a policy",
     "rank": "rank completions (reward model or iterative pairwise ranking) into preference pairs",
@@ -42,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
         if name != "check-config":
             s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
             s.add_argument("--output", required=True, help="the file or directory this step writes")
+    subs["finetune"].add_argument(
+        "--data", required=True, help="demonstrations (sft) or labelled preferences (reward), JSONL"
+    )
+    subs["finetune"].add_argument("--summary", required=True, help="loss per step and provenance (JSON)")
     subs["sample"].add_argument("--prompts", required=True, help="prompts JSONL ({id, prompt})")
     subs["sample"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
     subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")
@@ -147,6 +152,10 @@ def _dispatch(args, job) -> None:
         from harness import tiny
 
         tiny.run(job, args.output)
+    elif step == "finetune":
+        from harness import finetune
+
+        finetune.run(job, args.data, args.output, args.summary)
     elif step == "prepare-data":
         from harness import data
 

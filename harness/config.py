@@ -67,7 +67,9 @@ def check_references(cfg: dict, source: str) -> None:
         pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
     mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
     if mt_judge.get("backend") == "oracle":
-        raise ConfigError(f"{source}: evaluation/mt_bench/judge/backend: the oracle judges pairs; it gives no ratings")
+        raise ConfigError(
+            f"{source}: evaluation/mt_bench/judge/backend: the oracle judges pairs; it gives no ratings"
+        )
     for where, judge in pairwise:
         if judge["backend"] != "oracle" and not judge.get("template"):
             raise ConfigError(

@@ -21,9 +21,12 @@ from harness.records import (
 
 
 def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
-    """A local path to the raw file behind ``source`` (downloads hub files and URLs)."""
+    """A local path to the raw file behind ``source`` (downloads hub files and URLs, generates the
+    demo world's files)."""
     if "path" in source:
         return Path(source["path"])
+    if "world" in source:
+        return _world_file(source["world"], kind)
     if "url" in source:
         tmp = Path(tempfile.mkdtemp()) / f"download{suffix}"
         urllib.request.urlretrieve(source["url"], tmp)  # noqa: S310 - a pinned raw URL from config
@@ -36,6 +39,72 @@ def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
             hf_hub_download(hub["repo_id"], hub["filename"], revision=hub["revision"], repo_type="dataset")
         )
     return _hub_split_to_prompts(hub, kind)
+
+
+def world_rows(spec: dict, kind: str) -> list[dict]:
+    """Records of ``kind`` generated from the demo world (harness.world) as ``spec`` asks."""
+    import random
+
+    from harness import world
+
+    tasks = world.select(spec.get("groups"), spec.get("tasks"))
+    split = spec.get("split") or ("eval" if kind == "alpaca_eval" else "train")
+    seed = spec.get("seed", 0)
+    # evaluation sets and training prompts never repeat a prompt; demonstrations and preferences may
+    items = world.instances(spec["n"], seed, tasks, split, distinct=kind in ("prompts", "alpaca_eval"))
+    rng = random.Random(f"world-{kind}-{seed}")
+    rows = []
+    for i, (task, args) in enumerate(items):
+        pid, prompt = f"{task.name}-{i:04d}", task.prompt(args)
+        if kind == "prompts":
+            rows.append({"id": pid, "prompt": prompt})
+        elif kind == "demonstrations":
+            answer = world.demonstration(task, args, rng, spec.get("noise", 0.0))
+            rows.append({"id": pid, "prompt": prompt, "completion": answer})
+        elif kind == "preferences":
+            chosen, rejected = world.preference(task, args, rng)
+            rows.append({"id": pid, "prompt": prompt, "chosen": chosen, "rejected": rejected})
+        elif kind == "alpaca_eval":
+            rows.append(
+                {
+                    "instruction": prompt,
+                    "output": task.answer(args),
+                    "generator": "world_answer_key",
+                    "dataset": f"{task.group}/{task.name}",
+                }
+            )
+        else:
+            raise RecordError(f"the demo world makes no '{kind}' records")
+    return rows
+
+
+def _world_file(spec: dict, kind: str) -> Path:
+    rows = world_rows(spec, kind)
+    if kind == "alpaca_eval":
+        tmp = Path(tempfile.mkdtemp()) / "world.json"
+        tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    else:
+        tmp = Path(tempfile.mkdtemp()) / "world.jsonl"
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return tmp
+
+
+def load_demonstrations(path) -> list[dict]:
+    """Supervised demonstrations ``{id, prompt, completion}`` (JSONL), for fine-tuning a base policy."""
+    from harness.io import read_jsonl, require
+
+    rows = []
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        row = {"id": str(require(rec, "id", (str, int), where))}
+        for name in ("prompt", "completion"):
+            row[name] = require(rec, name, str, where)
+            if not row[name].strip():
+                raise RecordError(f"{where}: field '{name}' is empty")
+        rows.append(row)
+    if not rows:
+        raise RecordError(f"{path}: no demonstrations")
+    return rows
 
 
 def split_hh_transcript(text: str) -> tuple[str, str]:
@@ -86,7 +155,7 @@ def run(job: dict, output: str) -> int:
         rows = [{"id": p.id, "prompt": p.prompt} for p in load_prompts(_fetch(source, ".jsonl"))][:limit]
         write_jsonl(output, rows)
     elif kind == "alpaca_eval":
-        rows = load_alpaca_instructions(_fetch(source, ".json"))[:limit]
+        rows = load_alpaca_instructions(_fetch(source, ".json", "alpaca_eval"))[:limit]
         write_json(output, rows)
     elif kind == "mt_bench":
         rows = [
@@ -107,9 +176,12 @@ def run(job: dict, output: str) -> int:
     elif kind == "preferences":
         rows = load_preferences(_fetch(source, ".jsonl", kind))[:limit]
         write_jsonl(output, rows)
+    elif kind == "demonstrations":
+        rows = load_demonstrations(_fetch(source, ".jsonl", kind))[:limit]
+        write_jsonl(output, rows)
     else:
         raise RecordError(
             f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, mt_bench_judge_prompts, "
-            "mt_bench_references, preferences"
+            "mt_bench_references, preferences, demonstrations"
         )
     return len(rows)

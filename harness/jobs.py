@@ -1,20 +1,38 @@
 """Resolve the experiment config into one small config per job.
 
-The Snakemake rule ``job_config`` writes ``results/configs/<step>/<key>.yaml`` from ``resolve``; the heavy
-step reads only that file, so any job can be rerun by hand, and a job reruns exactly when its own
-resolved config changes (Snakemake's params trigger on the writing rule).
+The workflow writes ``results/configs/<step>/<key>.<hash>.yaml`` from ``resolve`` (``write_job_config``,
+called from the rules' input functions); the heavy step reads only that file, so any job can be rerun
+by hand, and a job reruns exactly when its own resolved config changes: a new content is a new file
+name, which Snakemake sees as a changed input set.
 
-Keys: build ``tiny``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
+Keys: build ``tiny``; finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
 ``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
 ``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; report ``main``.
 """
 
 from __future__ import annotations
 
+import os
 import re
 
+
+def write_job_config(cfg: dict, stem: str) -> str:
+    """Write ``cfg`` as YAML to ``<stem>.<hash of the text>.yaml`` unless that file exists; return its path."""
+    import hashlib
+
+    import yaml
+
+    from harness.io import write_text
+
+    text = yaml.safe_dump(cfg, sort_keys=True)
+    path = f"{stem}.{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+    if not os.path.exists(path):
+        write_text(path, text)
+    return path
+
+
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference")
+STEPS += ("report", "figures", "reference", "finetune")
 REG_KEYS = {
     "none": (),
     "nll": ("alpha",),
@@ -24,14 +42,18 @@ REG_KEYS = {
 BASE = "base"
 
 
-def model_ref(cfg: dict, name: str, paths: dict) -> dict:
-    """``{source, revision, dtype, trust_remote_code}`` for a key of ``models``."""
+def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
+    """``{source, revision, dtype, trust_remote_code}`` for a key of ``models``: the fine-tuned model
+    where the entry has ``finetune`` (``tuned=False``: the model it is fine-tuned from)."""
     m = cfg["models"][name]
     source = paths["built_model"].format(name=name) if "build" in m else m["source"]
+    revision = m.get("revision")
+    if tuned and "finetune" in m:
+        source, revision = paths["tuned_model"].format(name=name), None
     return {
         "name": name,
         "source": source,
-        "revision": m.get("revision"),
+        "revision": revision,
         "dtype": m.get("dtype", "auto"),
         # remote code runs only for ids the config lists as reviewed
         "trust_remote_code": source in cfg.get("trusted_remote_code", []),
@@ -70,6 +92,18 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "build":
         built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
         return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
+    if step == "finetune":
+        return {
+            "step": step,
+            "name": key,
+            "model": model_ref(cfg, key, paths, tuned=False),
+            "finetune": cfg["models"][key]["finetune"],
+        }
+    if step == "prepare" and key.startswith("finetune/"):
+        name = key.removeprefix("finetune/").removesuffix(".jsonl")
+        ft = cfg["models"][name]["finetune"]
+        kind = "demonstrations" if ft["kind"] == "sft" else "preferences"
+        return {"step": step, "kind": kind, "source": ft["data"]}
     if step == "prepare" and key.startswith("preferences/"):
         name = key.removeprefix("preferences/").removesuffix(".jsonl")
         return {

@@ -137,7 +137,7 @@ def choose_pair(order, scores, pairs: dict, prompt_id: str, seed: int):
 
     best_worst: first vs last. best_random: first vs a random other, drawn from (prompt id, seed).
     With reward-model ``scores``, equal scores make no pair ("tied"), and a margin below
-    ``min_margin`` makes none ("below_margin").
+    ``min_margin`` makes none ("below_margin"). (IPR's own "tied": see ``run``.)
     """
     if order is None or len(order) < 2:
         return None, "too_few_candidates"
@@ -179,9 +179,14 @@ def run(
             counts[key] += c[key]
     kind = job["ranker"]["kind"]
     orders, scores, records, stats = RANKERS[kind](job, groups, cache)
+    # IPR: a prompt whose every comparison was a tie (the judge preferred nothing) makes no pair, as
+    # equal reward-model scores make none
+    decided = {r["prompt_id"] for r in records if r.get("kind") == "pairwise" and not r["tie"]}
     pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0, "below_margin": 0}
     for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True):
         choice, reason = choose_pair(order, sc, job["ranker"]["pairs"], pc.id, job["seed"])
+        if choice is not None and kind == "ipr" and pc.id not in decided:
+            choice, reason = None, "tied"
         if choice is None:
             no_pair[reason] += 1
             continue

@@ -18,6 +18,7 @@ from harness.stats import seed_mean_ci
 COLUMNS = {
     "alpaca_eval_lc": "AlpacaEval LC (%)",
     "alpaca_eval_wr": "AlpacaEval WR (%)",
+    "oracle_score": "Oracle score (0-100)",
     "mt_bench": "MT-Bench (1-10)",
     "chosen_logratio": "Δ log π(y_w)",
     "rejected_logratio": "Δ log π(y_l)",
@@ -42,7 +43,9 @@ def _values(path: str) -> tuple[dict, dict]:
             "alpaca_eval_wr": m["win_rate"],
             "alpaca_eval_wr_ci": m.get("win_rate_ci"),
             "lc_method": m["lc_method"],
-        }
+            **({"oracle_score": m["oracle_score"], "oracle_score_ci": m.get("oracle_score_ci")}
+               if "oracle_score" in m else {}),
+        }  # fmt: skip
     return cell, {
         "mt_bench": m["score"],
         "mt_bench_ci": m.get("score_ci"),
@@ -131,6 +134,12 @@ def to_markdown(df) -> str:
         "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
         "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
     ]
+    if "oracle_score" in df:
+        notes.append(
+            "Demo world: AlpacaEval LC and WR are the oracle's win rates against the base policy's answers "
+            "on held-out prompts (the base policy against itself: 50); the oracle score is the mean quality "
+            "of the answers (100 = every answer correct)."
+        )
     if "lc_method" in df and df["lc_method"].astype(str).str.startswith("approximate").any():
         notes.append(
             "AlpacaEval LC is the offline approximation (alpaca_eval's GLM without instruction "

@@ -110,7 +110,12 @@ def run(job: dict, output: str) -> None:
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     with atomic_dir(output) as tmp:
-        tokenizer = train_tokenizer(corpus_texts(job["tokenizer"]["corpus"]), job["tokenizer"]["vocab_size"])
+        texts = corpus_texts(job["tokenizer"]["corpus"])
+        if job["tokenizer"].get("world"):
+            from harness import world
+
+            texts += world.corpus()
+        tokenizer = train_tokenizer(texts, job["tokenizer"]["vocab_size"])
         for name, spec in sorted(job["models"].items()):
             model = build_model(spec, tokenizer)
             model.save_pretrained(tmp / name)

@@ -16,6 +16,7 @@ shell.prefix(
 # Where each kind of output lives; the harness never builds a path itself.
 PATHS = {
     "built_model": "results/models/tiny/{name}",
+    "tuned_model": "results/models/tuned/{name}",
     "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
 }
 BENCHMARKS = list(config["evaluation"])
@@ -37,6 +38,7 @@ RM_RANKERS = (
 IPR_RANKERS = (
     _alt(r for r, c in config["rankers"].items() if c["kind"] == "ipr") or NEVER
 )
+TUNED = [n for n, m in config["models"].items() if "finetune" in m]
 TRAINED = (
     rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
 )
@@ -49,20 +51,42 @@ wildcard_constraints:
     seed=SEED,
     benchmark=_alt(BENCHMARKS),
     model=rf"base|{TRAINED}",
-    step=_alt(jobs.STEPS),
-    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|preferences/[^/]+\.jsonl",
+    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
+    tuned=_alt(TUNED) or NEVER,
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
 
 
 def job_config(step, key):
-    return f"results/configs/{step}/{key}.yaml"
+    """An input function: the job's resolved config file, written when first needed.
+
+    The name holds a hash of the content (results/configs/<step>/<key>.<hash>.yaml), so a job reruns
+    exactly when its own resolved config changes (Snakemake's input-set trigger, in a dry run too), and
+    no file is ever rewritten. Writing here, not in a rule, spares the DAG a job per config.
+    """
+
+    def path(wc):
+        k = key.format(**dict(wc.items()))
+        return jobs.write_job_config(
+            jobs.resolve(config, step, k, PATHS), f"results/configs/{step}/{k}"
+        )
+
+    return path
 
 
-def built_models_input(names):
-    """The tiny-model build output if any of ``names`` is built from code."""
+def built_models_input(names, tuned=True):
+    """The tiny-model build output if any of ``names`` is built from code, and the fine-tuned
+    model of each that has ``finetune`` (``tuned=False``: only what it is fine-tuned from).
+    """
     built = any("build" in config["models"][n] for n in names)
-    return ["results/models/tiny"] if built else []
+    out = ["results/models/tiny"] if built else []
+    if tuned:
+        out += [
+            PATHS["tuned_model"].format(name=n)
+            for n in names
+            if "finetune" in config["models"][n]
+        ]
+    return out
 
 
 def source_input(source):
@@ -126,6 +150,15 @@ def lc_data_input(wc):
     if wc.benchmark != "alpaca_eval":
         return []
     return source_input(config["evaluation"]["alpaca_eval"].get("lc_data", {}))
+
+
+def judge_reference(wc):
+    """What a model's answers are judged against: the eval set's reference outputs, or (AlpacaEval with
+    ``reference: base``) the base policy's answers to the same instructions."""
+    b = config["evaluation"][wc.benchmark]
+    if wc.benchmark == "alpaca_eval" and b.get("reference") == "base":
+        return f"results/eval/{wc.policy}/{jobs.BASE}/alpaca_eval/answers.json"
+    return eval_set(wc.benchmark)
 
 
 def eval_set(benchmark):

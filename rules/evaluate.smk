@@ -30,7 +30,7 @@ rule judge:
     input:
         unpack(judge_extra_inputs),
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
-        eval_set=lambda wc: eval_set(wc.benchmark),
+        eval_set=judge_reference,
         answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
         models=lambda wc: built_models_input(eval_judge_models(wc.benchmark)),
     output:

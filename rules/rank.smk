@@ -24,7 +24,7 @@ rule rank:
         api_jobs=lambda wc: ranker_api(wc.ranker),  # `--resources api_jobs=N` caps API-judge jobs
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
-        step_version=1,
+        step_version=2,  # 2: IPR makes no pair where every comparison was a tie
     shell:
         "{params.run} -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs}"

@@ -1,4 +1,5 @@
-# Stage 1: models built from code (demo), datasets in local record format, K samples per prompt.
+# Stage 1: models built from code (demo) and fine-tuned (the demo's base policy and reward model),
+# datasets in local record format, K samples per prompt.
 
 
 rule build_tiny_models:
@@ -15,6 +16,30 @@ rule build_tiny_models:
         step_version=1,
     shell:
         "python -m harness build-tiny-models --config {input.config} --output {output} > {log} 2>&1"
+
+
+rule finetune:
+    input:
+        config=job_config("finetune", "{tuned}"),
+        data="results/data/finetune/{tuned}.jsonl",
+        models=lambda wc: built_models_input([wc.tuned], tuned=False),
+    output:
+        model=directory("results/models/tuned/{tuned}"),
+        summary="results/models/tuned/{tuned}.summary.json",
+    log:
+        "logs/finetune/{tuned}.log",
+    benchmark:
+        "benchmarks/finetune/{tuned}.tsv"
+    conda:
+        "../envs/train.yaml"
+    resources:
+        gpu=1,
+    params:
+        run=lambda wc, resources: run_harness(resources.gpu, processes=True),
+        step_version=1,
+    shell:
+        "{params.run} -m harness finetune --config {input.config} --data {input.data}"
+        " --output {output.model} --summary {output.summary} > {log} 2>&1"
 
 
 rule prepare_data:

@@ -17,16 +17,43 @@ def test_demo_dry_run(wf):
     r = snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # 1 policy; 2 rankers x 3 regularizers x 1 seed = 6 trained models; +1 base = 7 evaluated, 2 benchmarks;
-    # the budget sweep adds 2 trainings (dpop, bcr-d2 on ipr pairs) that are not evaluated;
-    # ranker study: both rankers re-rank the same completions, each on 2 labelled sets
-    # reference log-probs: once per pairs file (2), not once per training run (8)
-    # prepared data: prompts, the two eval sets, MT-Bench judge prompts and reference answers, 2 labelled sets
-    assert c == {"job_config": 75, "build_tiny_models": 1, "prepare_data": 7, "sample": 1, "rank": 1, "rank_ipr": 1,
+    # the world demo: a base policy and a reward model fine-tuned first; 3 rankers (reward model, IPR with
+    # the oracle, IPR with a simulated judge) x 3 regularizers x 3 seeds = 27 trained models, +1 base = 28
+    # evaluated; the budget sweep adds DPOP on the oracle's pairs (3 seeds), not evaluated; reference
+    # log-probs once per pairs file; prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets
+    assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 6, "sample": 1, "rank": 1, "rank_ipr": 2,
+                 "train": 30, "reference_logps": 3, "generate": 28, "judge": 28, "metrics": 28, "report": 1,
+                 "rank_study": 1, "rank_study_ipr": 2, "gold_accuracy": 2, "gold_accuracy_ipr": 4, "study_table": 1,
+                 "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "total": 145}  # fmt: skip
+
+
+def test_pipeline_demo_dry_run(wf):
+    """The earlier demo (random tiny models, the tiny LM judge, MT-Bench) still plans its whole DAG."""
+    r = snakemake(["-n", "--configfile", "config/demo_pipeline.yaml"], wf)
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    assert c == {"build_tiny_models": 1, "prepare_data": 7, "sample": 1, "rank": 1, "rank_ipr": 1,
                  "train": 8, "reference_logps": 2, "generate": 14, "judge": 14, "metrics": 14, "report": 1,
                  "rank_study": 1, "rank_study_ipr": 1, "gold_accuracy": 2, "gold_accuracy_ipr": 2, "study_table": 1,
                  "training_curves": 1, "budget_sweep": 1, "mt_bench_categories": 1, "cost": 1, "all": 1,
-                 "total": 151}  # fmt: skip
+                 "total": 76}  # fmt: skip
+
+
+def test_job_configs_are_content_addressed(tmp_path):
+    """Each job's resolved config is a file named by its content: a changed setting is a new file (so the
+    job reruns, in a dry run too), and no file is rewritten."""
+    wf = copy_workflow(tmp_path)
+    snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
+    before = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
+    assert len(before) == 144  # one per job but `all`
+    r = snakemake(
+        ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
+    )
+    assert r.returncode == 0, r.stderr
+    after = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
+    assert {p: t for p, t in after.items() if p in before} == before
+    new = sorted(str(p.relative_to(wf / "results/configs")) for p in set(after) - set(before))
+    assert len(new) == 9 and all(n.startswith("train/tiny-policy/") and "/bcr/seed" in n for n in new)
 
 
 def test_paper_dry_run_plans_every_job(wf):
@@ -76,8 +103,8 @@ def test_budget_sweep_is_one_named_target(wf):
     r = snakemake(["-n", "budget_sweep", "--configfile", "config/demo.yaml"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # the four sweep cells (dpop, bcr, bcr-d2, dpo on ipr pairs), trained and not evaluated
-    assert (c["train"], c["reference_logps"], c["rank_ipr"], c["budget_sweep"]) == (4, 1, 1, 1)
+    # the sweep's cells (dpop, bcr, dpo on the oracle's pairs, 3 seeds), trained and not evaluated
+    assert (c["train"], c["reference_logps"], c["rank_ipr"], c["budget_sweep"]) == (9, 1, 1, 1)
     assert "generate" not in c and "report" not in c
 
 
@@ -85,7 +112,7 @@ def test_single_cell_builds_only_its_upstream(wf):
     r = snakemake(["-n", PAPER_CELL], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    assert {k: v for k, v in c.items() if k != "job_config"} == {
+    assert c == {
         "prepare_data": 2,
         "sample": 1,
         "rank_ipr": 1,
@@ -94,7 +121,7 @@ def test_single_cell_builds_only_its_upstream(wf):
         "generate": 1,
         "judge": 1,
         "metrics": 1,
-        "total": 18,
+        "total": 9,
     }
 
 
@@ -114,7 +141,9 @@ def test_malformed_prompts_fail_naming_file_and_line(tmp_path):
     lines = prompts.read_text().splitlines()
     lines[2] = lines[2][:-1]  # drop the closing brace of line 3
     prompts.write_text("\n".join(lines) + "\n")
-    r = snakemake(["results/data/prompts.jsonl", "--cores", "1", "--configfile", "config/demo.yaml"], wf)
+    r = snakemake(
+        ["results/data/prompts.jsonl", "--cores", "1", "--configfile", "config/demo_pipeline.yaml"], wf
+    )
     assert r.returncode != 0
     assert "data/demo/prompts.jsonl:3: not valid JSON" in r.stdout + r.stderr
     assert not (wf / "results/data/prompts.jsonl").exists()

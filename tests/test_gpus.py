@@ -101,7 +101,12 @@ def test_two_runs_sharing_a_node_wait_for_each_other(tmp_path):
 
 
 def test_killed_job_releases_its_gpus(tmp_path):
-    env = {**os.environ, "HARNESS_GPU_POOL": "0", "HARNESS_GPU_LOCKS": str(tmp_path), "PYTHONPATH": pythonpath()}
+    env = {
+        **os.environ,
+        "HARNESS_GPU_POOL": "0",
+        "HARNESS_GPU_LOCKS": str(tmp_path),
+        "PYTHONPATH": pythonpath(),
+    }
     env.pop("SLURM_JOB_ID", None)
     p = subprocess.Popen([sys.executable, "-m", "harness.gpus", "1", "--", "sleep", "60"], env=env)
     deadline = time.time() + 60

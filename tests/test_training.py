@@ -242,7 +242,7 @@ def test_budget_sweep_table_and_figure(tmp_path):
 def test_budget_sweep_config_errors():
     import yaml
 
-    raw = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    raw = yaml.safe_load((ROOT / "config/demo_pipeline.yaml").read_text())
     good = json.loads(json.dumps(raw))
     validate(good)
     for sweep, message in [

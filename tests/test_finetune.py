@@ -1,0 +1,90 @@
+"""Step `finetune`: SFT of a base policy and a Bradley-Terry reward model, on the demo world's data."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import data, finetune, world
+from harness.io import RecordError, read_json
+
+from .conftest import model_ref
+
+
+def _job(models, name, kind, **over):
+    return {
+        "step": "finetune",
+        "name": name,
+        "model": model_ref(models / name),
+        "finetune": {
+            "kind": kind,
+            "data": {},
+            "epochs": 1,
+            "learning_rate": 1e-3,
+            "batch_size": 8,
+            "max_length": 64,
+            "seed": 0,
+            **over,
+        },
+    }
+
+
+def test_sft_fits_the_demonstrations_and_saves_a_loadable_policy(tiny_models, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    demos = tmp_path / "demos.jsonl"
+    data.run({"kind": "demonstrations", "source": {"world": {"n": 48, "noise": 0.5}}}, str(demos))
+    out, summary = tmp_path / "policy", tmp_path / "summary.json"
+    finetune.run(_job(tiny_models, "policy", "sft", epochs=3), str(demos), str(out), str(summary))
+    s = read_json(summary)
+    assert s["kind"] == "sft" and s["examples"] == 48 and s["steps"] == 18
+    losses = [e["loss"] for e in s["log"]]
+    assert losses[-1] < losses[0]  # it learns
+    assert AutoModelForCausalLM.from_pretrained(out) is not None
+    assert (out / "tokenizer.json").exists() and not (tmp_path / "policy.partial").exists()
+
+
+def test_reward_training_separates_chosen_from_rejected(tiny_models, tmp_path):
+    from harness.rank import score_reward_model
+
+    prefs = tmp_path / "prefs.jsonl"
+    spec = {"world": {"n": 96, "seed": 3, "groups": ["numbers"]}}
+    data.run({"kind": "preferences", "source": spec}, str(prefs))
+    out, summary = tmp_path / "reward", tmp_path / "summary.json"
+    finetune.run(
+        _job(tiny_models, "reward", "reward", epochs=4, learning_rate=3e-3),
+        str(prefs),
+        str(out),
+        str(summary),
+    )
+    s = read_json(summary)
+    assert s["kind"] == "reward" and s["final_train_accuracy"] > 0.6
+    rows = [r for r in data.world_rows({**spec["world"], "seed": 4}, "preferences")]
+    convs = [
+        [{"role": "user", "content": r["prompt"]}, {"role": "assistant", "content": r[k]}]
+        for r in rows
+        for k in ("chosen", "rejected")
+    ]
+    scores = score_reward_model(model_ref(out), convs, 32)
+    accuracy = sum(c > r for c, r in zip(scores[::2], scores[1::2], strict=True)) / len(rows)
+    assert accuracy > 0.6  # better than chance on new pairs of the same group
+
+
+def test_bad_demonstrations_fail_naming_file_and_line(tmp_path):
+    path = tmp_path / "demos.jsonl"
+    path.write_text(
+        '{"id": 1, "prompt": "Count from 1 to 3.", "completion": "1 2 3"}\n{"id": 2, "prompt": "x"}\n'
+    )
+    with pytest.raises(RecordError, match=r"demos.jsonl:2.*completion"):
+        data.load_demonstrations(path)
+
+
+def test_world_sources_give_each_dataset_kind(tmp_path):
+    prompts = data.world_rows({"n": 12}, "prompts")
+    assert len({r["prompt"] for r in prompts}) == 12 and all(
+        world.split_of(r["prompt"]) == "train" for r in prompts
+    )
+    evals = data.world_rows({"n": 12, "seed": 1}, "alpaca_eval")
+    assert all(world.split_of(r["instruction"]) == "eval" for r in evals)
+    assert all(world.score_text(r["instruction"], r["output"]) == 1.0 for r in evals)
+    with pytest.raises(RecordError, match="makes no 'mt_bench' records"):
+        data.world_rows({"n": 2}, "mt_bench")

@@ -12,6 +12,7 @@ from pathlib import Path
 from harness.io import RecordError, write_json, write_jsonl
 from harness.records import (
     load_alpaca_instructions,
+    load_demonstrations,
     load_judge_prompts,
     load_mt_questions,
     load_preferences,
@@ -87,24 +88,6 @@ def _world_file(spec: dict, kind: str) -> Path:
         tmp = Path(tempfile.mkdtemp()) / "world.jsonl"
         tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return tmp
-
-
-def load_demonstrations(path) -> list[dict]:
-    """Supervised demonstrations ``{id, prompt, completion}`` (JSONL), for fine-tuning a base policy."""
-    from harness.io import read_jsonl, require
-
-    rows = []
-    for lineno, rec in read_jsonl(path):
-        where = f"{path}:{lineno}"
-        row = {"id": str(require(rec, "id", (str, int), where))}
-        for name in ("prompt", "completion"):
-            row[name] = require(rec, name, str, where)
-            if not row[name].strip():
-                raise RecordError(f"{where}: field '{name}' is empty")
-        rows.append(row)
-    if not rows:
-        raise RecordError(f"{path}: no demonstrations")
-    return rows
 
 
 def split_hh_transcript(text: str) -> tuple[str, str]:

@@ -53,7 +53,7 @@ def _trainer(job: dict, data_path: str, workdir: str):
     if ft["kind"] == "sft":
         from trl import SFTConfig, SFTTrainer
 
-        from harness.data import load_demonstrations
+        from harness.records import load_demonstrations
 
         rows = load_demonstrations(data_path)
         data = Dataset.from_list(

@@ -141,6 +141,22 @@ def load_preferences(path) -> list[dict]:
     return out
 
 
+def load_demonstrations(path) -> list[dict]:
+    """Supervised demonstrations ``{id, prompt, completion}`` (JSONL), for fine-tuning a base policy."""
+    rows = []
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        row = {"id": str(require(rec, "id", (str, int), where))}
+        for name in ("prompt", "completion"):
+            row[name] = require(rec, name, str, where)
+            if not row[name].strip():
+                raise RecordError(f"{where}: field '{name}' is empty")
+        rows.append(row)
+    if not rows:
+        raise RecordError(f"{path}: no demonstrations")
+    return rows
+
+
 def pair_record(prompt_id: str, prompt: str, chosen: str, rejected: str, **extra) -> dict:
     """A TRL conversational preference pair, plus bookkeeping fields TRL ignores."""
     return {

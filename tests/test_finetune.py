@@ -6,6 +6,7 @@ import pytest
 
 from harness import data, finetune, world
 from harness.io import RecordError, read_json
+from harness.records import load_demonstrations
 
 from .conftest import model_ref
 
@@ -75,7 +76,7 @@ def test_bad_demonstrations_fail_naming_file_and_line(tmp_path):
         '{"id": 1, "prompt": "Count from 1 to 3.", "completion": "1 2 3"}\n{"id": 2, "prompt": "x"}\n'
     )
     with pytest.raises(RecordError, match=r"demos.jsonl:2.*completion"):
-        data.load_demonstrations(path)
+        load_demonstrations(path)
 
 
 def test_world_sources_give_each_dataset_kind(tmp_path):

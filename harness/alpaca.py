@@ -128,6 +128,26 @@ def annotator_config(annotator: dict, workdir: Path) -> Path:
     return out
 
 
+def _annotator_class():
+    """alpaca_eval's PairwiseAnnotator, reading its cache with float preferences.
+
+    alpaca_eval 0.6.6 reads its JSON cache with ``pd.read_json``, which gives a column of whole
+    numbers (-1.0 for a missing annotation, 1.0/2.0 from a binarized or fully confident judge) the
+    dtype int64; its pairwise step then assigns 1.5 to identical outputs, which pandas 3 refuses
+    (``Invalid value '1.5' for dtype 'int64'``). The preference column is cast to float on load.
+    """
+    from alpaca_eval.annotators import PairwiseAnnotator
+
+    class FloatCacheAnnotator(PairwiseAnnotator):
+        def load_(self, path=None):
+            super().load_(path)
+            df = getattr(self, "df_annotations", None)
+            if df is not None and self.annotation_key in df.columns:
+                df[self.annotation_key] = df[self.annotation_key].astype(float)
+
+    return FloatCacheAnnotator
+
+
 def _annotate_with_alpaca_eval(
     annotator: dict, refs: list[dict], outs: dict, cache
 ) -> tuple[list[dict], dict]:
@@ -137,18 +157,27 @@ def _annotate_with_alpaca_eval(
             f"alpaca_eval annotator {annotator['name']}: environment variable {env} (the API key) is not set"
         )
     os.environ["OPENAI_API_KEY"] = os.environ[env]  # the name alpaca_eval's OpenAI client reads
-    from alpaca_eval.annotators import PairwiseAnnotator
+    import openai
 
+    caching_path = cache and Path(f"{cache}.alpaca_eval.json")
+    if caching_path:  # alpaca_eval writes it after the calls and does not make its directory
+        caching_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         config_dir = annotator_config(annotator, Path(tmp))
-        ann = PairwiseAnnotator(
-            annotators_config=str(config_dir), caching_path=cache and f"{cache}.alpaca_eval.json"
-        )
+        ann = _annotator_class()(annotators_config=str(config_dir), caching_path=caching_path)
         keep = ("instruction", "output", "generator")
-        rows = ann.annotate_head2head(
-            outputs_1=[{k: r[k] for k in keep} for r in refs],
-            outputs_2=[{k: outs[r["instruction"]][k] for k in keep} for r in refs],
-        )
+        try:
+            rows = ann.annotate_head2head(
+                outputs_1=[{k: r[k] for k in keep} for r in refs],
+                outputs_2=[{k: outs[r["instruction"]][k] for k in keep} for r in refs],
+            )
+        except openai.OpenAIError as e:  # alpaca_eval has cached what it annotated before this
+            from harness.errors import EndpointError
+
+            where = annotator.get("base_url") or "https://api.openai.com/v1"
+            raise EndpointError(
+                f"alpaca_eval annotator {annotator['name']} at {where}: {type(e).__name__}: {e}"
+            ) from None
     index = {r["instruction"]: i for i, r in enumerate(refs)}
     rows = sorted(({**r, "index": index[r["instruction"]]} for r in rows), key=lambda r: r["index"])
     missing = sum(r.get("preference") is None or r["preference"] != r["preference"] for r in rows)

@@ -2,8 +2,9 @@
 
 Key: sha256 of the judge's identity (model source and revision, backend, template file, which carries
 its version, label set, prompt-length limit) and of the full prompt. Storage: an append-only JSONL file
-per job, flushed and fsynced after every batch, so a crash loses at most the batch in flight and a
-rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load.
+per job. Each store is flushed at once (a killed process loses nothing it stored) and, unless the caller
+batches the syncs (one reply at a time from an endpoint), fsynced; a rerun pays nothing twice. A torn
+last line (a kill mid-write) is ignored on load.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class JudgeCache:
         self.misses += len(prompts) - hits
         return found
 
-    def store(self, prompts: list[str], values: list[list[float]]) -> None:
+    def store(self, prompts: list[str], values: list, sync: bool = True) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as f:
             for p, v in zip(prompts, values, strict=True):
@@ -51,4 +52,11 @@ class JudgeCache:
                 self.entries[k] = v
                 f.write(json.dumps({"key": k, "value": v}) + "\n")
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
+
+    def sync(self) -> None:
+        """fsync what ``store(..., sync=False)`` appended."""
+        if self.path.exists():
+            with open(self.path, "a", encoding="utf-8") as f:
+                os.fsync(f.fileno())

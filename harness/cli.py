@@ -138,9 +138,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     with open(args.config, encoding="utf-8") as f:
         job = yaml.safe_load(f)
+    from harness.errors import HarnessError
+
     try:
         _dispatch(args, job)
-    except (ValueError, FileNotFoundError) as e:  # bad input: one clear line, no traceback wall
+    except (HarnessError, ValueError, FileNotFoundError) as e:  # expected: one clear line, no traceback
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
         sys.exit(f"error: {e}")

@@ -8,6 +8,7 @@ callers count those, never drop them silently.
 
 from __future__ import annotations
 
+import functools
 import re
 from importlib import resources
 
@@ -46,6 +47,14 @@ def parse_choice(text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _cut(answers: tuple[str, ...], share: float, prompt_chars: int) -> tuple[str, ...]:
+    """``answers`` shortened from their ends by ``share`` of the prompt's characters, in proportion
+    to their lengths."""
+    total = sum(len(a) for a in answers)
+    drop = min(total, int(share * prompt_chars) + 1)
+    return tuple(a[: max(0, len(a) - -(-drop * len(a) // max(total, 1)))] for a in answers)
+
+
 def softmax_first(logps: np.ndarray) -> np.ndarray:
     """P(first option) from two option log-probs per row, renormalised over the two options."""
     return 1.0 / (1.0 + np.exp(logps[:, 1] - logps[:, 0]))
@@ -80,6 +89,7 @@ class _Judge:
         max_prompt_tokens: int = 4096,
         cache_path: str | None = None,
         identity: dict | None = None,
+        max_failures: int = 0,
     ):
         self.backend = backend
         self.template_name = template
@@ -89,7 +99,10 @@ class _Judge:
         self.calls = 0  # judge prompts sent to the backend (cache misses)
         self.unparsable = 0  # text replies that named no verdict (after any retry)
         self.retried = 0  # text replies asked again because they named no verdict
-        self.truncated = 0  # judge prompts cut from the left to fit max_prompt_tokens
+        self.truncated = 0  # judge prompts shortened to fit max_prompt_tokens
+        self.max_failures = max_failures
+        self.failed = 0  # prompts the endpoint refused or never answered (not cached: a rerun asks again)
+        self.first_failure: str | None = None
         self.cache = None
         if cache_path is not None:
             from harness.cache import JudgeCache
@@ -113,16 +126,69 @@ class _Judge:
             from harness.oracle import OracleJudge
 
             return OracleJudge.from_config(jcfg)
-        from harness.backends import load_backend
+        from harness.backends import get_backend
 
+        backend_cls = get_backend(jcfg["backend"])
+        settings = {k: jcfg[k] for k in getattr(backend_cls, "SETTINGS", ()) if k in jcfg}
         return cls(
-            load_backend(jcfg["backend"], jcfg["model"]),
+            backend_cls(jcfg["model"], **settings),
             jcfg.get("template"),
             jcfg["batch_size"],
             jcfg["max_prompt_tokens"],
             cache_path=cache_path,
             identity={**judge_identity(jcfg), **identity},
+            max_failures=jcfg.get("max_failures", 0),
         )
+
+    def fit(self, renders: list, answers: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+        """Answers cut so that each prompt fits ``max_prompt_tokens``, for backends that count tokens
+        (text endpoints); the template and the question are never cut. Other backends get the answers as
+        they are (the transformers and vLLM backends cut the prompt's left end themselves, counted).
+
+        Args:
+            renders: per prompt, a function of its answers giving the prompt string the backend is sent.
+            answers: per prompt, the answer texts its render takes (cut evenly, from their ends).
+        Returns:
+            the answers to render, per prompt; each prompt shortened is counted in ``truncated``.
+        """
+        out = list(answers)
+        if not hasattr(self.backend, "count_tokens"):
+            return out
+        limit = self.max_prompt_tokens
+        # no token is shorter than a byte, so only prompts longer in bytes can be over the limit
+        todo = [i for i, a in enumerate(out) if len(renders[i](*a).encode()) + 64 > limit]
+        for _ in range(4):  # each pass cuts by the excess measured, plus a margin
+            prompts = [renders[i](*out[i]) for i in todo]
+            over = [
+                (i, p, n) for i, p, n in zip(todo, prompts, self._counts(prompts), strict=True) if n > limit
+            ]
+            for i, prompt, n in over:
+                out[i] = _cut(
+                    out[i], share=(n - limit) / n * 1.1 + 16 / len(prompt), prompt_chars=len(prompt)
+                )
+            todo = [i for i, _, _ in over]
+            if not todo:
+                break
+        if todo:
+            raise ValueError(
+                f"{len(todo)} judge prompts exceed max_prompt_tokens={limit} even with their answers cut: "
+                "the template and question alone are too long; raise max_prompt_tokens"
+            )
+        self.truncated += sum(a != b for a, b in zip(out, answers, strict=True))
+        return out
+
+    def _counts(self, prompts: list[str]) -> list[int]:
+        """Token counts from the backend, cached beside the verdicts (a rerun asks nothing)."""
+        keys = [f"{p}\x00token count" for p in prompts]
+        found = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
+        todo = [i for i, v in enumerate(found) if v is None]
+        if todo:
+            fresh = self.backend.count_tokens([prompts[i] for i in todo])
+            if self.cache:
+                self.cache.store([keys[i] for i in todo], fresh)
+            for i, v in zip(todo, fresh, strict=True):
+                found[i] = v
+        return found
 
     def _ask(self, prompts: list[str], desc: str, attempt: int = 1) -> list:
         """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text.
@@ -138,14 +204,36 @@ class _Judge:
                 )
                 fresh = logps.tolist()
                 self.truncated += truncated
-            else:
-                fresh = self.backend.complete(sub, max_tokens=self.REPLY_TOKENS, desc=desc)
+                if self.cache:
+                    self.cache.store([keys[i] for i in todo], fresh)
+            else:  # an endpoint: each reply is cached as it arrives, a failure fails only its prompt
+                store = self.cache and (lambda j, text: self.cache.store([keys[todo[j]]], [text], sync=False))
+                fresh = self.backend.complete(sub, max_tokens=self.REPLY_TOKENS, desc=desc, on_reply=store)
+                if self.cache:
+                    self.cache.sync()
             self.calls += len(todo)
-            if self.cache:
-                self.cache.store([keys[i] for i in todo], fresh)
             for i, v in zip(todo, fresh, strict=True):
                 answers[i] = v
+            self._check_failures(fresh)
         return answers
+
+    def _check_failures(self, fresh: list) -> None:
+        """Count the endpoint's failures; past ``max_failures`` the step stops, naming the first one."""
+        from harness.backends.openai_compat import Failure
+
+        bad = [v for v in fresh if isinstance(v, Failure)]
+        if not bad:
+            return
+        self.failed += len(bad)
+        self.first_failure = self.first_failure or str(bad[0])
+        if self.failed > self.max_failures:
+            from harness.errors import EndpointError
+
+            where = getattr(self.backend, "base_url", type(self.backend).__name__)
+            raise EndpointError(
+                f"judge endpoint {where}: {self.failed} judge prompts failed (max_failures: {self.max_failures});"
+                f" first: {self.first_failure}. Every good reply is cached: a rerun sends only the failed prompts"
+            )
 
     def stats(self) -> dict:
         return {
@@ -155,6 +243,7 @@ class _Judge:
             "judge_unparsable": self.unparsable,
             "judge_retried_unparsable": self.retried,
             "judge_retries": getattr(self.backend, "retries", 0),
+            "judge_failed": self.failed,
         }
 
 
@@ -168,9 +257,16 @@ class PairwiseJudge(_Judge):
         return self.backend.chat_prompt([{"role": "user", "content": body}])
 
     def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
+        """P(A) per triple; a prompt the endpoint failed (within ``max_failures``) counts as a tie."""
+        from harness.backends.openai_compat import Failure
+
+        renders = [functools.partial(self.render, t[0]) for t in triples]
+        fitted = self.fit(renders, [t[1:] for t in triples])
         out = []
-        for answer in self._ask([self.render(*t) for t in triples], desc):
-            if isinstance(answer, str):  # text verdict: certain either way; unparsable votes for neither
+        for answer in self._ask([r(*a) for r, a in zip(renders, fitted, strict=True)], desc):
+            if isinstance(answer, Failure):
+                out.append(0.5)
+            elif isinstance(answer, str):  # text verdict: certain either way; unparsable votes for neither
                 choice = parse_choice(answer)
                 self.unparsable += choice is None
                 out.append({"A": 1.0, "B": 0.0, None: 0.5}[choice])
@@ -187,7 +283,10 @@ class RatingJudge(_Judge):
 
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
         """The verdict text per prompt: the most likely ``[[n]]`` label, or the reply text. A text reply
-        without a rating is asked once more; if it still has none, it is counted as unparsable."""
+        without a rating is asked once more; if it still has none, it is counted as unparsable. A prompt
+        the endpoint failed (within ``max_failures``) gets an empty text, counted in ``failed``."""
+        from harness.backends.openai_compat import Failure
+
         answers = self._ask(prompts, desc)
         again = [i for i, a in enumerate(answers) if isinstance(a, str) and parse_rating(a) is None]
         if again:
@@ -198,7 +297,9 @@ class RatingJudge(_Judge):
                 answers[i] = a
         out = []
         for answer in answers:
-            if isinstance(answer, str):
+            if isinstance(answer, Failure):  # counted in ``failed``; no verdict text
+                out.append("")
+            elif isinstance(answer, str):
                 self.unparsable += parse_rating(answer) is None
                 out.append(answer)
             else:

@@ -11,6 +11,7 @@ gets FastChat's score -1, is counted, and is left out of every mean. Files follo
 
 from __future__ import annotations
 
+import functools
 import time
 
 import numpy as np
@@ -50,6 +51,10 @@ def render(prompts: dict, q: MTQuestion, answers: list[str], turn: int, refs: tu
     return [{"role": "system", "content": t["system_prompt"]}, {"role": "user", "content": user}]
 
 
+def _conversation(prompts: dict, q: MTQuestion, turn: int, refs: tuple | None, *answers: str) -> list[dict]:
+    return render(prompts, q, list(answers), turn, refs)
+
+
 def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: str, judge_prompts: str,
           references: str, cache=None) -> None:  # fmt: skip
     """Grade both turns of every answer; write FastChat judgments to ``output`` and counts to ``meta``."""
@@ -74,13 +79,17 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
         )
     # the templates' content is part of every cached verdict's key
     rater = RatingJudge.from_config(job["judge"], cache, judge_prompts=digest(prompts))
-    items, convs = [], []
+    items, convs, graded = [], [], []
     for qid in sorted(questions):
         q, turns = questions[qid], answers[qid]["choices"][0]["turns"]
         ref = refs[qid] if q.category in need_ref else None
         for t in (1, 2):
-            convs.append(render(prompts, q, turns, t, ref))
+            convs.append(functools.partial(_conversation, prompts, q, t, ref))
+            graded.append(tuple(turns[:t]))  # the answers this turn's prompt shows
             items.append((qid, t, answers[qid]["model_id"], template_name(t, ref is not None)))
+    # answers too long for the judge's max_prompt_tokens are cut (an endpoint counts the tokens)
+    fitted = rater.fit([lambda *a, c=c: rater.backend.chat_prompt(c(*a)) for c in convs], graded)
+    convs = [c(*a) for c, a in zip(convs, fitted, strict=True)]
     verdicts = rater.judge([rater.backend.chat_prompt(c) for c in convs], desc="mt_bench judge")
     rows = []
     for (qid, turn, model, name), conv, text in zip(items, convs, verdicts, strict=True):

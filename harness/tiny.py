@@ -87,7 +87,7 @@ def build_model(spec: dict, tokenizer):
         num_attention_heads=spec["num_heads"],
         num_key_value_heads=spec["num_heads"],
         max_position_embeddings=spec["max_position_embeddings"],
-        tie_word_embeddings=True,
+        tie_word_embeddings="reply" not in spec,  # a scripted reply needs its own output rows
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -97,12 +97,55 @@ def build_model(spec: dict, tokenizer):
     if spec["kind"] == "reward_model":
         return LlamaForSequenceClassification(config)
     model = LlamaForCausalLM(config)
+    if "reply" in spec:
+        script_reply(model, tokenizer, spec["reply"])
     model.generation_config = GenerationConfig(
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     return model
+
+
+def script_reply(model, tokenizer, reply: dict, margin: float = 20.0) -> None:
+    """Make a random-init causal LM answer chat prompts with a scripted reply, greedily, then stop.
+
+    A judge for tests against a real server, whose verdicts parse, so the parsing path runs on real
+    replies. ``reply``: ``first`` (tokens that open the reply, e.g. ["A", "B"]), ``rest`` (the text
+    after them, e.g. " [[5]]"), ``runners_up`` (tokens ranked just below the first ones, e.g. alpaca_eval's
+    "M" and "m", whose top log-probs its weighted annotators read).
+
+    The MLP outputs are zeroed and attention's are scaled by ``attention_gain`` (0: a pure bigram
+    table, the same reply to every prompt), so the last hidden state is the current token's embedding
+    plus what attention adds; each scripted step (``<|assistant|>`` -> a first token -> each token of
+    ``rest`` -> EOS) gets ``margin`` added to its logit along that embedding. With several first
+    tokens, attention's share (which depends on the prompt) picks among them; on the demo's pairwise
+    prompts it picks the same one nearly always. Every token of ``rest`` must be distinct.
+    """
+    import torch
+
+    def ids(text):
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    first = [ids(t)[0] for t in reply["first"]]
+    rest = ids(reply.get("rest", ""))
+    if len(set(rest)) != len(rest) or set(rest) & set(first):
+        raise ValueError(f"scripted reply {reply}: a token repeats ({tokenizer.convert_ids_to_tokens(rest)})")
+    start = tokenizer.convert_tokens_to_ids("<|assistant|>")
+    chain = [*rest, tokenizer.eos_token_id]
+    steps = [(start, t, margin) for t in first]
+    steps += [(start, ids(t)[0], margin - 1 - j) for j, t in enumerate(reply.get("runners_up", []))]
+    steps += [(f, chain[0], margin) for f in first] + list(
+        zip(chain, chain[1:], [margin] * len(chain), strict=False)
+    )
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.mlp.down_proj.weight.zero_()
+            layer.self_attn.o_proj.weight.mul_(reply.get("attention_gain", 0.0))
+        emb, head = model.model.embed_tokens.weight, model.lm_head.weight
+        for cur, nxt, logit in steps:
+            h = model.model.norm(emb[cur])  # the state after ``cur``, attention's share aside
+            head[nxt] += logit * h / h.dot(h)
 
 
 def run(job: dict, output: str) -> None:

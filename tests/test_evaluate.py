@@ -214,6 +214,24 @@ def test_alpaca_eval_annotator_on_an_open_endpoint(server, tmp_path, monkeypatch
     assert len(script.seen) == calls  # every annotation came from alpaca_eval's cache
 
 
+@pytest.mark.parametrize("top", [{"m": 0.0}, {"M": 0.0}, {"x": 0.0}], ids=["sure-1", "sure-2", "unparsed"])
+def test_alpaca_eval_annotator_reruns_from_a_cache_of_whole_numbers(server, tmp_path, monkeypatch, top):
+    """A fully confident judge (preference 1.0 or 2.0) or one whose verdicts all failed to parse (-1 in
+    alpaca_eval's cache) leaves whole numbers in the cache; the rerun reads them without asking again."""
+    monkeypatch.setenv("TEST_ANNOTATOR_KEY", "secret")
+    url, script = server([(200, chat_completion(next(iter(top)), top))])
+    ref = _alpaca(tmp_path / "ref.json", [(f"q{i}?", f"reference {i}", "ref") for i in range(3)])
+    outs = _alpaca(tmp_path / "out.json", [(f"q{i}?", f"answer {i}", "tiny") for i in range(3)])
+    cache = tmp_path / "sub" / "cache.jsonl"  # a directory that does not exist yet
+    for out in ("ann.json", "again.json"):
+        alpaca.judge(
+            _annotator_job(url), str(ref), str(outs), str(tmp_path / out), str(tmp_path / "m"), str(cache)
+        )
+    assert len(script.seen) == 3
+    first, again = (json.loads((tmp_path / f).read_text()) for f in ("ann.json", "again.json"))
+    np.testing.assert_equal([r["preference"] for r in again], [r["preference"] for r in first])
+
+
 def test_alpaca_eval_annotator_errors(tmp_path, monkeypatch):
     ref = _alpaca(tmp_path / "ref.json", [("a?", "x", "ref")])
     outs = _alpaca(tmp_path / "out.json", [("a?", "m", "model")])

@@ -3,7 +3,8 @@ backoff on 429 and 5xx, a clear failure when retries run out, text verdicts pars
 
 import pytest
 
-from harness.backends.openai_compat import JudgeEndpointError, OpenAIBackend
+from harness.backends.openai_compat import Failure, OpenAIBackend, retry_window_s
+from harness.errors import EndpointError
 from harness.judge import PairwiseJudge, RatingJudge, parse_rating
 
 
@@ -24,9 +25,54 @@ def test_retries_429_and_500_then_succeeds(server, monkeypatch):
 
 def test_gives_up_with_a_clear_error(server, monkeypatch):
     url, _ = server([(500, "down")])
-    backend = _backend(url, monkeypatch, max_tries=3)
-    with pytest.raises(JudgeEndpointError, match=r"gave up after 3 tries; last error: InternalServerError"):
-        backend.complete(["[]"])
+    backend = _backend(url, monkeypatch, retries=2)
+    (got,) = backend.complete(['[{"content": "q", "role": "user"}]'])
+    assert isinstance(got, Failure) and str(got) == "gave up after 3 tries; last error: HTTP 500: down"
+
+
+def test_default_retry_window_outlasts_a_server_restart():
+    assert retry_window_s(12) >= 180  # a 3-minute restart of a judge server
+
+
+def test_a_refused_prompt_fails_alone_and_a_rerun_asks_only_it(server, monkeypatch, tmp_path):
+    """A 400 (say, a prompt over the server's context) fails its prompt; the other replies are cached
+    as they arrive, the step ends with one line naming the count and the server's message, and a rerun
+    sends only the refused prompt."""
+
+    def reply(body):
+        text = body["messages"][0]["content"]
+        return (400, "prompt too long") if "LONG" in text else (200, "A")
+
+    url, script = server(reply)
+    triples = [(f"q{i}", "LONG" if i == 3 else "a", "b") for i in range(6)]
+    cache = tmp_path / "cache.jsonl"
+    judge = PairwiseJudge(_backend(url, monkeypatch), "pairwise_v1.txt", cache_path=cache)
+    with pytest.raises(EndpointError) as e:
+        judge.prob_a(triples)
+    assert str(e.value).startswith(
+        f"judge endpoint {url}: 1 judge prompts failed (max_failures: 0); first: HTTP 400: prompt too long."
+    )
+    assert "\n" not in str(e.value) and len(script.seen) == 6 and len(cache.read_text().splitlines()) == 5
+
+    again = PairwiseJudge(_backend(url, monkeypatch), "pairwise_v1.txt", cache_path=cache, max_failures=1)
+    assert again.prob_a(triples).tolist() == [1.0, 1.0, 1.0, 0.5, 1.0, 1.0]  # the failed one: a tie
+    assert len(script.seen) == 7 and again.stats()["judge_failed"] == 1 and again.stats()["judge_calls"] == 1
+
+
+def test_answers_are_cut_to_fit_max_prompt_tokens_not_the_template(server, monkeypatch):
+    """A backend that counts tokens gets prompts within max_prompt_tokens: the answers' ends are cut,
+    the template and the instruction stay whole, and each shortened prompt is counted."""
+    url, script = server([(200, "B")])
+    backend = _backend(url, monkeypatch)
+    backend.count_tokens = lambda prompts: [len(p) // 2 for p in prompts]  # a stand-in tokenizer
+    judge = PairwiseJudge(backend, "pairwise_v1.txt", max_prompt_tokens=400)
+    long, short = "word " * 400, "fine"
+    assert judge.prob_a([("Which is right?", long, long), ("Which?", short, short)]).tolist() == [0.0, 0.0]
+    sent = [s["messages"][0]["content"] for s in script.seen]
+    assert all(len(backend.chat_prompt([{"role": "user", "content": c}])) // 2 <= 400 for c in sent)
+    cut = next(c for c in sent if "Which is right?" in c)
+    template = judge.template.split("{answer_a}")[0].format(instruction="Which is right?")
+    assert cut.startswith(template) and "word word" in cut and judge.truncated == 1
 
 
 def test_unparsable_verdicts_are_counted_not_dropped(server, monkeypatch):

@@ -1,92 +1,175 @@
 """Any OpenAI-compatible chat endpoint (a local `vllm serve`, a hosted API) as a judge backend.
 
 It returns text, not label log-probabilities: judges parse the verdict from the reply and count the
-replies they cannot parse. Rate limits (429), server errors (5xx), timeouts and dropped connections
-are retried with exponential backoff and jitter; after ``max_tries`` the call fails with the last
-error named. The API key is read from the environment variable named in the config, never from the
-config itself.
+replies they cannot parse. Requests go out ``concurrency`` at a time from one asyncio loop (aiohttp),
+so a vLLM server batching 64 requests is kept busy. Each reply is handed to ``on_reply`` as it
+arrives (judges cache it then), and a request that fails fails only itself:
+- rate limits (429), server errors (5xx), timeouts and refused or dropped connections are retried
+  with exponential backoff (2 s doubling to at most 30 s, plus up to 25% jitter, never less), so the
+  default 12 retries wait at least 4.5 minutes: longer than a judge server's restart;
+- any other 4xx (a prompt over the server's context, an unknown model name, a bad key) is not
+  retried: the prompt's result is a :class:`Failure` carrying the status and the server's message.
+The API key is read from the environment variable named in the config, never from the config itself.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import random
-import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from harness.errors import EndpointError
+
 log = logging.getLogger(__name__)
+RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
 
 
-class JudgeEndpointError(RuntimeError):
-    pass
+@dataclass(frozen=True)
+class Failure:
+    """A prompt the endpoint refused (4xx other than 429), or one that outlasted every retry."""
+
+    status: int | None  # HTTP status; None when no reply came (connection, timeout)
+    message: str
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status}: {self.message}" if self.status else self.message
+
+
+def retry_window_s(retries: int, base_s: float = RETRY_BASE_S, cap_s: float = RETRY_CAP_S) -> float:
+    """The shortest total wait of ``retries`` retries (jitter only lengthens it)."""
+    return sum(min(cap_s, base_s * 2**k) for k in range(retries))
+
+
+def _server_message(status: int, body: str) -> str:
+    """The ``message`` of an OpenAI-style error body (vLLM's too), else the body's first line."""
+    try:
+        data = json.loads(body)
+        err = data.get("error", data)
+        msg = err.get("message") if isinstance(err, dict) else err
+        if msg:
+            return str(msg)
+    except (ValueError, AttributeError):
+        pass
+    return (body.strip().splitlines() or [f"status {status}"])[0][:300]
 
 
 class OpenAIBackend:
     supports_label_logprobs = False
+    SETTINGS = ("concurrency", "timeout_s", "retries")  # judge settings handed to the constructor
 
     def __init__(
         self,
         model: dict,
-        max_tries: int = 6,
-        retry_base_s: float = 2.0,
+        concurrency: int = 64,
         timeout_s: float = 120.0,
-        concurrency: int = 8,
+        retries: int = 12,
+        retry_base_s: float = RETRY_BASE_S,
+        retry_cap_s: float = RETRY_CAP_S,
     ):
-        try:
-            import openai
-        except ImportError as e:
-            raise ImportError("the openai backend needs the openai package: pip install openai") from e
         env = model.get("api_key_env") or "OPENAI_API_KEY"
-        key = os.environ.get(env)
-        if not key:
+        self.key = os.environ.get(env)
+        if not self.key:
             raise ValueError(
                 f"judge endpoint {model['source']}: environment variable {env} (the API key) is not set"
             )
-        self._openai = openai
-        self.client = openai.OpenAI(
-            base_url=model.get("base_url"), api_key=key, max_retries=0, timeout=timeout_s
-        )
+        self.base_url = (model.get("base_url") or "https://api.openai.com/v1").rstrip("/")
         self.model_name = model["source"]
-        self.max_tries, self.retry_base_s, self.concurrency = max_tries, retry_base_s, concurrency
-        self.retries = 0
+        self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, retries
+        self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
+        self.retries = 0  # retried requests, all prompts together
+        self._warned = False
+        self.byte_bound = False  # True once the endpoint proved to have no /tokenize
 
     def chat_prompt(self, messages: list[dict]) -> str:
         """The conversation itself, serialised: the endpoint applies its own chat template."""
         return json.dumps(messages, ensure_ascii=False, sort_keys=True)
 
-    def _one(self, prompt: str, max_tokens: int) -> str:
-        retryable = (
-            self._openai.RateLimitError,
-            self._openai.InternalServerError,
-            self._openai.APITimeoutError,
-            self._openai.APIConnectionError,
-        )
-        for attempt in range(1, self.max_tries + 1):
-            try:
-                reply = self.client.chat.completions.create(
-                    model=self.model_name, messages=json.loads(prompt), temperature=0.0, max_tokens=max_tokens
-                )
-                return reply.choices[0].message.content or ""
-            except retryable as e:
-                if attempt == self.max_tries:
-                    raise JudgeEndpointError(
-                        f"judge endpoint {self.model_name}: gave up after {attempt} tries; last error: "
-                        f"{type(e).__name__}: {e}"
-                    ) from e
-                self.retries += 1
-                wait = self.retry_base_s * 2 ** (attempt - 1) * (0.5 + random.random())
-                log.warning(
-                    "%s (try %d of %d); retrying in %.1f s", type(e).__name__, attempt, self.max_tries, wait
-                )
-                time.sleep(wait)
-        raise AssertionError("unreachable")
+    def complete(self, prompts: list[str], max_tokens: int = 16, desc: str = "judge", on_reply=None) -> list:
+        """One reply per prompt: its text, or a :class:`Failure`. ``on_reply(i, text)`` runs as each
+        good reply arrives, in this thread."""
+        bodies = [
+            {
+                "model": self.model_name,
+                "messages": json.loads(p),
+                "temperature": 0.0,
+                "max_tokens": max_tokens,
+            }
+            for p in prompts
+        ]
 
-    def complete(self, prompts: list[str], max_tokens: int = 16, desc: str = "judge") -> list[str]:
-        """One reply per prompt, ``concurrency`` requests in flight."""
-        with ThreadPoolExecutor(self.concurrency) as pool:
-            futures = [pool.submit(self._one, p, max_tokens) for p in prompts]
-            return [f.result() for f in tqdm(futures, desc=desc, unit="call")]
+        def text(i, data):
+            reply = data["choices"][0]["message"].get("content") or ""
+            if on_reply is not None:
+                on_reply(i, reply)
+            return reply
+
+        return self._run(f"{self.base_url}/chat/completions", bodies, text, desc)
+
+    def count_tokens(self, prompts: list[str]) -> list[int]:
+        """Prompt tokens as the endpoint counts them (vLLM's ``/tokenize``, which applies the chat
+        template). An endpoint without it gets an upper bound instead: UTF-8 bytes plus 8 per message
+        (no tokenizer's token is shorter than a byte), logged once."""
+        if not self.byte_bound:
+            root = self.base_url.removesuffix("/v1")
+            bodies = [{"model": self.model_name, "messages": json.loads(p)} for p in prompts]
+            got = self._run(f"{root}/tokenize", bodies, lambda i, data: int(data["count"]), "count tokens")
+            if not any(isinstance(g, Failure) and g.status in (404, 405) for g in got):
+                bad = next((g for g in got if isinstance(g, Failure)), None)
+                if bad is not None:
+                    raise EndpointError(f"judge endpoint {root}/tokenize: {bad}")
+                return got
+            log.warning("%s has no /tokenize: judge prompt lengths are bounded by their UTF-8 bytes", root)
+            self.byte_bound = True
+        return [len(p.encode()) + 8 * len(json.loads(p)) for p in prompts]
+
+    def _run(self, url: str, bodies: list[dict], parse, desc: str) -> list:
+        return asyncio.run(self._all(url, bodies, parse, desc))
+
+    async def _all(self, url, bodies, parse, desc):
+        import aiohttp
+
+        headers = {"Authorization": f"Bearer {self.key}"}
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        gate = asyncio.Semaphore(self.concurrency)
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        with tqdm(total=len(bodies), desc=desc, unit="call", disable=len(bodies) < 2) as bar:
+            async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as s:
+
+                async def one(i, body):
+                    async with gate:
+                        out = await self._post(s, url, body)
+                    bar.update()
+                    return out if isinstance(out, Failure) else parse(i, out)
+
+                return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+
+    async def _post(self, session, url: str, body: dict):
+        """The reply's JSON, or a Failure once it is refused or every retry is spent."""
+        import aiohttp
+
+        for attempt in range(self.max_retries + 1):
+            try:
+                async with session.post(url, json=body) as r:
+                    raw = await r.text()
+                    if r.status == 200:
+                        return json.loads(raw)
+                    last = Failure(r.status, _server_message(r.status, raw))
+                    if r.status != 429 and r.status < 500:
+                        return last
+            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+                last = Failure(None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            if attempt == self.max_retries:
+                break
+            self.retries += 1
+            if not self._warned:
+                log.warning("%s: %s; retrying with backoff (up to %d tries)", url, last, self.max_retries + 1)
+                self._warned = True
+            wait = min(self.retry_cap_s, self.retry_base_s * 2**attempt) * (1 + 0.25 * random.random())
+            log.debug("%s (try %d of %d); retrying in %.1f s", last, attempt + 1, self.max_retries + 1, wait)
+            await asyncio.sleep(wait)
+        return Failure(None, f"gave up after {self.max_retries + 1} tries; last error: {last}")

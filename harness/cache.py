@@ -2,9 +2,10 @@
 
 Key: sha256 of the judge's identity (model source and revision, backend, template file, which carries
 its version, label set, prompt-length limit) and of the full prompt. Storage: an append-only JSONL file
-per job. Each store is flushed at once (a killed process loses nothing it stored) and, unless the caller
-batches the syncs (one reply at a time from an endpoint), fsynced; a rerun pays nothing twice. A torn
-last line (a kill mid-write) is ignored on load.
+per job, kept open while the job runs. Each store is flushed at once (a killed process loses nothing
+it stored) and, unless the caller batches the syncs (one reply at a time from an endpoint), fsynced;
+a rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load and ended before
+the next append.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class JudgeCache:
         self.namespace = digest(identity)
         self.entries: dict[str, list[float]] = {}
         self.hits = self.misses = 0
+        self._file = None
         if self.path.exists():
             with open(self.path, encoding="utf-8") as f:
                 for line in f:
@@ -45,18 +47,31 @@ class JudgeCache:
         return found
 
     def store(self, prompts: list[str], values: list, sync: bool = True) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            for p, v in zip(prompts, values, strict=True):
-                k = self.key(p)
-                self.entries[k] = v
-                f.write(json.dumps({"key": k, "value": v}) + "\n")
-            f.flush()
-            if sync:
-                os.fsync(f.fileno())
+        f = self._append()
+        for p, v in zip(prompts, values, strict=True):
+            k = self.key(p)
+            self.entries[k] = v
+            f.write(json.dumps({"key": k, "value": v}) + "\n")
+        f.flush()  # in the kernel's hands: a killed process loses nothing stored
+        if sync:
+            os.fsync(f.fileno())
 
     def sync(self) -> None:
         """fsync what ``store(..., sync=False)`` appended."""
-        if self.path.exists():
-            with open(self.path, "a", encoding="utf-8") as f:
-                os.fsync(f.fileno())
+        if self._file is not None:
+            os.fsync(self._file.fileno())
+
+    def _append(self):
+        """The file, open for appending (once per cache object); a torn last line is ended first, so
+        the next record starts on a line of its own."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            torn = False
+            if self.path.exists() and self.path.stat().st_size:
+                with open(self.path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"
+            self._file = open(self.path, "a", encoding="utf-8")
+            if torn:
+                self._file.write("\n")
+        return self._file

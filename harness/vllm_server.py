@@ -34,14 +34,16 @@ class VLLMServer:
         model: a model directory; it is served under ``name``.
         log: where the server's output goes (appended across restarts).
         extra_args: more ``api_server`` flags.
+        cpus: CPU ids the server may run on (benchmarks keep it off the client's core); None: any.
     """
 
     def __init__(self, python, model, name: str = "tiny-judge", log=None, port: int | None = None,
-                 extra_args: tuple[str, ...] = ()):  # fmt: skip
+                 extra_args: tuple[str, ...] = (), cpus: set[int] | None = None):  # fmt: skip
         self.python, self.model, self.name = str(python), str(model), name
         self.port = port or free_port()
         self.log = Path(log) if log else Path(f"/tmp/vllm-server-{self.port}.log")
         self.extra_args = tuple(extra_args)
+        self.cpus = cpus
         self.proc: subprocess.Popen | None = None
 
     @property

@@ -20,6 +20,9 @@ def test_cache_roundtrip_and_torn_tail(tmp_path):
     assert (again.hits, again.misses) == (2, 1)
     other = JudgeCache(path, {"model": "m", "revision": "r2"})  # another revision: nothing shared
     assert other.lookup(["p1"]) == [None]
+    again.store(["p3"], [[-0.1, -0.2]])  # appended on a line of its own, not onto the torn one
+    third = JudgeCache(path, {"model": "m", "revision": "r"})
+    assert third.lookup(["p1", "p2", "p3"]) == [[-1.0, -2.0], [-3.0, -0.5], [-0.1, -0.2]]
 
 
 def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, monkeypatch):

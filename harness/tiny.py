@@ -118,9 +118,10 @@ def script_reply(model, tokenizer, reply: dict, margin: float = 20.0) -> None:
     The MLP outputs are zeroed and attention's are scaled by ``attention_gain`` (0: a pure bigram
     table, the same reply to every prompt), so the last hidden state is the current token's embedding
     plus what attention adds; each scripted step (``<|assistant|>`` -> a first token -> each token of
-    ``rest`` -> EOS) gets ``margin`` added to its logit along that embedding. With several first
-    tokens, attention's share (which depends on the prompt) picks among them; on the demo's pairwise
-    prompts it picks the same one nearly always. Every token of ``rest`` must be distinct.
+    ``rest`` -> EOS) gets ``margin`` added to its logit along that embedding. Several first tokens tie
+    but for the random initialisation and attention's share, which depends on the prompt (with a
+    gain of 3-10 on the demo's pairwise prompts it still picked the same one every time). Every token
+    of ``rest`` must be distinct.
     """
     import torch
 
@@ -135,9 +136,8 @@ def script_reply(model, tokenizer, reply: dict, margin: float = 20.0) -> None:
     chain = [*rest, tokenizer.eos_token_id]
     steps = [(start, t, margin) for t in first]
     steps += [(start, ids(t)[0], margin - 1 - j) for j, t in enumerate(reply.get("runners_up", []))]
-    steps += [(f, chain[0], margin) for f in first] + list(
-        zip(chain, chain[1:], [margin] * len(chain), strict=False)
-    )
+    steps += [(f, chain[0], margin) for f in first]
+    steps += [(cur, nxt, margin) for cur, nxt in zip(chain, chain[1:], strict=False)]
     with torch.no_grad():
         for layer in model.model.layers:
             layer.mlp.down_proj.weight.zero_()

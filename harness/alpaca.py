@@ -171,7 +171,7 @@ def _annotate_with_alpaca_eval(
                 outputs_1=[{k: r[k] for k in keep} for r in refs],
                 outputs_2=[{k: outs[r["instruction"]][k] for k in keep} for r in refs],
             )
-        except openai.OpenAIError as e:  # alpaca_eval has cached what it annotated before this
+        except openai.OpenAIError as e:  # alpaca_eval cached each finished chunk of 128 instructions
             from harness.errors import EndpointError
 
             where = annotator.get("base_url") or "https://api.openai.com/v1"

@@ -292,8 +292,9 @@ def test_server_restart_mid_batch(server, tmp_path):
     worker.join(timeout=900)
     assert not worker.is_alive() and time.time() - stopped >= outage
     assert done_before < 400, "the batch finished before the server stopped: nothing was probed"
+    cached = [json.loads(line)["value"] for line in cache.read_text().splitlines()]
+    assert len(cached) == 400 and [v for v in cached if v != "A [[5]]"] == []  # each prompt once, a verdict
     assert result["p"].tolist() == [1.0] * 400 and judge.failed == 0 and judge.backend.retries > 0
-    assert len(cache.read_text().splitlines()) == 400  # each prompt cached once
     again = PairwiseJudge.from_config(judge_config(server), str(cache))
     with Counted(server) as sent:
         assert again.prob_a(triples).tolist() == [1.0] * 400

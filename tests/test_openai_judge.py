@@ -7,6 +7,8 @@ from harness.backends.openai_compat import Failure, OpenAIBackend, retry_window_
 from harness.errors import EndpointError
 from harness.judge import PairwiseJudge, RatingJudge, parse_rating
 
+from .conftest import chat_completion
+
 
 def _backend(url, monkeypatch, **kw):
     monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
@@ -28,6 +30,17 @@ def test_gives_up_with_a_clear_error(server, monkeypatch):
     backend = _backend(url, monkeypatch, retries=2)
     (got,) = backend.complete(['[{"content": "q", "role": "user"}]'])
     assert isinstance(got, Failure) and str(got) == "gave up after 3 tries; last error: HTTP 500: down"
+
+
+def test_a_reply_the_server_cut_off_is_asked_again(server, monkeypatch):
+    """vLLM answers 200 with finish_reason "abort" for a request it dropped while shutting down: that
+    text is no verdict, so the request is retried instead of cached as an unparsable reply."""
+    aborted = chat_completion("")
+    aborted["choices"][0]["finish_reason"] = "abort"
+    url, script = server([(200, aborted), (200, "A")])
+    judge = PairwiseJudge(_backend(url, monkeypatch), "pairwise_v1.txt")
+    assert judge.prob_a([("q", "a", "b")]).tolist() == [1.0]
+    assert len(script.seen) == 2 and judge.stats()["judge_unparsable"] == 0
 
 
 def test_default_retry_window_outlasts_a_server_restart():

@@ -4,7 +4,8 @@ It returns text, not label log-probabilities: judges parse the verdict from the 
 replies they cannot parse. Requests go out ``concurrency`` at a time from one asyncio loop (aiohttp),
 so a vLLM server batching 64 requests is kept busy. Each reply is handed to ``on_reply`` as it
 arrives (judges cache it then), and a request that fails fails only itself:
-- rate limits (429), server errors (5xx), timeouts and refused or dropped connections are retried
+- rate limits (429), server errors (5xx), timeouts, refused or dropped connections and replies the
+  server cut off (vLLM's ``finish_reason`` "abort" or "error", as when it shuts down) are retried
   with exponential backoff (2 s doubling to at most 30 s, plus up to 25% jitter, never less), so the
   default 12 retries wait at least 4.5 minutes: longer than a judge server's restart;
 - any other 4xx (a prompt over the server's context, an unknown model name, a bad key) is not
@@ -27,6 +28,7 @@ from harness.errors import EndpointError
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
+ABORTED = ("abort", "error")  # vLLM's finish reasons for a request it dropped or failed
 
 
 @dataclass(frozen=True)
@@ -157,10 +159,17 @@ class OpenAIBackend:
                 async with session.post(url, json=body) as r:
                     raw = await r.text()
                     if r.status == 200:
-                        return json.loads(raw)
-                    last = Failure(r.status, _server_message(r.status, raw))
-                    if r.status != 429 and r.status < 500:
-                        return last
+                        data = json.loads(raw)
+                        ended = (data.get("choices") or [{}])[0].get("finish_reason")
+                        if ended not in ABORTED:
+                            return data
+                        # vLLM answers a request it dropped (its engine shutting down) with whatever
+                        # text it had: not a verdict, so asked again
+                        last = Failure(None, f"the server ended the request early (finish_reason {ended})")
+                    else:
+                        last = Failure(r.status, _server_message(r.status, raw))
+                        if r.status != 429 and r.status < 500:
+                            return last
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 last = Failure(None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
             if attempt == self.max_retries:

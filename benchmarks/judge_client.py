@@ -28,8 +28,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-REPLY = {"first": ["A"], "rest": " [[5]]", "runners_up": ["M", "m"]}
-
 
 def _raw(url: str, bodies: list[dict], concurrency: int) -> float:
     """Seconds to send every body with aiohttp, ``concurrency`` in flight, decoding each reply."""
@@ -91,10 +89,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        spec = {"kind": "causal_lm", "hidden_size": 128, "num_layers": 1, "num_heads": 2,
-                "max_position_embeddings": 2048, "seed": 7, "reply": REPLY}  # fmt: skip
-        corpus = sorted(str(p) for p in (ROOT / "data/demo").glob("*.json*"))
-        model = tiny.build_one(work / "models", "judge", spec, corpus)
+        model = tiny.build_scripted_judge(
+            work / "models", sorted(str(p) for p in (ROOT / "data/demo").glob("*.json*"))
+        )
         refs = json.loads((ROOT / "data/demo/alpaca_eval.json").read_text())
         triples = [
             (f"{refs[i % len(refs)]['instruction']} (#{i})", refs[i % len(refs)]["output"], f"Answer {i}.")

@@ -176,3 +176,16 @@ def build_one(output: str | Path, name: str, spec: dict, corpus: list[str], voca
     """Build a single tiny model (full ``spec``, as in config ``build``) into ``output/name``; return its path."""
     run({"tokenizer": {"vocab_size": vocab_size, "corpus": corpus}, "models": {name: spec}}, str(output))
     return Path(output) / name
+
+
+SCRIPTED_JUDGE_REPLY = {"first": ["A"], "rest": " [[5]]", "runners_up": ["M", "m"]}
+
+
+def build_scripted_judge(output: str | Path, corpus: list[str]) -> Path:
+    """The judge served by vLLM in the real-server tests and benchmarks: head size 64 (hidden 128, 2
+    heads) for vLLM's CPU attention, 2,048 positions, and :data:`SCRIPTED_JUDGE_REPLY` as its reply.
+    ``corpus`` should hold the demo files, which give the tokenizer "[[" and "]]" as tokens of their
+    own, so that the reply repeats no token."""
+    spec = {"kind": "causal_lm", "hidden_size": 128, "num_layers": 1, "num_heads": 2,
+            "max_position_embeddings": 2048, "seed": 7, "reply": SCRIPTED_JUDGE_REPLY}  # fmt: skip
+    return build_one(output, "judge", spec, corpus)

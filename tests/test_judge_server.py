@@ -28,7 +28,6 @@ from .conftest import ROOT, pythonpath
 
 VENV_PYTHON = ROOT / ".venv-vllm" / "bin" / "python"
 KEY_ENV = "VLLM_TEST_KEY"  # vLLM started without --api-key accepts any key
-REPLY = {"first": ["A"], "rest": " [[5]]", "runners_up": ["M", "m"]}
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -44,12 +43,8 @@ def server(tmp_path_factory):
     from harness.vllm_server import VLLMServer
 
     work = tmp_path_factory.mktemp("judge_server")
-    # head size 64 (hidden 128, 2 heads) for vLLM's CPU attention; the demo files give the tokenizer
-    # "[[" and "]]" as tokens of their own, so that the scripted reply has no repeated token
-    spec = {"kind": "causal_lm", "hidden_size": 128, "num_layers": 1, "num_heads": 2,
-            "max_position_embeddings": 2048, "seed": 7, "reply": REPLY}  # fmt: skip
     corpus = sorted(str(p) for p in (ROOT / "data/demo").glob("*.json*"))
-    model = tiny.build_one(work / "models", "judge", spec, corpus)
+    model = tiny.build_scripted_judge(work / "models", corpus)
     srv = VLLMServer(VENV_PYTHON, model, name="tiny-judge", log=work / "server.log")
     srv.start()
     yield srv

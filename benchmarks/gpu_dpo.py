@@ -102,7 +102,7 @@ def main() -> None:
             "beta": 0.01,
             "learning_rate": 5e-7,
             "per_device_train_batch_size": s["batch"],
-            "gradient_accumulation_steps": 1,
+            "effective_batch_size": s["batch"],
             "lr_scheduler_type": "constant",
             "warmup_ratio": 0.0,
             "max_length": s["seq"],

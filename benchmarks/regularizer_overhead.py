@@ -84,7 +84,7 @@ def main() -> None:
                 "beta": 0.1,
                 "learning_rate": 1e-5,
                 "per_device_train_batch_size": args.batch,
-                "gradient_accumulation_steps": 1,
+                "effective_batch_size": args.batch,
                 "lr_scheduler_type": "constant",
                 "warmup_ratio": 0.0,
                 "max_length": 256,

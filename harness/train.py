@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.io import RecordError, read_json, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.seeding import seed_everything
+from harness.sizing import accumulation, describe
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,12 @@ def count_over_length(rows: list[dict], tokenizer, max_length: int) -> int:
     return over
 
 
-def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float]):
+def dpo_config(
+    job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float], accumulate: bool = True
+):
     """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
-    training (the reference is the initial policy), and read from the batch by the BCR term."""
+    training (the reference is the initial policy), and read from the batch by the BCR term.
+    ``accumulate=False`` (the reference pass: no optimizer steps) skips the effective-batch arithmetic."""
     import torch
     from trl import DPOConfig
 
@@ -66,7 +70,7 @@ def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: l
         num_train_epochs=t["num_train_epochs"],
         per_device_train_batch_size=t["per_device_train_batch_size"],
         per_device_eval_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
+        gradient_accumulation_steps=accumulation_steps(t) if accumulate else 1,
         lr_scheduler_type=t["lr_scheduler_type"],
         warmup_steps=float(t["warmup_ratio"]),  # transformers 5: a float below 1 is a ratio
         max_length=t["max_length"],
@@ -89,6 +93,18 @@ def dpo_config(job: dict, output_dir: str, loss_type: list[str], loss_weights: l
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
+
+
+def processes() -> int:
+    """Data-parallel processes of this run: accelerate launch's WORLD_SIZE, else 1."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_steps(t: dict) -> int:
+    """Accumulation that reaches ``training.effective_batch_size`` with this run's processes."""
+    return accumulation(t["effective_batch_size"], t["per_device_train_batch_size"], processes())
 
 
 def _sha256(path) -> str:
@@ -116,7 +132,7 @@ def reference_logps(job: dict, pairs_path: str, output: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = HarnessDPOTrainer(
             model=model,
-            args=dpo_config(job, tmp, ["sigmoid"], [1.0]),
+            args=dpo_config(job, tmp, ["sigmoid"], [1.0], accumulate=False),
             train_dataset=pairs,
             processing_class=tokenizer,
             regularizer={"kind": "none"},
@@ -203,6 +219,7 @@ def run(
 
     started = time.time()
     seed, reg, t = job["seed"], job["regularizer"], job["training"]
+    log.info("batch: %s", describe(t["effective_batch_size"], t["per_device_train_batch_size"], processes()))
     peft_config = lora_config(t["lora"])
     if peft_config is not None and t["deepspeed"]:
         raise ValueError(
@@ -255,6 +272,13 @@ def run(
         "pairs": len(pairs),
         "pairs_truncated": over_length,  # longer than max_length: TRL cuts them (truncation_mode)
         "steps": trainer.state.global_step,
+        # the batch this run trained with: per device x accumulation x processes = effective
+        "effective_batch_size": t["per_device_train_batch_size"] * accumulation_steps(t) * processes(),
+        "batch": {
+            "per_device": t["per_device_train_batch_size"],
+            "accumulation": accumulation_steps(t),
+            "processes": processes(),
+        },
         "resumed_from": resume and Path(resume).name,
         "final_chosen_logratio": final.get("eval_logratio/chosen"),
         "final_rejected_logratio": final.get("eval_logratio/rejected"),

@@ -1,7 +1,10 @@
 # Helpers only: paths, target lists, input functions, wildcard constraints.
 import re
 
-from harness import jobs
+from pathlib import Path
+
+from harness import jobs, site, sizing
+from harness.locks import cancel_leftovers
 from harness.config import check_references, loads_model
 
 check_references(config, "config")
@@ -109,11 +112,6 @@ def eval_judge_models(benchmark):
     return judge_models(b["judge"]) if "judge" in b else []
 
 
-def judge_gpus(benchmark):
-    b = config["evaluation"][benchmark]
-    return int("judge" in b and loads_model(b["judge"]))
-
-
 def judge_api(benchmark):
     """1 for a judge behind an API (alpaca_eval annotator, OpenAI-compatible endpoint), else 0."""
     b = config["evaluation"][benchmark]
@@ -125,9 +123,34 @@ def ranker_api(ranker):
     return int(r["kind"] == "ipr" and r["judge"]["backend"] == "openai")
 
 
-def ranker_gpus(ranker):
-    r = config["rankers"][ranker]
-    return int(r["kind"] == "reward_model" or loads_model(r["judge"]))
+# GPUs per job come from the config (harness/sizing.py), in every executor: 0 for models built from code,
+# the oracle and API judges; a model's `gpus` otherwise. On SLURM, `site_resources` adds the site's
+# account and partitions (profiles/slurm/site.yaml or HARNESS_SLURM_* variables, harness/site.py).
+GPUS = {
+    "model": lambda name: sizing.model_gpus(config, name),
+    "ranker": lambda wc: sizing.ranker_gpus(config, wc.ranker),
+    "judge": lambda wc: sizing.eval_judge_gpus(config, wc.benchmark),
+    "train": lambda wc: sizing.training_gpus(config, wc.policy),
+}
+
+
+def sized(gpus):
+    """A rule's GPUs, host memory by GPU count and, on a SLURM site, where its job goes:
+    ``resources: **sized(fn)`` with ``fn(wildcards) -> GPUs`` or a number."""
+    count = gpus if callable(gpus) else (lambda wc: gpus)
+    return {
+        "gpu": count,
+        "mem_mb": lambda wc: sizing.host_mem_mb(count(wc)),
+        **site.resources(count, workflow),
+    }
+
+
+def train_batch(wc, resources):
+    """How the effective batch is reached with the job's GPUs; stops the plan if it cannot be."""
+    t = config["training"]
+    return sizing.describe(
+        t["effective_batch_size"], t["per_device_train_batch_size"], resources.gpu
+    )
 
 
 def judge_extra_inputs(wc):
@@ -326,3 +349,14 @@ def check_ext(wc):
             f"{wc.benchmark} files end in {ext_of(wc.benchmark)}, not {wc.ext}"
         )
     return []
+
+
+onstart:
+    # Before the first sbatch: the site's names must be filled in (harness/site.py).
+    if workflow.executor_plugin.name == "slurm":
+        try:
+            site.check(workflow.basedir)
+        except site.SiteError as e:
+            raise SystemExit(str(e)) from None
+        # this run holds the directory lock: jobs still queued here belong to a killed run
+        cancel_leftovers(Path(workflow.workdir_init))

@@ -17,7 +17,7 @@ rule generate:
     conda:
         "../envs/sample.yaml"
     resources:
-        gpu=1,
+        **sized(lambda wc: GPUS["model"](wc.policy)),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=2,  # 2: a meta file (empty and truncated answers, provenance)
@@ -43,7 +43,7 @@ rule judge:
     conda:
         "../envs/evaluate.yaml"
     resources:
-        gpu=lambda wc: judge_gpus(wc.benchmark),
+        **sized(GPUS["judge"]),
         api_jobs=lambda wc: judge_api(wc.benchmark),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
@@ -70,6 +70,8 @@ rule metrics:
         "logs/metrics/{policy}/{model}/{benchmark}.log",
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=3,  # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost
         upstream=lambda wc: " ".join(

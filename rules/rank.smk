@@ -20,7 +20,7 @@ rule rank:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: ranker_gpus(wc.ranker),
+        **sized(GPUS["ranker"]),
         api_jobs=lambda wc: ranker_api(wc.ranker),  # `--resources api_jobs=N` caps API-judge jobs
     params:
         run=lambda wc, resources: run_harness(resources.gpu),

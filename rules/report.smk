@@ -17,6 +17,8 @@ rule report:
         "logs/report/main.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -44,6 +46,8 @@ rule training_curves:
         "logs/figures/likelihood_trajectories.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -71,6 +75,8 @@ rule budget_sweep:
         "logs/figures/budget_sweep.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -99,6 +105,8 @@ rule mt_bench_categories:
         "logs/report/mt_bench_categories.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -121,6 +129,8 @@ rule cost:
         "logs/report/cost.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:

@@ -12,6 +12,8 @@ rule build_tiny_models:
         "logs/build_tiny_models/tiny.log",
     conda:
         "../envs/train.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -33,7 +35,7 @@ rule finetune:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        **sized(lambda wc: GPUS["model"](wc.tuned)),
     params:
         run=lambda wc, resources: run_harness(resources.gpu, processes=True),
         step_version=1,
@@ -54,6 +56,8 @@ rule prepare_data:
         "logs/prepare_data/{dataset_file}.log",
     conda:
         "../envs/evaluate.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
     shell:
@@ -75,7 +79,7 @@ rule sample:
     conda:
         "../envs/sample.yaml"
     resources:
-        gpu=1,
+        **sized(lambda wc: GPUS["model"](wc.policy)),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,

@@ -20,7 +20,7 @@ rule rank_study:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: ranker_gpus(wc.ranker),
+        **sized(GPUS["ranker"]),
         api_jobs=lambda wc: ranker_api(wc.ranker),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
@@ -46,7 +46,7 @@ rule gold_accuracy:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=lambda wc: ranker_gpus(wc.ranker),
+        **sized(GPUS["ranker"]),
         api_jobs=lambda wc: ranker_api(wc.ranker),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
@@ -87,6 +87,8 @@ rule study_table:
         "logs/study_table/ranker_study.log",
     conda:
         "../envs/report.yaml"
+    resources:
+        **sized(0),
     params:
         step_version=1,
         gold=lambda wc, input: f"--gold {' '.join(input.gold)}" if input.gold else "",

@@ -16,7 +16,7 @@ rule reference_logps:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        **sized(lambda wc: GPUS["model"](wc.policy)),
     params:
         step_version=1,
         run=lambda wc, resources: run_harness(resources.gpu, processes=True),
@@ -45,10 +45,11 @@ rule train:
     conda:
         "../envs/train.yaml"
     resources:
-        gpu=1,
+        **sized(GPUS["train"]),
     params:
-        step_version=2,  # 2: log rows carry their cell (policy, ranker, regularizer, seed)
+        step_version=3,  # 2: log rows carry their cell; 3: accumulation derived from effective_batch_size
         run=lambda wc, resources: run_harness(resources.gpu, processes=True),
+        batch=train_batch,  # shown in a dry run; a GPU count that cannot reach the batch stops the plan
     shell:
         "{params.run} -m harness train --config {input.config} --pairs {input.pairs}"
         " --reference {input.reference} --output {output.model} --log {output.log}"

@@ -19,7 +19,7 @@ TRAINING = {
     "beta": 0.3,
     "learning_rate": 1e-3,
     "per_device_train_batch_size": 4,
-    "gradient_accumulation_steps": 1,
+    "effective_batch_size": 4,
     "lr_scheduler_type": "constant",
     "warmup_ratio": 0.0,
     "max_length": 128,

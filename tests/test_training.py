@@ -36,7 +36,7 @@ def _job(tiny_models, reg=None, **training):
             "learning_rate": 1e-3,
             "num_train_epochs": 2,
             "per_device_train_batch_size": 2,
-            "gradient_accumulation_steps": 1,
+            "effective_batch_size": 2,
             "lr_scheduler_type": "constant",
             "warmup_ratio": 0.0,
             "max_length": 64,

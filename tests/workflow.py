@@ -17,7 +17,7 @@ def copy_workflow(dest: Path) -> Path:
     for part in PARTS:
         src = ROOT / part
         if src.is_dir():
-            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(src, dest / part, ignore=shutil.ignore_patterns("__pycache__", "site.yaml"))
         else:
             shutil.copy2(src, dest / part)
     return dest
@@ -29,8 +29,12 @@ def snakemake_command() -> list[str]:
     return [exe]
 
 
-def snakemake(args: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd))
+def snakemake(
+    args: list[str], cwd: Path, timeout: int = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Snakemake in ``cwd`` offline; a SLURM site only where ``env`` gives one (HARNESS_SLURM_*)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_SLURM_")}
+    env = dict(base, HF_HUB_OFFLINE="1", PYTHONPATH=str(cwd), **(env or {}))
     return subprocess.run(
         [*snakemake_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
     )

@@ -31,7 +31,9 @@ STEPS = {
     "mt-bench-categories": "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
     "cost": "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
     "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
+    "merge": "concatenate the shards of a sharded step into the file one job writes; sum their meta counts",
 }
+NO_CONFIG = ("check-config", "merge")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,9 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     subs = {name: sub.add_parser(name, help=text, description=text) for name, text in STEPS.items()}
     subs["check-config"].add_argument("path", help="experiment config (YAML)")
     for name, s in subs.items():
-        if name != "check-config":
+        if name not in NO_CONFIG:
             s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
+        if name != "check-config":
             s.add_argument("--output", required=True, help="the file or directory this step writes")
+    for name in ("sample", "rank", "generate"):
+        subs[name].add_argument(
+            "--shard", help="i/N: only the i-th of N contiguous parts of the prompts (harness/shards.py)"
+        )
+    subs["merge"].add_argument(
+        "--inputs", nargs="+", required=True, help="the shards' record files, in order"
+    )
+    subs["merge"].add_argument("--metas", nargs="*", default=[], help="the shards' meta files (JSON)")
+    subs["merge"].add_argument("--meta", help="the merged meta file")
     subs["finetune"].add_argument(
         "--data", required=True, help="demonstrations (sft) or labelled preferences (reward), JSONL"
     )
@@ -136,6 +148,11 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {e}")
         print(f"{args.path}: valid")
         return
+    if args.step == "merge":
+        from harness import shards
+
+        shards.merge(args.inputs, args.output, args.metas, args.meta)
+        return
     with open(args.config, encoding="utf-8") as f:
         job = yaml.safe_load(f)
     from harness.errors import HarnessError
@@ -166,11 +183,20 @@ def _dispatch(args, job) -> None:
     elif step == "sample":
         from harness import sample
 
-        sample.run(job, args.prompts, args.output, args.meta)
+        sample.run(job, args.prompts, args.output, args.meta, args.shard)
     elif step == "rank":
         from harness import rank
 
-        rank.run(job, args.completions, args.output, args.judgments, args.meta, args.cache, args.rankings)
+        rank.run(
+            job,
+            args.completions,
+            args.output,
+            args.judgments,
+            args.meta,
+            args.cache,
+            args.rankings,
+            args.shard,
+        )
     elif step == "train":
         from harness import train
 
@@ -182,7 +208,7 @@ def _dispatch(args, job) -> None:
     elif step == "generate":
         from harness import generate
 
-        generate.run(job, args.eval_set, args.output, args.meta)
+        generate.run(job, args.eval_set, args.output, args.meta, args.shard)
     elif step == "judge" and job["benchmark"] == "alpaca_eval":
         from harness import alpaca
 

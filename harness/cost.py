@@ -31,18 +31,26 @@ def parse_upstream(specs: list[str]) -> list[tuple[str, str, str]]:
     return out
 
 
-def job_cost(tsv: str, prov_file: str) -> dict:
-    """One job's wall and CPU seconds and GPU count; ``measured`` is False where Snakemake wrote no
-    benchmark file (an output made by hand or with --touch)."""
-    prov = read_json(prov_file).get("provenance", {})
-    gpus = int(prov.get("gpus", 0))
-    if not Path(tsv).exists():
-        return {"benchmark": tsv, "measured": False, "gpus": gpus}
+def _seconds(tsv: str) -> tuple[float, float]:
+    """Wall and CPU seconds of the last run recorded in a Snakemake benchmark file."""
     with open(tsv, encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     if not rows or "s" not in rows[-1]:
         raise RecordError(f"{tsv}: not a Snakemake benchmark file (no 's' column)")
-    wall, cpu = float(rows[-1]["s"]), float(rows[-1].get("cpu_time") or 0.0)
+    return float(rows[-1]["s"]), float(rows[-1].get("cpu_time") or 0.0)
+
+
+def job_cost(tsv: str, prov_file: str) -> dict:
+    """One job's wall and CPU seconds and GPU count; ``measured`` is False where Snakemake wrote no
+    benchmark file (an output made by hand or with --touch). A sharded stage gives its shards'
+    benchmark files joined by ``+``: their seconds add up (job-seconds, not elapsed time)."""
+    prov = read_json(prov_file).get("provenance", {})
+    gpus = int(prov.get("gpus", 0))
+    files = tsv.split("+")
+    if not all(Path(t).exists() for t in files):
+        return {"benchmark": tsv, "measured": False, "gpus": gpus}
+    per_shard = [_seconds(t) for t in files]
+    wall, cpu = sum(w for w, _ in per_shard), sum(c for _, c in per_shard)
     return {
         "benchmark": tsv,
         "measured": True,

@@ -13,6 +13,7 @@ from harness.io import write_json, write_jsonl
 from harness.provenance import provenance
 from harness.records import load_alpaca_instructions, load_mt_questions
 from harness.seeding import seed_everything, subseed
+from harness.shards import take
 
 
 def _answers(backend, conversations, g, seed, desc):
@@ -39,7 +40,8 @@ def _counts(completions) -> dict:
     }
 
 
-def run(job: dict, eval_set: str, output: str, meta: str) -> None:
+def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = None) -> None:
+    """Answer the eval set, or (``shard`` "i/N") its i-th part, cut at multiples of the batch size."""
     from harness.backends import load_backend
 
     started = time.time()
@@ -47,7 +49,7 @@ def run(job: dict, eval_set: str, output: str, meta: str) -> None:
     seed_everything(seed)
     backend = load_backend(g["backend"], job["model"])
     if job["benchmark"] == "alpaca_eval":
-        rows = load_alpaca_instructions(eval_set)
+        rows = take(load_alpaca_instructions(eval_set), shard, align=g["batch_size"])
         outs = _answers(
             backend,
             [[{"role": "user", "content": r["instruction"]}] for r in rows],
@@ -69,7 +71,7 @@ def run(job: dict, eval_set: str, output: str, meta: str) -> None:
         )
         write_json(meta, {**_counts(outs), "provenance": provenance(job, seed=seed, started=started)})
         return
-    questions = load_mt_questions(eval_set)
+    questions = take(load_mt_questions(eval_set), shard, align=g["batch_size"])
     convs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
     first = _answers(backend, convs, g, seed, f"mt_bench turn 1 {name}")
     convs = [

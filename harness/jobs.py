@@ -77,6 +77,12 @@ def _judge(cfg, jcfg, paths):
     return j
 
 
+def _unsharded(settings: dict) -> dict:
+    """A stage's settings without ``shards``: how many jobs share the work does not change the result
+    (harness/shards.py), so it stays out of the job config and its hash."""
+    return {k: v for k, v in settings.items() if k != "shards"}
+
+
 def parse_model_key(model: str) -> tuple[str, str, int | None]:
     """``base`` -> ('base', '—', None); ``rk/reg/seedN`` -> (rk, reg, N)."""
     if model == BASE:
@@ -126,7 +132,7 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             "step": step,
             "policy": key,
             "model": model_ref(cfg, key, paths),
-            "sampling": cfg["sampling"],
+            "sampling": _unsharded(cfg["sampling"]),
             "dataset": cfg["prompts"],  # for provenance
         }
     if step == "gold":
@@ -141,7 +147,7 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         return job
     if step in ("rank", "study_rank"):
         policy, ranker = key.split("/")
-        r = {"name": ranker, **cfg["rankers"][ranker]}
+        r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
         if step == "study_rank" and r["kind"] == "ipr":
             r["procedure"] = cfg["ranker_study"]["procedure"]
         if r["kind"] == "reward_model":
@@ -195,7 +201,7 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 model=ref,
                 generator=f"{policy}/{model}",
                 seed=cell["seed"],
-                generation=b.get("generation", {}),
+                generation=_unsharded(b.get("generation", {})),
             )
         elif step == "judge":
             if "annotator" in b:

@@ -20,6 +20,7 @@ from harness.io import write_json, write_jsonl
 from harness.provenance import provenance
 from harness.records import load_completions, pair_record
 from harness.seeding import subseed
+from harness.shards import take
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,14 @@ def candidates(pc) -> tuple[list[int], dict]:
     return keep, counts
 
 
-def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_size: int) -> list[float]:
-    """One scalar per conversation from an ``AutoModelForSequenceClassification`` scorer."""
+def score_reward_model(
+    model_ref: dict, conversations: list[list[dict]], batch_size: int, breaks: list[int] | None = None
+) -> list[float]:
+    """One scalar per conversation from an ``AutoModelForSequenceClassification`` scorer.
+
+    ``breaks``: conversation indices where a new batch must start (chunk boundaries), so that a
+    shard's batches are the unsharded run's batches and its scores the same floats.
+    """
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification
@@ -58,10 +65,16 @@ def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_s
     texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
     scores: list[float] = []
     with torch.no_grad():
-        for start in tqdm(range(0, len(texts), batch_size), desc="reward model", unit="batch"):
-            enc = tok(
-                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(device)
+        edges = sorted({0, len(texts), *(breaks or [])})
+        spans = [
+            (s, min(s + batch_size, b))
+            for a, b in zip(edges, edges[1:], strict=False)
+            for s in range(a, b, batch_size)
+        ]
+        for start, end in tqdm(spans, desc="reward model", unit="batch"):
+            enc = tok(texts[start:end], return_tensors="pt", padding=True, add_special_tokens=False).to(
+                device
+            )
             out = model(**enc)
             # ArmoRM's remote code returns `.score`; standard heads return `.logits` [batch, 1]
             values = getattr(out, "score", None)
@@ -70,9 +83,17 @@ def score_reward_model(model_ref: dict, conversations: list[list[dict]], batch_s
     return scores
 
 
+def align(job: dict) -> int:
+    """Prompts per chunk that shards are cut at: a reward model scores each chunk of ``batch_size``
+    prompts in batches of its own; IPR judges each prompt on its own (any cut)."""
+    return job["ranker"]["batch_size"] if job["ranker"]["kind"] == "reward_model" else 1
+
+
 def _rank_reward_model(job, groups, cache=None):
-    convs, owners = [], []
+    convs, owners, breaks = [], [], []
     for g, (pc, keep) in enumerate(groups):
+        if g % align(job) == 0:
+            breaks.append(len(convs))
         for i in keep:
             convs.append(
                 [
@@ -81,7 +102,11 @@ def _rank_reward_model(job, groups, cache=None):
                 ]
             )
             owners.append((g, i))
-    flat = score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"]) if convs else []
+    flat = (
+        score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"], breaks)
+        if convs
+        else []
+    )
     per_group = [dict() for _ in groups]
     for (g, i), s in zip(owners, flat, strict=True):
         per_group[g][i] = s
@@ -163,14 +188,16 @@ def run(
     meta: str,
     cache: str | None = None,
     rankings: str | None = None,
+    shard: str | None = None,
 ) -> None:
     """Rank the completions in ``completions_path``; write pairs, per-prompt judgments and meta.
 
     ``cache``: a judge-call cache file (IPR); a rerun after a crash pays only the calls not yet made.
     ``rankings``: also write each prompt's best-first order (completion indices) and scores.
+    ``shard``: "i/N", only the i-th part of the prompts (cut at multiples of ``align``).
     """
     started = time.time()
-    data = load_completions(completions_path)
+    data = take(load_completions(completions_path), shard, align(job))
     groups, counts = [], {"empty": 0, "duplicate": 0, "truncated": 0}
     for pc in data:
         keep, c = candidates(pc)

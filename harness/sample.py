@@ -18,6 +18,7 @@ from harness.io import read_jsonl, write_json, write_jsonl
 from harness.provenance import config_hash, provenance
 from harness.records import Completion, PromptCompletions, load_prompts
 from harness.seeding import seed_everything
+from harness.shards import take
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ def _shard_dir(output: str, job: dict, prompts) -> Path:
     return shards
 
 
-def run(job: dict, prompts_path: str, output: str, meta: str) -> None:
+def run(job: dict, prompts_path: str, output: str, meta: str, shard: str | None = None) -> None:
+    """Sample every prompt, or (``shard`` "i/N") the i-th part, cut at multiples of ``shard_size``."""
     from tqdm.auto import tqdm
 
     from harness.backends import load_backend
@@ -43,7 +45,7 @@ def run(job: dict, prompts_path: str, output: str, meta: str) -> None:
     started = time.time()
     s = job["sampling"]
     seed_everything(s["seed"])
-    prompts = load_prompts(prompts_path)
+    prompts = take(load_prompts(prompts_path), shard, align=s["shard_size"])
     shards = _shard_dir(output, job, prompts)
     size = s["shard_size"]
     backend = None

@@ -34,13 +34,41 @@ SEED = r"\d+"
 NEVER = r"(?!)"  # a constraint no value matches
 # Reward-model and judge rankers run under separate rules, so that a profile sizes each (an 8B scorer
 # on one GPU, a 70B-class judge on a multi-GPU node).
-RM_RANKERS = (
-    _alt(r for r, c in config["rankers"].items() if c["kind"] == "reward_model")
-    or NEVER
-)
-IPR_RANKERS = (
-    _alt(r for r, c in config["rankers"].items() if c["kind"] == "ipr") or NEVER
-)
+# A stage with `shards` > 1 runs as that many `*_shard` jobs and a merge job (harness/shards.py); the
+# unsharded rule and the merge rule write the same file, so each takes the wildcard values of its case.
+SAMPLE_SHARDS = config["sampling"].get("shards", 1)
+
+
+def rankers_where(kind=None, sharded=None):
+    """A constraint matching the rankers of ``kind`` (any) that are (not) sharded (either)."""
+    names = [
+        r
+        for r, c in config["rankers"].items()
+        if kind in (None, c["kind"]) and sharded in (None, c.get("shards", 1) > 1)
+    ]
+    return _alt(names) or NEVER
+
+
+RM_RANKERS = rankers_where("reward_model", sharded=False)
+IPR_RANKERS = rankers_where("ipr", sharded=False)
+RM_SHARDED = rankers_where("reward_model", sharded=True)
+IPR_SHARDED = rankers_where("ipr", sharded=True)
+SHARDED_RANKERS = rankers_where(sharded=True)
+# the ranker study re-ranks with every ranker in one job each (not sharded)
+RM_STUDY = rankers_where("reward_model")
+IPR_STUDY = rankers_where("ipr")
+POLICIES = _alt(config["policies"])
+
+
+def generation_shards(benchmark):
+    return config["evaluation"][benchmark].get("generation", {}).get("shards", 1)
+
+
+def benchmarks_where(sharded):
+    names = [b for b in BENCHMARKS if (generation_shards(b) > 1) == sharded]
+    return _alt(names) or NEVER
+
+
 TUNED = [n for n, m in config["models"].items() if "finetune" in m]
 TRAINED = (
     rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
@@ -58,6 +86,8 @@ wildcard_constraints:
     tuned=_alt(TUNED) or NEVER,
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
+    shard=r"[1-9]\d*",
+    shards=r"[1-9]\d*",
 
 
 def job_config(step, key):
@@ -151,6 +181,18 @@ def train_batch(wc, resources):
     return sizing.describe(
         t["effective_batch_size"], t["per_device_train_batch_size"], resources.gpu
     )
+
+
+def shard_paths(pattern, shards, **wildcards):
+    """``pattern`` for shards 1..N (``{shard}-of-{shards}``), in merge order."""
+    return [
+        pattern.format(shard=i, shards=shards, **wildcards)
+        for i in range(1, shards + 1)
+    ]
+
+
+def ranker_shards(ranker):
+    return config["rankers"][ranker].get("shards", 1)
 
 
 def judge_extra_inputs(wc):
@@ -268,11 +310,24 @@ def upstream_jobs(wc):
     if model != "base":
         ranker, _, _ = jobs.parse_model_key(model)
         found["sample"] = (
-            f"benchmarks/sample/{p}.tsv",
+            "+".join(
+                shard_paths(
+                    f"benchmarks/sample/{p}/{{shard}}-of-{{shards}}.tsv", SAMPLE_SHARDS
+                )
+                if SAMPLE_SHARDS > 1
+                else [f"benchmarks/sample/{p}.tsv"]
+            ),
             f"results/completions/{p}/completions.meta.json",
         )
+        n = ranker_shards(ranker)
         found["rank"] = (
-            f"benchmarks/rank/{p}/{ranker}.tsv",
+            "+".join(
+                shard_paths(
+                    f"benchmarks/rank/{p}/{ranker}/{{shard}}-of-{{shards}}.tsv", n
+                )
+                if n > 1
+                else [f"benchmarks/rank/{p}/{ranker}.tsv"]
+            ),
             f"results/pairs/{p}/{ranker}/pairs.meta.json",
         )
         found["reference"] = (
@@ -284,8 +339,16 @@ def upstream_jobs(wc):
             f"results/training/{p}/{model}/summary.json",
         )
     eval_dir = f"results/eval/{p}/{model}/{bench}"
+    n = generation_shards(bench)
     found["generate"] = (
-        f"benchmarks/generate/{p}/{model}/{bench}{ext}.tsv",
+        "+".join(
+            shard_paths(
+                f"benchmarks/generate/{p}/{model}/{bench}/{{shard}}-of-{{shards}}{ext}.tsv",
+                n,
+            )
+            if n > 1
+            else [f"benchmarks/generate/{p}/{model}/{bench}{ext}.tsv"]
+        ),
         f"{eval_dir}/answers{ext}.meta.json",
     )
     found["judge"] = (

@@ -14,16 +14,66 @@ rule generate:
         "logs/generate/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
         "benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
+    wildcard_constraints:
+        benchmark=benchmarks_where(sharded=False),
     conda:
         "../envs/sample.yaml"
     resources:
         **sized(lambda wc: GPUS["model"](wc.policy)),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
+        shard="",
         step_version=2,  # 2: a meta file (empty and truncated answers, provenance)
     shell:
-        "{params.run} -m harness generate --config {input.config}"
+        "{params.run} -m harness generate --config {input.config} {params.shard}"
         " --eval-set {input.eval_set} --output {output.answers} --meta {output.meta} > {log} 2>&1"
+
+
+# evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
+use rule generate as generate_shard with:
+    output:
+        answers="results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}",
+        meta="results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json",
+    log:
+        "logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log",
+    benchmark:
+        "benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
+    wildcard_constraints:
+        benchmark=benchmarks_where(sharded=True),
+    params:
+        run=lambda wc, resources: run_harness(resources.gpu),
+        shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
+        step_version=2,
+
+
+def _answer_shards(kind):
+    pattern = (
+        "results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}"
+        + kind
+    )
+    return lambda wc: shard_paths(
+        pattern, generation_shards(wc.benchmark), **dict(wc.items())
+    )
+
+
+rule merge_answers:
+    input:
+        answers=_answer_shards(""),
+        metas=_answer_shards(".meta.json"),
+    output:
+        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        meta="results/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
+    log:
+        "logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log",
+    wildcard_constraints:
+        benchmark=benchmarks_where(sharded=True),
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness merge --inputs {input.answers} --metas {input.metas}"
+        " --output {output.answers} --meta {output.meta} > {log} 2>&1"
 
 
 rule judge:

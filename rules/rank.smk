@@ -24,12 +24,15 @@ rule rank:
         api_jobs=lambda wc: ranker_api(wc.ranker),  # `--resources api_jobs=N` caps API-judge jobs
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
-        step_version=2,  # 2: IPR makes no pair where every comparison was a tie
+        shard="",
+        cache="results/cache/rank/{policy}/{ranker}.jsonl",
+        # 2: IPR makes no pair where every comparison was a tie; 3: reward-model batches stay inside
+        # chunks of batch_size prompts (shards cut there)
+        step_version=3,
     shell:
-        "{params.run} -m harness rank --config {input.config}"
+        "{params.run} -m harness rank --config {input.config} {params.shard}"
         " --completions {input.completions} --output {output.pairs}"
-        " --judgments {output.judgments} --meta {output.meta}"
-        " --cache results/cache/rank/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"
+        " --judgments {output.judgments} --meta {output.meta} --cache {params.cache} > {log} 2>&1"
 
 
 use rule rank as rank_ipr with:
@@ -37,3 +40,60 @@ use rule rank as rank_ipr with:
         ranker=IPR_RANKERS,
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
+
+
+# rankers.<name>.shards > 1: one job per part of the prompts (each with its own judge-call cache),
+# then one merge job
+use rule rank as rank_shard with:
+    output:
+        pairs="results/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.pairs.jsonl",
+        judgments="results/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.judgments.jsonl",
+        meta="results/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.meta.json",
+    log:
+        "logs/rank/{policy}/{ranker}/{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/rank/{policy}/{ranker}/{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        ranker=RM_SHARDED,
+    params:
+        run=lambda wc, resources: run_harness(resources.gpu),
+        shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
+        cache="results/cache/rank/{policy}/{ranker}/{shard}-of-{shards}.jsonl",
+        step_version=3,
+
+
+use rule rank_shard as rank_ipr_shard with:
+    wildcard_constraints:
+        ranker=IPR_SHARDED,
+    conda:
+        "../envs/sample.yaml"
+
+
+def _rank_shards(kind):
+    pattern = "results/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}." + kind
+    return lambda wc: shard_paths(
+        pattern, ranker_shards(wc.ranker), policy=wc.policy, ranker=wc.ranker
+    )
+
+
+rule merge_pairs:
+    input:
+        pairs=_rank_shards("pairs.jsonl"),
+        judgments=_rank_shards("judgments.jsonl"),
+        metas=_rank_shards("meta.json"),
+    output:
+        pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        judgments="results/pairs/{policy}/{ranker}/judgments.jsonl",
+        meta="results/pairs/{policy}/{ranker}/pairs.meta.json",
+    log:
+        "logs/merge_pairs/{policy}/{ranker}.log",
+    wildcard_constraints:
+        ranker=SHARDED_RANKERS,
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness merge --inputs {input.judgments} --output {output.judgments} > {log} 2>&1"
+        " && python -m harness merge --inputs {input.pairs} --metas {input.metas}"
+        " --output {output.pairs} --meta {output.meta} >> {log} 2>&1"

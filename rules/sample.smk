@@ -76,13 +76,61 @@ rule sample:
         "logs/sample/{policy}.log",
     benchmark:
         "benchmarks/sample/{policy}.tsv"
+    wildcard_constraints:
+        policy=POLICIES if SAMPLE_SHARDS == 1 else NEVER,
     conda:
         "../envs/sample.yaml"
     resources:
         **sized(lambda wc: GPUS["model"](wc.policy)),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
+        shard="",
         step_version=1,
     shell:
-        "{params.run} -m harness sample --config {input.config}"
+        "{params.run} -m harness sample --config {input.config} {params.shard}"
         " --prompts {input.prompts} --output {output.completions} --meta {output.meta} > {log} 2>&1"
+
+
+# sampling.shards > 1: one job per part of the prompts, then one merge job
+use rule sample as sample_shard with:
+    output:
+        completions="results/completions/{policy}/shards/{shard}-of-{shards}.jsonl",
+        meta="results/completions/{policy}/shards/{shard}-of-{shards}.meta.json",
+    log:
+        "logs/sample/{policy}/{shard}-of-{shards}.log",
+    benchmark:
+        "benchmarks/sample/{policy}/{shard}-of-{shards}.tsv"
+    wildcard_constraints:
+        policy=POLICIES,
+    params:
+        run=lambda wc, resources: run_harness(resources.gpu),
+        shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
+        step_version=1,
+
+
+rule merge_completions:
+    input:
+        shards=lambda wc: shard_paths(
+            "results/completions/{policy}/shards/{shard}-of-{shards}.jsonl",
+            SAMPLE_SHARDS,
+            policy=wc.policy,
+        ),
+        metas=lambda wc: shard_paths(
+            "results/completions/{policy}/shards/{shard}-of-{shards}.meta.json",
+            SAMPLE_SHARDS,
+            policy=wc.policy,
+        ),
+    output:
+        completions="results/completions/{policy}/completions.jsonl",
+        meta="results/completions/{policy}/completions.meta.json",
+    log:
+        "logs/merge_completions/{policy}.log",
+    wildcard_constraints:
+        policy=NEVER if SAMPLE_SHARDS == 1 else POLICIES,
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness merge --inputs {input.shards} --metas {input.metas}"
+        " --output {output.completions} --meta {output.meta} > {log} 2>&1"

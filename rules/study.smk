@@ -16,7 +16,7 @@ rule rank_study:
     benchmark:
         "benchmarks/rank_study/{policy}/{ranker}.tsv"
     wildcard_constraints:
-        ranker=RM_RANKERS,
+        ranker=RM_STUDY,
     conda:
         "../envs/train.yaml"
     resources:
@@ -42,7 +42,7 @@ rule gold_accuracy:
     log:
         "logs/gold_accuracy/{ranker}/{pset}.log",
     wildcard_constraints:
-        ranker=RM_RANKERS,
+        ranker=RM_STUDY,
     conda:
         "../envs/train.yaml"
     resources:
@@ -59,14 +59,14 @@ rule gold_accuracy:
 
 use rule rank_study as rank_study_ipr with:
     wildcard_constraints:
-        ranker=IPR_RANKERS,
+        ranker=IPR_STUDY,
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 
 
 use rule gold_accuracy as gold_accuracy_ipr with:
     wildcard_constraints:
-        ranker=IPR_RANKERS,
+        ranker=IPR_STUDY,
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 

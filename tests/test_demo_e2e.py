@@ -267,3 +267,38 @@ def test_html_report_opens_in_chromium_with_every_figure(demo):
             "no headless Chromium (Debian: apt-get install chromium-headless-shell; .ci/run installs it)"
         )
     assert check(demo / "results/report.html", REPORTED) == []
+
+
+def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path):
+    """sampling.shards and rankers.<name>.shards = 3: three jobs per stage and a merge give exactly
+    the files the demo's single jobs wrote (a reward model, and an IPR judge with its caches)."""
+    import shutil
+
+    import yaml
+
+    wf = tmp_path / "wf"
+    shutil.copytree(demo, wf, symlinks=True, ignore=shutil.ignore_patterns(".snakemake"))
+    cfg = yaml.safe_load((wf / "config/demo.yaml").read_text())
+    cfg["sampling"]["shards"] = 3
+    for r in ("rm", "ipr-judge"):
+        cfg["rankers"][r]["shards"] = 3
+    (wf / "config/sharded.yaml").write_text(yaml.safe_dump(cfg))
+    files = ["results/completions/tiny-policy/completions.jsonl"] + [
+        f"results/pairs/tiny-policy/{r}/{f}"
+        for r in ("rm", "ipr-judge")
+        for f in ("pairs.jsonl", "judgments.jsonl")
+    ]
+    unsharded = {f: (wf / f).read_bytes() for f in files}
+    for f in files:
+        (wf / f).unlink()
+    r = snakemake(["--cores", "2", "--configfile", "config/sharded.yaml", "--", *files], wf)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    c = job_counts(r.stdout)
+    assert (c["sample_shard"], c["merge_completions"], c["rank_shard"], c["rank_ipr_shard"], c["merge_pairs"]) == (3, 1, 3, 3, 2)  # fmt: skip
+    assert all(
+        (wf / f"results/completions/tiny-policy/shards/{i}-of-3.jsonl").stat().st_size for i in (1, 2, 3)
+    )
+    for f in files:
+        assert (wf / f).read_bytes() == unsharded[f], f"{f} differs from the unsharded run's"
+    meta = json.loads((wf / "results/pairs/tiny-policy/ipr-judge/pairs.meta.json").read_text())
+    assert meta["merged_shards"] == 3 and meta["prompts"] == 320

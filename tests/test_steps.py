@@ -361,3 +361,61 @@ def test_pairs_longer_than_max_length_are_counted(tiny_models):
     rows = [pair("hi " * 50, "a", "b " * 100), pair("hi", "a", "b"), pair("q", "long " * 80, "x")]
     assert count_over_length(rows, tok, 64) == 2
     assert count_over_length(rows, tok, 100_000) == 0
+
+
+def test_shard_bounds_cover_every_prompt_once_at_aligned_cuts():
+    from harness.shards import bounds, parse, take
+
+    for n in (0, 1, 5, 320, 321):
+        for count in (1, 2, 3, 7):
+            for align in (1, 4, 128):
+                spans = [bounds(n, i, count, align) for i in range(1, count + 1)]
+                assert [x for a, b in spans for x in range(a, b)] == list(range(n))
+                assert all(a % align == 0 or a == n for a, _ in spans)
+    assert bounds(320, 3, 3, 128) == (256, 320) and bounds(320, 1, 3, 128) == (0, 128)
+    assert take(list(range(10)), "2/3") == [4, 5, 6] and take(list(range(10)), None) == list(range(10))
+    with pytest.raises(ValueError, match="expected i/N with 1 <= i <= N"):
+        parse("4/3")
+
+
+def test_ipr_shards_keep_their_own_judge_cache(tiny_models, tmp_path):
+    """Two shards of an IPR ranking with a model judge: each caches its calls, a rerun of one shard
+    pays none, and the merged pairs are one job's prompts in order."""
+    from harness import rank, shards
+
+    rows = [
+        {"id": f"q{i}", "prompt": f"Name a colour {i}.", "completions": [
+            {"text": t, "n_tokens": 2, "finish_reason": "stop"} for t in (f"Red {i}.", f"Blue {i}!", f"Green {i}?")
+        ]}
+        for i in range(5)
+    ]  # fmt: skip
+    comp = _write(tmp_path / "c.jsonl", [json.dumps(r) for r in rows])
+    job = ipr_job(tiny_models / "policy")
+    out = {}
+    for i in (1, 2):
+        p = {k: tmp_path / f"{i}.{k}" for k in ("pairs", "judgments", "meta", "cache")}
+        rank.run(
+            job,
+            str(comp),
+            str(p["pairs"]),
+            str(p["judgments"]),
+            str(p["meta"]),
+            str(p["cache"]),
+            shard=f"{i}/2",
+        )
+        out[i] = p
+    metas = [json.loads(out[i]["meta"].read_text()) for i in (1, 2)]
+    assert [m["prompts"] for m in metas] == [3, 2]
+    assert all(m["judge_calls"] > 0 and m["judge_cache_hits"] == 0 for m in metas)
+    p = out[1]
+    first = p["judgments"].read_bytes()
+    rank.run(
+        job, str(comp), str(p["pairs"]), str(p["judgments"]), str(p["meta"]), str(p["cache"]), shard="1/2"
+    )
+    again = json.loads(p["meta"].read_text())
+    assert again["judge_calls"] == 0 and again["judge_cache_hits"] == metas[0]["judge_calls"]
+    assert p["judgments"].read_bytes() == first
+    merged = tmp_path / "judgments.jsonl"
+    shards.merge([str(out[i]["judgments"]) for i in (1, 2)], str(merged))
+    ids = [json.loads(line)["prompt_id"] for line in merged.read_text().splitlines()]
+    assert list(dict.fromkeys(ids)) == [f"q{i}" for i in range(5)] and ids == sorted(ids)

@@ -32,8 +32,10 @@ STEPS = {
     "cost": "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
     "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
     "merge": "concatenate the shards of a sharded step into the file one job writes; sum their meta counts",
+    "plan": "jobs, prompts, judge calls, tokens, GPU-hours and API cost per stage, and jobs past their time limit",
+    "prefetch": "download every model, dataset and file a config names into the local caches (for offline jobs)",
 }
-NO_CONFIG = ("check-config", "merge")
+NO_CONFIG = ("check-config", "merge", "plan", "prefetch")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,8 +46,21 @@ def _parser() -> argparse.ArgumentParser:
     for name, s in subs.items():
         if name not in NO_CONFIG:
             s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
-        if name != "check-config":
+        if name not in ("check-config", "plan", "prefetch"):
             s.add_argument("--output", required=True, help="the file or directory this step writes")
+    subs["plan"].add_argument("--configfile", default="config/config.yaml", help="experiment config (YAML)")
+    subs["plan"].add_argument(
+        "--profile", default="profiles/slurm/config.yaml", help="profile whose per-rule runtime limits apply"
+    )
+    subs["plan"].add_argument(
+        "--workdir", default=".", help="workflow directory whose finished outputs make counts exact"
+    )
+    subs["plan"].add_argument("--output", help="also write the table here (Markdown)")
+    subs["plan"].add_argument("--json", help="also write the plan as JSON here")
+    subs["prefetch"].add_argument(
+        "--configfile", default="config/config.yaml", help="experiment config (YAML)"
+    )
+    subs["prefetch"].add_argument("--list", action="store_true", help="print the assets, download nothing")
     for name in ("sample", "rank", "generate"):
         subs[name].add_argument(
             "--shard", help="i/N: only the i-th of N contiguous parts of the prompts (harness/shards.py)"
@@ -148,6 +163,14 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(f"error: {e}")
         print(f"{args.path}: valid")
         return
+    if args.step in ("plan", "prefetch"):
+        from harness.errors import HarnessError
+
+        try:
+            _plan(args) if args.step == "plan" else _prefetch(args)
+        except (HarnessError, ValueError, FileNotFoundError) as e:
+            sys.exit(f"error: {e}")
+        return
     if args.step == "merge":
         from harness import shards
 
@@ -163,6 +186,37 @@ def main(argv: list[str] | None = None) -> None:
         if logging.getLogger().isEnabledFor(logging.DEBUG):
             raise
         sys.exit(f"error: {e}")
+
+
+def _prefetch(args) -> None:
+    from harness import prefetch
+    from harness.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.configfile)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    prefetch.run(cfg, args.list)
+
+
+def _plan(args) -> None:
+    from pathlib import Path
+
+    from harness import plan
+    from harness.config import ConfigError, load_config
+    from harness.io import write_json, write_text
+
+    try:
+        cfg = load_config(args.configfile)
+    except ConfigError as e:
+        raise ValueError(str(e)) from None
+    result = plan.plan(cfg, Path(args.workdir), plan.profile_limits(Path(args.profile)))
+    text = plan.render(result, cfg.get("plan", {}))
+    print(text, end="")
+    if args.output:
+        write_text(args.output, text)
+    if args.json:
+        write_json(args.json, result)
 
 
 def _dispatch(args, job) -> None:

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from harness.io import RecordError, write_json, write_jsonl
+from harness.prefetch import hub_asset, missing, offline, url_cache
 from harness.records import (
     load_alpaca_instructions,
     load_demonstrations,
@@ -29,17 +30,27 @@ def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
     if "world" in source:
         return _world_file(source["world"], kind)
     if "url" in source:
+        cached = url_cache(source["url"])  # `harness prefetch` put it there
+        if cached.exists():
+            return cached
+        if offline():
+            raise missing(f"url {source['url']}")
         tmp = Path(tempfile.mkdtemp()) / f"download{suffix}"
         urllib.request.urlretrieve(source["url"], tmp)  # noqa: S310 - a pinned raw URL from config
         return tmp
     hub = source["hub"]
+    what = f"dataset {hub['repo_id']}@{hub.get('revision') or 'main'}"
     if hub.get("filename"):
         from huggingface_hub import hf_hub_download
 
-        return Path(
-            hf_hub_download(hub["repo_id"], hub["filename"], revision=hub["revision"], repo_type="dataset")
-        )
-    return _hub_split_to_prompts(hub, kind)
+        with hub_asset(f"{what} {hub['filename']}"):
+            return Path(
+                hf_hub_download(
+                    hub["repo_id"], hub["filename"], revision=hub["revision"], repo_type="dataset"
+                )
+            )
+    with hub_asset(f"{what} split {hub.get('split')}"):
+        return _hub_split_to_prompts(hub, kind)
 
 
 def world_rows(spec: dict, kind: str) -> list[dict]:

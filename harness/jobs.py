@@ -150,6 +150,8 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
         if step == "study_rank" and r["kind"] == "ipr":
             r["procedure"] = cfg["ranker_study"]["procedure"]
+        if step == "study_rank" and cfg["ranker_study"].get("prompts"):
+            r["limit"] = cfg["ranker_study"]["prompts"]
         if r["kind"] == "reward_model":
             r["model"] = model_ref(cfg, r["model"], paths)
             r.pop("judge", None)

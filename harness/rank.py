@@ -198,6 +198,8 @@ def run(
     """
     started = time.time()
     data = take(load_completions(completions_path), shard, align(job))
+    if job["ranker"].get("limit"):  # the ranker study on the first N prompts
+        data = data[: job["ranker"]["limit"]]
     groups, counts = [], {"empty": 0, "duplicate": 0, "truncated": 0}
     for pc in data:
         keep, c = candidates(pc)

@@ -195,6 +195,24 @@ def ranker_shards(ranker):
     return config["rankers"][ranker].get("shards", 1)
 
 
+def rank_shards(kind):
+    """Input function: the sharded ranking's files of one kind, in merge order."""
+    pattern = (
+        f"results/pairs/{{policy}}/{{ranker}}/shards/{{shard}}-of-{{shards}}.{kind}"
+    )
+    return lambda wc: shard_paths(
+        pattern, ranker_shards(wc.ranker), policy=wc.policy, ranker=wc.ranker
+    )
+
+
+def answer_shards(kind):
+    """Input function: the sharded generation's files of one kind, in merge order."""
+    pattern = f"results/eval/{{policy}}/{{model}}/{{benchmark}}/shards/{{shard}}-of-{{shards}}/answers{{ext}}{kind}"
+    return lambda wc: shard_paths(
+        pattern, generation_shards(wc.benchmark), **dict(wc.items())
+    )
+
+
 def judge_extra_inputs(wc):
     """MT-Bench's judge also reads FastChat's judge prompts and reference answers."""
     if wc.benchmark != "mt_bench":

@@ -46,20 +46,10 @@ use rule generate as generate_shard with:
         step_version=2,
 
 
-def _answer_shards(kind):
-    pattern = (
-        "results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}"
-        + kind
-    )
-    return lambda wc: shard_paths(
-        pattern, generation_shards(wc.benchmark), **dict(wc.items())
-    )
-
-
 rule merge_answers:
     input:
-        answers=_answer_shards(""),
-        metas=_answer_shards(".meta.json"),
+        answers=answer_shards(""),
+        metas=answer_shards(".meta.json"),
     output:
         answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
         meta="results/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
@@ -67,6 +57,8 @@ rule merge_answers:
         "logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log",
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=True),
+    conda:
+        "../envs/report.yaml"
     resources:
         **sized(0),
     params:

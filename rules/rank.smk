@@ -55,6 +55,8 @@ use rule rank as rank_shard with:
         "benchmarks/rank/{policy}/{ranker}/{shard}-of-{shards}.tsv"
     wildcard_constraints:
         ranker=RM_SHARDED,
+    conda:
+        "../envs/train.yaml"
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
@@ -69,18 +71,11 @@ use rule rank_shard as rank_ipr_shard with:
         "../envs/sample.yaml"
 
 
-def _rank_shards(kind):
-    pattern = "results/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}." + kind
-    return lambda wc: shard_paths(
-        pattern, ranker_shards(wc.ranker), policy=wc.policy, ranker=wc.ranker
-    )
-
-
 rule merge_pairs:
     input:
-        pairs=_rank_shards("pairs.jsonl"),
-        judgments=_rank_shards("judgments.jsonl"),
-        metas=_rank_shards("meta.json"),
+        pairs=rank_shards("pairs.jsonl"),
+        judgments=rank_shards("judgments.jsonl"),
+        metas=rank_shards("meta.json"),
     output:
         pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
         judgments="results/pairs/{policy}/{ranker}/judgments.jsonl",
@@ -89,6 +84,8 @@ rule merge_pairs:
         "logs/merge_pairs/{policy}/{ranker}.log",
     wildcard_constraints:
         ranker=SHARDED_RANKERS,
+    conda:
+        "../envs/report.yaml"
     resources:
         **sized(0),
     params:

@@ -136,3 +136,21 @@ rule cost:
     shell:
         "python -m harness cost --config {input.config} --metrics {input.metrics}"
         " --pair-metas {input.pair_metas} --output {output.csv} --output-md {output.md} > {log} 2>&1"
+
+
+rule plan:
+    # `snakemake plan`: the cost table of the config before running it (harness/plan.py); the finished
+    # outputs already here make its counts exact
+    input:
+        workflow.overwrite_configfiles or ["config/config.yaml"],
+    output:
+        "results/plan.md",
+    log:
+        "logs/plan.log",
+    localrule: True
+    conda:
+        "../envs/evaluate.yaml"
+    params:
+        configfile=lambda wc, input: input[0],
+    shell:
+        "python -m harness plan --configfile {params.configfile} --output {output} 2> {log}"

@@ -127,6 +127,8 @@ rule merge_completions:
         "logs/merge_completions/{policy}.log",
     wildcard_constraints:
         policy=NEVER if SAMPLE_SHARDS == 1 else POLICIES,
+    conda:
+        "../envs/report.yaml"
     resources:
         **sized(0),
     params:

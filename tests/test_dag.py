@@ -67,7 +67,9 @@ def test_paper_dry_run_plans_every_job(wf):
     c = job_counts(r.stdout)
     # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
     # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24, all evaluated: (60 + 2 base) x 2
-    assert (c["sample"], c["rank"], c["rank_ipr"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 2, 60, 124, 124, 124)  # fmt: skip
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 60, 124, 124, 124)  # fmt: skip
+    # the 70B judge's ranking in 4 shards per policy (each within the profile's 12 h), merged
+    assert (c["rank_ipr_shard"], c["merge_pairs"]) == (8, 2) and "rank_ipr" not in c
     assert (c["rank_study"] + c["rank_study_ipr"], c["gold_accuracy"] + c["gold_accuracy_ipr"]) == (4, 6)
     assert (c["study_table"], c["prepare_data"], c["cost"]) == (1, 8, 1)
     assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
@@ -97,7 +99,7 @@ def test_slurm_profile_dry_run_sizes_jobs_from_config(wf):
     assert "slurm_account=lab" in train and "mem_mb=512000" in train
     assert "accelerate launch --num_processes 8 -m harness train" in train
     assert "python -m harness.gpus 8 --" in train  # a no-op inside SLURM jobs, device slots on a workstation
-    assert "gpu=4" in _block(r.stdout, "rank_ipr")  # models.llama3-70b-instruct.gpus
+    assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")  # models.llama3-70b-instruct.gpus
     assert "gpu=1" in _block(r.stdout, "sample") and "gpu=1" in _block(r.stdout, "generate")
     judge = _block(
         r.stdout, "judge"
@@ -123,7 +125,7 @@ def test_local_gpu_node_trains_on_eight_gpus_at_batch_128(wf):
     assert r.returncode == 0, r.stderr
     train = _block(r.stdout, "train")
     assert "gpu=8" in train and "accelerate launch --num_processes 8 -m harness train" in train
-    assert "gpu=4" in _block(r.stdout, "rank_ipr")
+    assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")
     config = re.search(r"input: (results/configs/train/\S+\.yaml)", train).group(1)
     job = yaml.safe_load((wf / config).read_text())
     t = job["training"]
@@ -181,13 +183,14 @@ def test_single_cell_builds_only_its_upstream(wf):
     assert c == {
         "prepare_data": 2,
         "sample": 1,
-        "rank_ipr": 1,
+        "rank_ipr_shard": 4,
+        "merge_pairs": 1,
         "reference_logps": 1,
         "train": 1,
         "generate": 1,
         "judge": 1,
         "metrics": 1,
-        "total": 9,
+        "total": 13,
     }
 
 

@@ -156,7 +156,12 @@ def test_changing_the_judge_reruns_ranking_and_everything_after_it(demo):
 def test_step_version_invalidates_on_purpose(demo):
     rules = demo / "rules/train.smk"
     text = rules.read_text()
-    rules.write_text(text.replace("step_version=2,", "step_version=3,", 1))
+    train = text.index("rule train:")
+    bumped = re.sub(
+        r"step_version=(\d+),", lambda m: f"step_version={int(m.group(1)) + 1},", text[train:], count=1
+    )
+    assert bumped != text[train:]
+    rules.write_text(text[:train] + bumped)
     try:
         jobs = planned(DEMO, demo)
     finally:
@@ -302,3 +307,40 @@ def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path
         assert (wf / f).read_bytes() == unsharded[f], f"{f} differs from the unsharded run's"
     meta = json.loads((wf / "results/pairs/tiny-policy/ipr-judge/pairs.meta.json").read_text())
     assert meta["merged_shards"] == 3 and meta["prompts"] == 320
+
+
+def test_plan_counts_what_the_demo_then_did(demo, tmp_path):
+    """`harness plan` on the finished demo: its judge calls and training steps are the ones the demo
+    made, its jobs per stage the ones Snakemake planned; before any run they are upper bounds."""
+    from pathlib import Path
+
+    from harness import plan
+    from harness.config import load_config
+
+    cfg = load_config(demo / "config/demo.yaml")
+    done = plan.plan(cfg, demo)
+    metas = [
+        json.loads((demo / f"results/pairs/tiny-policy/{r}/pairs.meta.json").read_text()) for r in RANKERS[1:]
+    ]
+    assert done["stages"]["rank_ipr"]["judge_calls"] == sum(m["judge_calls"] for m in metas)
+    for cell, steps in done["train_steps"].items():
+        summary = json.loads((demo / f"results/training/{cell}/summary.json").read_text())
+        assert summary["steps"] == steps, cell
+    assert len(done["train_steps"]) == 30
+    jobs = {rule: row["jobs"] for rule, row in done["stages"].items()}
+    fresh = job_counts(snakemake(["-n", *DEMO], copy_workflow(tmp_path / "fresh")).stdout)
+    for rule in (
+        "sample",
+        "rank",
+        "rank_ipr",
+        "reference_logps",
+        "train",
+        "generate",
+        "judge",
+        "rank_study",
+        "rank_study_ipr",
+    ):
+        assert jobs[rule] == fresh[rule], rule
+    before = plan.plan(cfg, Path("/nonexistent"))
+    assert before["stages"]["rank_ipr"]["judge_calls"] >= done["stages"]["rank_ipr"]["judge_calls"]
+    assert all(before["train_steps"][c] >= s for c, s in done["train_steps"].items())

@@ -7,6 +7,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+from harness.prefetch import hub_asset
 from harness.records import Completion
 from harness.seeding import subseed
 
@@ -17,6 +18,15 @@ def load_pretrained(auto_cls, model: dict, **kwargs):
     A model whose config maps ``auto_cls`` to its own code (ArmoRM's reward head, say) would otherwise
     load silently as the library's stock class with a randomly initialised head.
     """
+    with hub_asset(_asset(model)):
+        return _load_pretrained(auto_cls, model, **kwargs)
+
+
+def _asset(model: dict) -> str:
+    return f"model {model['source']}@{model.get('revision') or 'main'}"
+
+
+def _load_pretrained(auto_cls, model: dict, **kwargs):
     trusted = model.get("trust_remote_code", False)
     if not trusted:
         try:
@@ -37,11 +47,12 @@ def load_pretrained(auto_cls, model: dict, **kwargs):
 
 
 def load_tokenizer(model: dict):
-    tok = AutoTokenizer.from_pretrained(
-        model["source"],
-        revision=model.get("revision"),
-        trust_remote_code=model.get("trust_remote_code", False),
-    )
+    with hub_asset(_asset(model)):
+        tok = AutoTokenizer.from_pretrained(
+            model["source"],
+            revision=model.get("revision"),
+            trust_remote_code=model.get("trust_remote_code", False),
+        )
     if tok.pad_token is None:  # Llama 3 and Mistral ship none; generation only needs some id to pad with
         tok.pad_token = tok.eos_token
     return tok

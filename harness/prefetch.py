@@ -1,0 +1,156 @@
+"""``python -m harness prefetch``: download every model, dataset and file a config names, at its pinned
+revision, into the local caches, on a machine with internet (a login node); jobs on compute nodes then
+run with ``HF_HUB_OFFLINE=1``.
+
+Models and hub datasets go to the Hugging Face cache (``HF_HOME``; datasets loaded by split also to
+the datasets cache), URL files to ``$HF_HOME/harness-urls/`` (``HARNESS_URL_CACHE`` overrides), where
+``prepare-data`` looks before it downloads. Offline, a step whose asset is missing stops with one line
+naming the asset and this command (``missing``). ``--list`` prints the assets without downloading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+class MissingAsset(HarnessError):
+    """An asset a step needs is not in the local cache and the hub is off (HF_HUB_OFFLINE=1)."""
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def missing(what: str) -> MissingAsset:
+    return MissingAsset(
+        f"{what} is not in the local cache and HF_HUB_OFFLINE=1: run `python -m harness prefetch"
+        " --configfile <your config>` where the hub is reachable (same HF_HOME), then rerun"
+    )
+
+
+@contextmanager
+def hub_asset(what: str):
+    """Turn a hub lookup that fails offline (no cached copy) into one line naming ``what``."""
+    try:
+        yield
+    except MissingAsset:
+        raise
+    except Exception as e:
+        lookup = isinstance(e, (OSError, ConnectionError)) or any(
+            w in type(e).__name__ for w in ("NotFound", "Offline", "Connection")
+        )
+        if offline() and lookup:
+            raise missing(what) from e
+        raise
+
+
+def url_cache(url: str) -> Path:
+    """Where a URL's file is kept: one folder per URL (its SHA-256), named as the URL names it."""
+    root = (
+        os.environ.get("HARNESS_URL_CACHE")
+        or Path(os.environ.get("HF_HOME") or Path.home() / ".cache/huggingface") / "harness-urls"
+    )
+    return Path(root) / hashlib.sha256(url.encode()).hexdigest()[:16] / (url.rsplit("/", 1)[-1] or "file")
+
+
+def _sources(cfg: dict):
+    """(where in config, source) for every data source the config names."""
+    yield "prompts", cfg["prompts"]
+    for name, m in cfg["models"].items():
+        if "finetune" in m:
+            yield f"models.{name}.finetune.data", m["finetune"]["data"]
+    for name, s in cfg["ranker_study"].get("preference_sets", {}).items():
+        yield f"ranker_study.preference_sets.{name}", s["source"]
+    for bench, b in cfg["evaluation"].items():
+        for key in ("instructions", "questions", "judge_prompts", "reference_answers", "lc_data"):
+            if b.get(key):
+                yield f"evaluation.{bench}.{key}", b[key]
+
+
+def assets(cfg: dict) -> list[dict]:
+    """Every hub model, hub dataset and URL file of ``cfg``, once each, in config order."""
+    out, seen = [], set()
+
+    def add(asset):
+        key = (asset["kind"], asset["id"], asset.get("revision"), asset.get("file"))
+        if key not in seen:
+            seen.add(key)
+            out.append(asset)
+
+    for name, m in cfg["models"].items():
+        source = m.get("source")
+        if "build" in m or not source or Path(source).exists() or source.startswith(("/", ".")):
+            continue  # built from code or a local directory
+        add(
+            {
+                "kind": "model",
+                "id": source,
+                "revision": m.get("revision") or "main",
+                "used_by": f"models.{name}",
+            }
+        )
+    for where, src in _sources(cfg):
+        if "hub" in src:
+            hub = src["hub"]
+            add({"kind": "dataset", "id": hub["repo_id"], "revision": hub.get("revision") or "main",
+                 "file": hub.get("filename"), "split": hub.get("split"), "used_by": where})  # fmt: skip
+        elif "url" in src:
+            add({"kind": "url", "id": src["url"], "used_by": where})
+    return out
+
+
+def describe(a: dict) -> str:
+    if a["kind"] == "url":
+        return f"url {a['id']}"
+    part = f" {a['file']}" if a.get("file") else (f" split {a['split']}" if a.get("split") else "")
+    return f"{a['kind']} {a['id']}@{a['revision']}{part}"
+
+
+def download(a: dict) -> str:
+    """Fetch one asset into its cache; returns where it lies."""
+    if a["kind"] == "url":
+        dest = url_cache(a["id"])
+        if not dest.exists():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_suffix(dest.suffix + ".partial")
+            urllib.request.urlretrieve(a["id"], tmp)  # noqa: S310 - a pinned raw URL from config
+            tmp.rename(dest)
+        return str(dest)
+    if a["kind"] == "model":
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(a["id"], revision=a["revision"])
+    if a.get("file"):
+        from huggingface_hub import hf_hub_download
+
+        return hf_hub_download(a["id"], a["file"], revision=a["revision"], repo_type="dataset")
+    from datasets import load_dataset
+
+    load_dataset(a["id"], revision=a["revision"], split=a.get("split"))  # fills the datasets cache too
+    return "datasets cache"
+
+
+def run(cfg: dict, list_only: bool) -> list[str]:
+    """Print (and unless ``list_only`` download) every asset; a failed download fails only itself."""
+    lines, failed = [], []
+    for a in assets(cfg):
+        if list_only:
+            lines.append(f"{describe(a)}  ({a['used_by']})")
+            continue
+        try:
+            lines.append(f"{describe(a)} -> {download(a)}")
+        except Exception as e:  # noqa: BLE001 - report every asset, then fail once
+            failed.append(f"{describe(a)}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+    if not lines and not failed:
+        lines.append("nothing to fetch: every model and dataset of this config is local or built from code")
+    for line in lines:
+        print(line)
+    if failed:
+        raise HarnessError(f"{len(failed)} asset(s) not fetched: " + "; ".join(failed))
+    return lines

@@ -1,0 +1,58 @@
+"""`python -m harness plan`: counted parts by hand on the paper config, the time-limit flag, the CLI.
+(The demo's planned judge calls and training steps against the ones it makes: tests/test_demo_e2e.py.)"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import plan
+from harness.config import load_config
+
+from .conftest import ROOT
+
+LIMITS = plan.profile_limits(ROOT / "profiles/slurm/config.yaml")
+
+
+def test_paper_plan_counts_and_fits_the_profile():
+    cfg = load_config(ROOT / "config/config.yaml")
+    r = plan.plan(cfg, Path("/nonexistent"), LIMITS)  # nothing run yet: upper bounds
+    s = r["stages"]
+    # 61,135 prompts x 2 policies; best_worst on K = 5: 2K - 3 = 7 comparisons, both orders
+    assert s["rank_ipr"]["judge_calls"] == 61135 * 2 * 7 * 2
+    assert s["rank_ipr"]["jobs"] == 8  # 4 shards per policy
+    assert s["rank_study_ipr"]["judge_calls"] == 2000 * 2 * 10 * 2  # round robin: K(K-1)/2, both orders
+    # 61,135 pairs at 2 per device x 8 GPUs = 3,821 batches, 8 accumulation: 478 steps
+    assert set(r["train_steps"].values()) == {478} and len(r["train_steps"]) == 60
+    assert (s["train"]["jobs"], s["generate"]["jobs"], s["judge"]["jobs"]) == (60, 124, 124)
+    assert s["judge"]["judge_calls"] == 62 * (805 + 80 * 2)  # 62 models, each on both benchmarks
+    assert r["gpu_hours"] > 100 and r["api_cost"] > 0
+    assert r["over_limit"] == []
+
+
+def test_a_job_past_its_time_limit_is_flagged():
+    cfg = load_config(ROOT / "config/config.yaml")
+    cfg["rankers"]["ipr-llama70b"]["shards"] = 1  # one 4-GPU job per policy: about a day
+    r = plan.plan(cfg, Path("/nonexistent"), LIMITS)
+    assert r["over_limit"] == ["rank_ipr"] and r["stages"]["rank_ipr"]["job_hours"] > 12
+    assert "Past the profile's time limit: rank_ipr" in plan.render(r, cfg["plan"])
+
+
+def test_plan_cli_prints_the_table_and_writes_json(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--json", str(tmp_path / "plan.json")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "| rank_ipr | 8 |" in out.stdout and "GPU-hours" in out.stdout
+    assert "No job is past its profile time limit." in out.stdout
+    assert json.loads((tmp_path / "plan.json").read_text())["stages"]["sample"]["jobs"] == 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--configfile", "nope.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")

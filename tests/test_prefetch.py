@@ -1,0 +1,114 @@
+"""`harness prefetch`: what it would download (offline: listed, not fetched), and the one line a step
+gives offline when an asset is missing from the cache. The download itself needs the hub, which this
+machine cannot reach (README says so)."""
+
+import json
+import subprocess
+import sys
+
+import yaml
+
+from harness import prefetch
+from harness.config import load_config
+
+from .conftest import ROOT
+
+
+def test_lists_every_hub_model_dataset_and_url_of_the_paper_config():
+    cfg = load_config(ROOT / "config/config.yaml")
+    got = [prefetch.describe(a) for a in prefetch.assets(cfg)]
+    assert got[:4] == [
+        "model meta-llama/Meta-Llama-3-8B-Instruct@339ce92d052f002cdbac4a4bd551d1c61dd8345e",
+        "model mistralai/Mistral-7B-Instruct-v0.2@63a8b081895390a26e140280378bc85ec8bce07a",
+        "model RLHFlow/ArmoRM-Llama3-8B-v0.1@main",
+        "model meta-llama/Meta-Llama-3-70B-Instruct@main",
+    ]
+    assert "dataset HuggingFaceH4/ultrafeedback_binarized@main split train_prefs" in got
+    assert "dataset tatsu-lab/alpaca_eval@main df_gamed.csv" in got
+    assert (
+        sum(g.startswith("url https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4b/") for g in got) == 3
+    )
+    assert len(got) == len(set(got)) == 12  # the two RewardBench subsets share one split
+
+
+def test_demo_needs_nothing_from_the_hub():
+    out = subprocess.run(
+        [sys.executable, "-m", "harness", "prefetch", "--list", "--configfile", "config/demo.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("nothing to fetch")
+
+
+def _offline_env(tmp_path):
+    import os
+
+    return dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "empty-hf-home"), PYTHONPATH=str(ROOT))
+
+
+def _step(tmp_path, job, *args):
+    cfg = tmp_path / "job.yaml"
+    cfg.write_text(yaml.safe_dump(job))
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args[:1], "--config", str(cfg), *args[1:]],
+        cwd=tmp_path,
+        env=_offline_env(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+
+
+def _prepare(tmp_path, kind, source, output):
+    return _step(
+        tmp_path, {"step": "prepare", "kind": kind, "source": source}, "prepare-data", "--output", output
+    )
+
+
+def test_offline_dataset_missing_from_the_cache_names_it_and_the_command(tmp_path):
+    hub = {"repo_id": "HuggingFaceH4/ultrafeedback_binarized", "revision": "main", "split": "train_prefs",
+           "field": "prompt", "id_field": "prompt_id"}  # fmt: skip
+    r = _prepare(tmp_path, "prompts", {"hub": hub}, "p.jsonl")
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: dataset HuggingFaceH4/ultrafeedback_binarized@main split train_prefs is not in the local cache"
+    )
+    assert "python -m harness prefetch --configfile" in last and "Traceback" not in r.stderr
+    assert not (tmp_path / "p.jsonl").exists()
+
+
+def test_offline_url_missing_from_the_cache(tmp_path):
+    url = "https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4b/fastchat/llm_judge/data/mt_bench/question.jsonl"
+    r = _prepare(tmp_path, "mt_bench", {"url": url}, "q.jsonl")
+    assert r.returncode != 0
+    assert r.stderr.strip().splitlines()[-1].startswith(f"error: url {url} is not in the local cache")
+
+
+def test_offline_url_found_in_the_cache_is_used(tmp_path, monkeypatch):
+    url = "https://example.org/pinned/question.jsonl"
+    env = _offline_env(tmp_path)
+    monkeypatch.setenv("HF_HOME", env["HF_HOME"])
+    cached = prefetch.url_cache(url)
+    cached.parent.mkdir(parents=True)
+    q = {"question_id": 81, "category": "writing", "turns": ["Write a haiku.", "Now a limerick."]}
+    cached.write_text(json.dumps(q) + "\n")
+    r = _prepare(tmp_path, "mt_bench", {"url": url}, "q.jsonl")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "q.jsonl").read_text().splitlines()[0])["question_id"] == 81
+
+
+def test_offline_model_missing_from_the_cache(tmp_path):
+    code = (
+        "from harness.backends.hf import load_tokenizer\n"
+        "load_tokenizer({'source': 'meta-llama/Meta-Llama-3-8B-Instruct', 'revision': '339ce92d'})"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], env=_offline_env(tmp_path), capture_output=True, text=True
+    )
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(
+        "harness.prefetch.MissingAsset: model meta-llama/Meta-Llama-3-8B-Instruct@339ce92d is not in the local cache"
+    )

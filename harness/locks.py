@@ -80,7 +80,7 @@ def leftover_jobs(workdir: Path) -> list[str]:
             ["squeue", "--me", "-h", "-t", ACTIVE, "-o", "%i|%Z"],
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=20,  # a controller out of reach must not hold up a local run for long
         )
     except subprocess.TimeoutExpired:
         return []

@@ -92,3 +92,22 @@ def test_example_site_file_lists_every_field():
 
     example = yaml.safe_load(open("profiles/slurm/site.example.yaml"))
     assert set(example) == set(site.FIELDS)
+
+
+def test_slurm_profile_has_an_entry_for_every_rule_that_runs_a_job():
+    """Every rule with a command is timed in the profile (a shard like its stage); none sets GPUs."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    prof = yaml.safe_load(open("profiles/slurm/config.yaml"))["set-resources"]
+    text = "\n".join(p.read_text() for p in Path("rules").glob("*.smk"))
+    rules = set(re.findall(r"^rule (\w+):", text, re.M)) | set(
+        re.findall(r"^use rule \w+ as (\w+) with:", text, re.M)
+    )
+    aggregates = {"main_table", "ranker_study", "plan"}  # no job of their own (plan runs where it is asked)
+    assert sorted(rules - aggregates - set(prof)) == []
+    assert all("gpu" not in v and "slurm_partition" not in v for v in prof.values())
+    for stage in ("sample", "rank", "rank_ipr", "generate"):
+        assert prof[f"{stage}_shard"] == prof[stage]

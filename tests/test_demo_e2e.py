@@ -298,7 +298,7 @@ def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path
         (wf / f).unlink()
     r = snakemake(["--cores", "2", "--configfile", "config/sharded.yaml", "--", *files], wf)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    c = job_counts(r.stdout)
+    c = job_counts(r.stdout + r.stderr)  # a run (not a dry run) prints its job stats on stderr
     assert (c["sample_shard"], c["merge_completions"], c["rank_shard"], c["rank_ipr_shard"], c["merge_pairs"]) == (3, 1, 3, 3, 2)  # fmt: skip
     assert all(
         (wf / f"results/completions/tiny-policy/shards/{i}-of-3.jsonl").stat().st_size for i in (1, 2, 3)
@@ -328,6 +328,7 @@ def test_plan_counts_what_the_demo_then_did(demo, tmp_path):
         assert summary["steps"] == steps, cell
     assert len(done["train_steps"]) == 30
     jobs = {rule: row["jobs"] for rule, row in done["stages"].items()}
+    (tmp_path / "fresh").mkdir()
     fresh = job_counts(snakemake(["-n", *DEMO], copy_workflow(tmp_path / "fresh")).stdout)
     for rule in (
         "sample",

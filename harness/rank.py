@@ -90,9 +90,9 @@ def align(job: dict) -> int:
 
 
 def _rank_reward_model(job, groups, cache=None):
-    convs, owners, breaks = [], [], []
+    convs, owners, breaks, chunk = [], [], [], align(job)
     for g, (pc, keep) in enumerate(groups):
-        if g % align(job) == 0:
+        if g % chunk == 0:
             breaks.append(len(convs))
         for i in keep:
             convs.append(

@@ -273,11 +273,13 @@ def run(
         "pairs_truncated": over_length,  # longer than max_length: TRL cuts them (truncation_mode)
         "steps": trainer.state.global_step,
         # the batch this run trained with: per device x accumulation x processes = effective
-        "effective_batch_size": t["per_device_train_batch_size"] * accumulation_steps(t) * processes(),
+        "effective_batch_size": trainer.args.per_device_train_batch_size
+        * trainer.args.gradient_accumulation_steps
+        * trainer.args.world_size,
         "batch": {
-            "per_device": t["per_device_train_batch_size"],
-            "accumulation": accumulation_steps(t),
-            "processes": processes(),
+            "per_device": trainer.args.per_device_train_batch_size,
+            "accumulation": trainer.args.gradient_accumulation_steps,
+            "processes": trainer.args.world_size,
         },
         "resumed_from": resume and Path(resume).name,
         "final_chosen_logratio": final.get("eval_logratio/chosen"),

@@ -41,5 +41,8 @@ rule all:
         ["results/figures/mt_bench_categories.png"]
         if "mt_bench" in config["evaluation"]
         else [],
+        ["results/figures/downstream.png"]
+        if "downstream" in config["evaluation"]
+        else [],
         # the budget sweep, where config names one
         ["results/figures/budget_sweep.png"] if config["budget_sweep"] else [],

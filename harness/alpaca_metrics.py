@@ -1,20 +1,23 @@
 """Step `metrics` for AlpacaEval 2: win rate, discrete win rate and length-controlled win rate, each
-with a 95% bootstrap interval over instructions.
+with a 95% bootstrap interval over instructions; and step `difficulty`, the instruction difficulty
+that ``lc_method: joint`` fits over every model judged against the same reference.
 
 Win rates are alpaca_eval's own (``alpaca_eval.metrics.get_winrate``); the intervals resample the
-per-instruction values its scoring rules average. The length-controlled win rate is alpaca_eval's
-``length_controlled_v1`` GLM whenever its data (``df_gamed.csv``: instruction difficulty and the
-annotations of two length-gamed baselines) is at hand: a local file or a hub revision named in
-config, else alpaca_eval's own hub download. Without it (offline), ``lc_method: auto`` falls back to
-the approximation below and labels the number so in the metrics file and every table.
+per-instruction values its scoring rules average. ``avg_length`` is alpaca_eval's: the mean length in
+characters of the model's outputs. The length-controlled win rate is alpaca_eval's GLM (its design
+matrix and logistic-regression code) by one of three methods, resolved from ``lc_method`` when the DAG
+is built (``lc_resolved``) and named in the metrics file and every table:
 
-The approximation fits the same GLM with alpaca_eval's design matrix and logistic regression but
-without the instruction-difficulty term and without regularisation towards the gamed baselines. It
-removes the length effect the same way, but each instruction's difficulty is absorbed into noise, so
-it is not comparable with leaderboard LC numbers (see the README).
+- official: ``length_controlled_v1`` with alpaca_eval's ``df_gamed.csv`` (instruction difficulty and
+  the annotations of two length-gamed baselines): a local file or a pinned hub file named in config,
+  else alpaca_eval's own hub download;
+- joint: the same formula with the difficulty fitted jointly over the run's own judged models
+  (harness/difficulty.py), without the gamed baselines;
+- approximate: the GLM without the difficulty term; not comparable with leaderboard numbers.
 
-Bootstrap replicates of the length-controlled number refit the GLM with the regularisation strength
-chosen by cross-validation on the full data (``C`` fixed), which keeps a replicate cheap.
+Rows without a preference are left out of every fit (as alpaca_eval does). Bootstrap replicates of the
+length-controlled number refit the GLM with the regularisation strength chosen by cross-validation on
+the full data (``C`` fixed, the difficulty fixed), which keeps a replicate cheap.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import numpy as np
 from harness import cost
 from harness.io import RecordError, read_json, write_json
 from harness.provenance import provenance
+from harness.records import load_alpaca_instructions
 from harness.stats import bootstrap_ci, bootstrap_mean_ci
 
 log = logging.getLogger(__name__)
@@ -37,6 +41,12 @@ APPROXIMATION = (
     "approximate: alpaca_eval's length-controlled GLM without the instruction-difficulty term and "
     "without regularisation towards the gamed baselines (their data was not available); not comparable "
     "with leaderboard LC numbers"
+)
+JOINT = (
+    "joint: alpaca_eval's length_controlled_v1 formula with each instruction's difficulty fitted jointly "
+    "over every model this run judged against the same reference (harness/difficulty.py), without "
+    "regularisation towards the gamed baselines; leave-one-out on published annotations: within about "
+    "1 point of the leaderboard LC (see the README)"
 )
 GAMED_COLUMNS = (
     "model",
@@ -95,34 +105,50 @@ def _gamed_data(path: Path | None):
         yield
 
 
-def _fit(df, info: dict, official: bool, C: float | None = None):
-    """alpaca_eval's GLM on annotations ``df``: (predicted LC win rate in %, the fitted C)."""
+def _features(df, difficulty: dict | None = None):
+    """alpaca_eval's GLM features of our annotations (its ``_get_featurized_data`` without df_gamed):
+    preference in [0, 1], length difference standardised over every row, and, where given, each
+    instruction's difficulty (looked up by instruction text)."""
     import pandas as pd
+
+    delta = df["output_1"].str.len().to_numpy() - df["output_2"].str.len().to_numpy()
+    std = delta.std(ddof=1) if len(delta) > 1 else 0.0
+    feats = pd.DataFrame(
+        {
+            "preference": df["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1,
+            "std_delta_len": delta / std if std > 0 else delta * 0.0,
+            "not_gamed_baseline": True,
+        }
+    )
+    if difficulty is not None:
+        feats["instruction_difficulty"] = [difficulty[i] for i in df["instruction"]]
+    return feats
+
+
+def _fit(df, info: dict, method: str, C: float | None = None, difficulty: dict | None = None):
+    """alpaca_eval's GLM on annotations ``df``: (predicted LC win rate in %, the fitted C).
+
+    ``method``: official (df_gamed.csv's difficulty and gamed baselines), joint (``difficulty`` from
+    harness/difficulty.py, no gamed baselines) or approximate (no difficulty). Rows without a
+    preference are left out of the fit, as alpaca_eval does, and kept in the prediction.
+    """
     from alpaca_eval.metrics.glm_winrate import (
         _get_featurized_data,
         fit_LogisticRegressionCV,
         make_dmatrix_for_model,
     )
 
-    if official:
+    if method == "official":
         train, test, weight = _get_featurized_data(df, info["formula"], info["regularize_to_baseline_lambda"])
-        keep = train["preference"].notna()
-        train, weight = train[keep], None if weight is None else weight[keep]
     else:
-        delta = df["output_1"].str.len().to_numpy() - df["output_2"].str.len().to_numpy()
-        std = delta.std(ddof=1) if len(delta) > 1 else 0.0
-        feats = pd.DataFrame(
-            {
-                "preference": df["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1,
-                "std_delta_len": delta / std if std > 0 else delta * 0.0,
-                "not_gamed_baseline": True,
-            }
-        )
-        test = feats[["not_gamed_baseline"]].assign(std_delta_len=0.0)
+        feats = _features(df, difficulty if method == "joint" else None)
+        test = feats.drop(columns="preference").assign(std_delta_len=0.0)
         train, test = make_dmatrix_for_model(feats, test, formula=info["formula"])
         weight = None
+    keep = train["preference"].notna().to_numpy()
+    train, weight = train[keep], None if weight is None else weight[keep]
     if C is None:
-        kwargs = {"n_splits": min(info["kwargs"]["n_splits"], len(df))}
+        kwargs = {"n_splits": min(info["kwargs"]["n_splits"], int(keep.sum()))}
     else:
         kwargs = {"n_splits": 0, "C": C}
     model = fit_LogisticRegressionCV(train, "preference", is_ytrue_proba=True, sample_weight=weight, **kwargs)
@@ -152,7 +178,60 @@ def _gamed_path(job: dict) -> Path | None:
     return path
 
 
-def length_controlled(df, job: dict, seed: int) -> dict:
+def gamed_at_hand(bench: dict) -> bool:
+    """Whether alpaca_eval's df_gamed.csv is on this machine without a download: the ``lc_data`` path,
+    or its hub file (alpaca_eval's own when ``lc_data`` is not set) in the local hub cache."""
+    source = bench.get("lc_data") or {"hub": {"repo_id": "tatsu-lab/alpaca_eval", "filename": "df_gamed.csv",
+                                              "revision": None}}  # fmt: skip
+    if "path" in source:
+        return Path(source["path"]).is_file()
+    if "hub" not in source:
+        return False
+    from huggingface_hub import try_to_load_from_cache
+
+    hub = source["hub"]
+    found = try_to_load_from_cache(
+        hub["repo_id"], hub["filename"], revision=hub.get("revision"), repo_type="dataset"
+    )
+    return isinstance(found, str)
+
+
+def lc_group(cfg: dict, policy: str) -> str:
+    """Which models share a reference: all (``reference``) or, judged against the base policy's own
+    answers, those of one policy."""
+    return policy if cfg["evaluation"]["alpaca_eval"].get("reference") == "base" else "reference"
+
+
+def lc_models(cfg: dict, group: str) -> list[str]:
+    """``policy/model`` of every model judged against ``group``'s reference (not the reference itself)."""
+    from harness.jobs import BASE, evaluated_models
+
+    against_base = group != "reference"
+    return [
+        f"{p}/{m}"
+        for p, m in evaluated_models(cfg)
+        if lc_group(cfg, p) == group and not (against_base and m == BASE)
+    ]
+
+
+def lc_resolved(cfg: dict, policy: str) -> str:
+    """The LC method a model's metrics use: ``lc_method``, with ``auto`` made official where
+    df_gamed.csv is at hand, else joint where enough models share the reference, else approximate."""
+    b = cfg["evaluation"]["alpaca_eval"]
+    method = b["lc_method"]
+    n = len(lc_models(cfg, lc_group(cfg, policy)))
+    if method == "joint" and n < 2:
+        raise ValueError(
+            f"evaluation/alpaca_eval/lc_method: joint needs at least 2 judged models; this config has {n}"
+        )
+    if method != "auto":
+        return method
+    if gamed_at_hand(b):
+        return "official"
+    return "joint" if n >= b["lc_joint"]["min_models"] else "approximate"
+
+
+def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) -> dict:
     """LC win rate, its bootstrap interval and the method used (see the module docstring)."""
     from alpaca_eval.metrics.glm_winrate import GLM_INFO, get_length_controlled_winrate
 
@@ -168,10 +247,10 @@ def length_controlled(df, job: dict, seed: int) -> dict:
                     df.copy(), save_weights_dir=None, is_warn_extreme_changes=False
                 )
                 info = GLM_INFO["length_controlled_v1"]
-                _, C = _fit(df, info, official=True)
+                _, C = _fit(df, info, "official")
 
                 def replicate(idx):
-                    return _fit(df.iloc[idx].reset_index(drop=True), info, True, C)[0]
+                    return _fit(df.iloc[idx].reset_index(drop=True), info, "official", C)[0]
 
                 ci = bootstrap_ci(len(df), replicate, seed, samples)
             where = f"local file {path}" if path else "alpaca_eval's hub data"
@@ -183,12 +262,42 @@ def length_controlled(df, job: dict, seed: int) -> dict:
         except (OSError, ValueError, RecordError, KeyError) as e:  # offline, or data that does not fit
             if method == "official":
                 raise RuntimeError(f"official LC win rate needs alpaca_eval's df_gamed.csv: {e}") from e
-            log.warning("official LC GLM unavailable (%s: %s); using the approximation", type(e).__name__, e)
+            log.warning("official LC GLM unavailable (%s: %s); falling back", type(e).__name__, e)
+    if out is None and (method == "joint" or (method == "auto" and difficulty is not None)):
+        if difficulty is None:
+            raise RecordError(
+                "lc_method joint needs the jointly fitted instruction difficulty (--difficulty)"
+            )
+        unknown = sorted(set(df["instruction"]) - set(difficulty["by_instruction"]))
+        if unknown:
+            raise RecordError(
+                f"{difficulty['path']}: no difficulty for {len(unknown)} instruction(s) of these annotations, "
+                f"e.g. {unknown[0][:60]!r} (fitted on other instructions)"
+            )
+        info = GLM_INFO["length_controlled_noreg"]  # v1's formula; no gamed baselines to regularise to
+        by = difficulty["by_instruction"]
+        value, C = _fit(df, info, "joint", difficulty=by)
+        ci = bootstrap_ci(
+            len(df),
+            lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "joint", C, by)[0],
+            seed,
+            samples,
+        )
+        out = {
+            "value": value,
+            "ci": ci,
+            "method": f"joint (length_controlled_v1 formula, instruction difficulty fitted on "
+            f"{difficulty['n_models']} models)",
+            "note": JOINT,
+        }
     if out is None:
         info = GLM_INFO["length_controlled_minimal"]
-        value, C = _fit(df, info, official=False)
+        value, C = _fit(df, info, "approximate")
         ci = bootstrap_ci(
-            len(df), lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, False, C)[0], seed, samples
+            len(df),
+            lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "approximate", C)[0],
+            seed,
+            samples,
         )
         out = {
             "value": value,
@@ -199,7 +308,26 @@ def length_controlled(df, job: dict, seed: int) -> dict:
     return out
 
 
-def metrics(job: dict, annotations_path: str, output: str, upstream: list[str] = ()) -> None:
+def load_difficulty(path: str) -> dict:
+    data = read_json(path)
+    try:
+        by = {r["instruction"]: float(r["difficulty"]) for r in data["instructions"]}
+        return {"by_instruction": by, "n_models": len(data["models"]), "path": path}
+    except (KeyError, TypeError) as e:
+        raise RecordError(f"{path}: not a difficulty file from `harness difficulty` (missing {e})") from None
+
+
+def metrics(
+    job: dict,
+    annotations_path: str,
+    output: str,
+    upstream: list[str] = (),
+    difficulty: str | None = None,
+    answers: str | None = None,
+) -> None:
+    """Metrics of one model's annotations; ``difficulty``: the jointly fitted instruction difficulty
+    (``lc_method: joint``); ``answers``: the model's outputs, whose mean length in characters is
+    alpaca_eval's ``avg_length`` (every output, annotated or not; else the annotated ones)."""
     import pandas as pd
     from alpaca_eval.metrics import get_winrate
 
@@ -213,13 +341,14 @@ def metrics(job: dict, annotations_path: str, output: str, upstream: list[str] =
     samples = job["bootstrap"]["samples"]
     m["win_rate_ci"] = bootstrap_mean_ci(_units(weighted), seed, samples, scale=100)
     m["discrete_win_rate_ci"] = bootstrap_mean_ci(_units(discrete), seed, samples, scale=100)
-    lc = length_controlled(df, job, seed)
+    lc = length_controlled(df, job, seed, load_difficulty(difficulty) if difficulty else None)
     m["length_controlled_winrate"], m["length_controlled_winrate_ci"] = lc["value"], lc["ci"]
     m["lc_method"] = lc["method"]
     if "note" in lc:
         m["lc_note"] = lc["note"]
     m["n_not_preference"] = int(np.isnan(weighted).sum())  # left out by alpaca_eval's win rates
-    m["avg_length"] = float(df["output_2"].str.len().mean())
+    outputs = [r["output"] for r in load_alpaca_instructions(answers)] if answers else list(df["output_2"])
+    m["avg_length"] = float(np.mean([len(o) for o in outputs]))
     if "oracle_score_2" in df:  # the demo world: mean quality of the answers (0-100), overall and per group
         m.update(oracle_scores(df, seed, samples))
     write_json(
@@ -232,5 +361,52 @@ def metrics(job: dict, annotations_path: str, output: str, upstream: list[str] =
                 **provenance(job, seed=job["cell"].get("seed"), started=started),
                 "upstream": cost.upstream(list(upstream)),  # wall time and GPU-hours of the jobs behind it
             },
+        },
+    )
+
+
+def fit_difficulty(job: dict, eval_set: str, judgments: list[str], output: str) -> None:
+    """Step `difficulty`: each instruction's difficulty fitted jointly over ``judgments`` (one
+    annotations file per model judged against the same reference), for ``lc_method: joint``."""
+    from harness import difficulty
+
+    started = time.time()
+    instructions = [r["instruction"] for r in load_alpaca_instructions(eval_set)]
+    position = {t: i for i, t in enumerate(instructions)}
+    models = []
+    for path, name in zip(judgments, job["models"], strict=True):
+        rows = read_json(path)
+        if not isinstance(rows, list) or not rows:
+            raise RecordError(f"{path}: expected a non-empty JSON list of annotations")
+        for k, r in enumerate(rows):
+            for field in ("instruction", "output_1", "output_2", "preference"):
+                if field not in r:
+                    raise RecordError(f"{path}: annotation {k}: missing field '{field}'")
+            if r["instruction"] not in position:
+                raise RecordError(
+                    f"{path}: annotation {k}: instruction not in {eval_set}: {r['instruction'][:60]!r}"
+                )
+        models.append(
+            difficulty.judged(
+                name,
+                [position[r["instruction"]] for r in rows],
+                [len(r["output_1"]) for r in rows],
+                [len(r["output_2"]) for r in rows],
+                [np.nan if r["preference"] is None else r["preference"] for r in rows],
+            )
+        )
+    fitted = difficulty.difficulty(models, len(instructions), job["lambdas"], job["folds"], job["seed"])
+    gamma = fitted.pop("instruction_difficulty")
+    write_json(
+        output,
+        {
+            "benchmark": "alpaca_eval",
+            "group": job["group"],
+            **fitted,
+            "instructions": [
+                {"index": i, "instruction": t, "difficulty": float(g)}
+                for i, (t, g) in enumerate(zip(instructions, gamma, strict=True))
+            ],
+            "provenance": provenance(job, started=started),
         },
     )

@@ -26,9 +26,12 @@ STEPS = {
     "generate": "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
     "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
     "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
+    "downstream": "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
+    "difficulty": "AlpacaEval instruction difficulty fitted jointly over many judged models (lc_method: joint)",
     "report": "the main table as CSV and Markdown",
     "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
     "mt-bench-categories": "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
+    "downstream-figure": "change of downstream accuracy against the base policy per cell (PNG, PDF)",
     "cost": "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
     "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
     "merge": "concatenate the shards of a sharded step into the file one job writes; sum their meta counts",
@@ -116,6 +119,23 @@ def _parser() -> argparse.ArgumentParser:
     subs["judge"].add_argument("--references", help="MT-Bench: FastChat reference answers (JSONL)")
     subs["metrics"].add_argument("--judgments", required=True, help="annotations/judgments from `judge`")
     subs["metrics"].add_argument("--eval-set", help="MT-Bench questions (for per-category means)")
+    subs["metrics"].add_argument("--answers", help="AlpacaEval: the model's outputs (for avg_length)")
+    subs["metrics"].add_argument(
+        "--difficulty", help="AlpacaEval: the output of `difficulty` (lc_method: joint)"
+    )
+    subs["difficulty"].add_argument("--eval-set", required=True, help="AlpacaEval instructions (JSON)")
+    subs["downstream-figure"].add_argument(
+        "--inputs", nargs="+", required=True, help="downstream metrics.json files"
+    )
+    subs["downstream-figure"].add_argument("--output-pdf", required=True, help="the figure as PDF")
+    subs["downstream"].add_argument("--data", help="the data file of the project's own lm-eval tasks")
+    subs["downstream"].add_argument("--metrics", required=True, help="the metrics file (JSON)")
+    subs["difficulty"].add_argument(
+        "--judgments",
+        nargs="+",
+        required=True,
+        help="annotations of each model named in the job config, in order",
+    )
     subs["metrics"].add_argument(
         "--upstream",
         nargs="*",
@@ -285,7 +305,19 @@ def _dispatch(args, job) -> None:
     elif step == "metrics" and job["benchmark"] == "alpaca_eval":
         from harness import alpaca_metrics
 
-        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream)
+        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream, args.difficulty, args.answers)
+    elif step == "downstream-figure":
+        from harness import report
+
+        report.downstream_figure(job, args.inputs, args.output, args.output_pdf)
+    elif step == "downstream":
+        from harness import downstream
+
+        downstream.run(job, args.data, args.output, args.metrics)
+    elif step == "difficulty":
+        from harness import alpaca_metrics
+
+        alpaca_metrics.fit_difficulty(job, args.eval_set, args.judgments, args.output)
     elif step == "metrics":
         from harness import mt_bench
 

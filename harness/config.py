@@ -66,9 +66,10 @@ def check_references(cfg: dict, source: str) -> None:
     if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
         pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
     mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
-    if mt_judge.get("backend") == "oracle":
+    if mt_judge.get("backend") == "oracle" and (mt_judge.get("error_rate") or mt_judge.get("position_bias")):
         raise ConfigError(
-            f"{source}: evaluation/mt_bench/judge/backend: the oracle judges pairs; it gives no ratings"
+            f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
+            "its 1-10 ratings take no error_rate or position_bias"
         )
     for where, judge in pairwise:
         if judge["backend"] != "oracle" and not judge.get("template"):

@@ -62,6 +62,31 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
     tasks = world.select(spec.get("groups"), spec.get("tasks"))
     split = spec.get("split") or ("eval" if kind == "alpaca_eval" else "train")
     seed = spec.get("seed", 0)
+    if kind == "downstream":
+        from harness.downstream import world_rows as downstream_rows
+
+        return downstream_rows(spec)
+    if kind in ("mt_bench", "mt_bench_references"):  # two-turn questions; categories are task groups
+        if spec.get("split", "eval") != "eval":
+            raise RecordError("the demo world's MT-Bench questions come from the eval split only")
+        rows = []
+        for i, (task, a1, a2) in enumerate(world.two_turn(spec["n"], seed, tasks)):
+            if kind == "mt_bench":
+                rows.append(
+                    {
+                        "question_id": i + 1,
+                        "category": task.group,
+                        "turns": [task.prompt(a1), task.prompt(a2)],
+                    }
+                )
+            else:  # the answer key, for the categories graded against a reference
+                rows.append(
+                    {
+                        "question_id": i + 1,
+                        "choices": [{"index": 0, "turns": [task.answer(a1), task.answer(a2)]}],
+                    }
+                )
+        return rows
     # evaluation sets and training prompts never repeat a prompt; demonstrations and preferences may
     items = world.instances(spec["n"], seed, tasks, split, distinct=kind in ("prompts", "alpaca_eval"))
     rng = random.Random(f"world-{kind}-{seed}")
@@ -154,7 +179,7 @@ def run(job: dict, output: str) -> int:
     elif kind == "mt_bench":
         rows = [
             {"question_id": q.question_id, "category": q.category, "turns": list(q.turns)}
-            for q in load_mt_questions(_fetch(source, ".jsonl"))
+            for q in load_mt_questions(_fetch(source, ".jsonl", kind))
         ][:limit]
         write_jsonl(output, rows)
     elif kind == "mt_bench_judge_prompts":
@@ -162,10 +187,15 @@ def run(job: dict, output: str) -> int:
         rows = [prompts[name] for name in sorted(prompts)]
         write_jsonl(output, rows)
     elif kind == "mt_bench_references":
-        refs = load_reference_answers(_fetch(source, ".jsonl"))
+        refs = load_reference_answers(_fetch(source, ".jsonl", kind))
         rows = [
             {"question_id": q, "choices": [{"index": 0, "turns": list(t)}]} for q, t in sorted(refs.items())
         ]
+        write_jsonl(output, rows)
+    elif kind == "downstream":  # the data file of the project's lm-eval tasks, as it comes
+        from harness.io import read_jsonl
+
+        rows = [rec for _, rec in read_jsonl(_fetch(source, ".jsonl", kind))][:limit]
         write_jsonl(output, rows)
     elif kind == "preferences":
         rows = load_preferences(_fetch(source, ".jsonl", kind))[:limit]
@@ -176,6 +206,6 @@ def run(job: dict, output: str) -> int:
     else:
         raise RecordError(
             f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, mt_bench_judge_prompts, "
-            "mt_bench_references, preferences, demonstrations"
+            "mt_bench_references, downstream, preferences, demonstrations"
         )
     return len(rows)

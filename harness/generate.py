@@ -31,6 +31,20 @@ def _answers(backend, conversations, g, seed, desc):
     return [o[0] for o in outs]
 
 
+def _by_temperature(backend, conversations, questions, temps: dict, g: dict, seed: int, desc: str):
+    """Answers in question order, each at its category's temperature (FastChat's per-category
+    settings; ``generation.temperature`` for a category without one), one generate call per value."""
+    chosen = [float(temps.get(q.category, g["temperature"])) for q in questions]
+    out = [None] * len(questions)
+    for t in sorted(set(chosen)):
+        where = [i for i, c in enumerate(chosen) if c == t]
+        label = desc if len(set(chosen)) == 1 else f"{desc} (temperature {t:g})"
+        answers = _answers(backend, [conversations[i] for i in where], {**g, "temperature": t}, seed, label)
+        for i, a in zip(where, answers, strict=True):
+            out[i] = a
+    return out
+
+
 def _counts(completions) -> dict:
     """Empty and cut-off answers are kept (they are the model's answers) and counted."""
     return {
@@ -72,13 +86,16 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
         write_json(meta, {**_counts(outs), "provenance": provenance(job, seed=seed, started=started)})
         return
     questions = take(load_mt_questions(eval_set), shard, align=g["batch_size"])
+    temps = job.get("category_temperatures", {})
     convs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
-    first = _answers(backend, convs, g, seed, f"mt_bench turn 1 {name}")
+    first = _by_temperature(backend, convs, questions, temps, g, seed, f"mt_bench turn 1 {name}")
     convs = [
         c + [{"role": "assistant", "content": a.text}, {"role": "user", "content": q.turns[1]}]
         for c, a, q in zip(convs, first, questions, strict=True)
     ]
-    second = _answers(backend, convs, g, subseed("turn2", 0, seed), f"mt_bench turn 2 {name}")
+    second = _by_temperature(
+        backend, convs, questions, temps, g, subseed("turn2", 0, seed), f"mt_bench turn 2 {name}"
+    )
     write_jsonl(
         output,
         [

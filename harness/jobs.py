@@ -7,7 +7,8 @@ name, which Snakemake sees as a changed input set.
 
 Keys: build ``tiny``; finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
 ``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
-``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; report ``main``.
+``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; downstream
+``<policy>/<model>``; difficulty ``alpaca_eval/<reference group>``; report ``main``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference", "finetune")
+STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream")
 REG_KEYS = {
     "none": (),
     "nll": ("alpha",),
@@ -40,6 +41,16 @@ REG_KEYS = {
     "dpop": ("lambda", "normalize"),
 }
 BASE = "base"
+
+
+def evaluated_models(cfg: dict) -> list[tuple[str, str]]:
+    """(policy, model key) of every model the config evaluates: each policy's base, every main-table
+    cell and every budget-sweep cell with ``evaluate``."""
+    from harness.plan import cells
+
+    out = [(p, BASE) for p in cfg["policies"]]
+    out += [(p, f"{r}/{g}/seed{s}") for p, r, g, s in cells(cfg)[1]]
+    return list(dict.fromkeys(out))
 
 
 def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
@@ -93,6 +104,20 @@ def parse_model_key(model: str) -> tuple[str, str, int | None]:
     return m.group(1), m.group(2), int(m.group(3))
 
 
+def _eval_model(cfg: dict, policy: str, model: str, paths: dict) -> dict:
+    """The model an evaluation runs: the base policy, or a trained cell's checkpoint."""
+    ranker, reg, seed = parse_model_key(model)
+    if ranker == BASE:
+        return model_ref(cfg, policy, paths)
+    return {
+        "name": f"{policy}/{model}",
+        "source": paths["checkpoint"].format(policy=policy, ranker=ranker, regularizer=reg, seed=seed),
+        "revision": None,
+        "dtype": cfg["models"][policy].get("dtype", "auto"),
+        "trust_remote_code": False,
+    }
+
+
 def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     """The job config of ``step`` for ``key`` (see module docstring)."""
     if step == "build":
@@ -125,6 +150,7 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             "mt_bench": lambda: cfg["evaluation"]["mt_bench"]["questions"],
             "mt_bench_judge_prompts": lambda: cfg["evaluation"]["mt_bench"]["judge_prompts"],
             "mt_bench_references": lambda: cfg["evaluation"]["mt_bench"]["reference_answers"],
+            "downstream": lambda: cfg["evaluation"]["downstream"]["data"],
         }
         return {"step": step, "kind": key, "source": sources[key]()}
     if step == "sample":
@@ -175,6 +201,23 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             "regularizer": regularizer,
             "training": cfg["training"],
         }
+    if step == "downstream":
+        policy, model = key.split("/", 1)
+        ranker, reg, seed = parse_model_key(model)
+        return {
+            "step": step,
+            "benchmark": "downstream",
+            "cell": {
+                "policy": policy,
+                "ranker": ranker,
+                "regularizer": reg,
+                "seed": cfg["sampling"]["seed"] if seed is None else seed,
+            },
+            "model": _eval_model(cfg, policy, model, paths),
+            "seed": cfg["sampling"]["seed"] if seed is None else seed,
+            "downstream": {k: v for k, v in cfg["evaluation"]["downstream"].items() if k != "data"},
+            "dataset": cfg["evaluation"]["downstream"].get("data"),  # for provenance
+        }
     if step in ("generate", "judge", "metrics"):
         bench, policy, model = key.split("/", 2)
         ranker, reg, seed = parse_model_key(model)
@@ -187,24 +230,14 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         b = cfg["evaluation"][bench]
         job = {"step": step, "benchmark": bench, "cell": cell}
         if step == "generate":
-            if ranker == BASE:
-                ref = model_ref(cfg, policy, paths)
-            else:
-                ref = {
-                    "name": f"{policy}/{model}",
-                    "source": paths["checkpoint"].format(
-                        policy=policy, ranker=ranker, regularizer=reg, seed=seed
-                    ),
-                    "revision": None,
-                    "dtype": cfg["models"][policy].get("dtype", "auto"),
-                    "trust_remote_code": False,
-                }
             job.update(
-                model=ref,
+                model=_eval_model(cfg, policy, model, paths),
                 generator=f"{policy}/{model}",
                 seed=cell["seed"],
                 generation=_unsharded(b.get("generation", {})),
             )
+            if bench == "mt_bench":
+                job["category_temperatures"] = b.get("category_temperatures", {})
         elif step == "judge":
             if "annotator" in b:
                 job.update(judge_name=b["annotator"]["name"], annotator=b["annotator"])
@@ -221,8 +254,25 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 bootstrap=b["bootstrap"], dataset=b["instructions" if bench == "alpaca_eval" else "questions"]
             )
             if bench == "alpaca_eval":
-                job.update(lc_method=b["lc_method"], lc_data=b.get("lc_data"))
+                from harness.alpaca_metrics import lc_resolved
+
+                job.update(
+                    lc_method=lc_resolved(cfg, policy), lc_requested=b["lc_method"], lc_data=b.get("lc_data")
+                )
         return job
+    if step == "difficulty":
+        from harness.alpaca_metrics import lc_models
+
+        bench, group = key.split("/")
+        b = cfg["evaluation"][bench]
+        return {
+            "step": step,
+            "benchmark": bench,
+            "group": group,
+            "models": lc_models(cfg, group),
+            **b["lc_joint"],
+            "dataset": b["instructions"],
+        }
     if step in ("report", "figures"):
         return {"step": step, "name": key}
     raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")

@@ -16,8 +16,8 @@ import numpy as np
 
 PAIR_LABELS = (" A", " B")
 RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
-_RATING = re.compile(r"\[\[(\d+(?:\.\d+)?)\]\]")
-_RATING_BACKUP = re.compile(r"\[(\d+(?:\.\d+)?)\]")  # FastChat's fallback: a single bracket
+_RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")  # FastChat's single-answer patterns, exactly
+_RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")  # its fallback: a single bracket
 _CHOICE = re.compile(r"^\W*([AB])\b")
 
 
@@ -33,12 +33,10 @@ def load_template(name: str) -> str:
 
 
 def parse_rating(text: str) -> float | None:
-    """The last ``[[n]]`` rating in a judge reply (else the last ``[n]``, as FastChat does), if in 1..10."""
-    found = _RATING.findall(text) or _RATING_BACKUP.findall(text)
-    if not found:
-        return None
-    value = float(found[-1])
-    return value if 1 <= value <= 10 else None
+    """FastChat's rule for a single-answer verdict: the first ``[[n]]`` in the reply, else the first
+    ``[n]``; no range check (a judge's ``[[11]]`` is 11, as in FastChat); None where there is neither."""
+    found = _RATING.search(text) or _RATING_BACKUP.search(text)
+    return None if found is None else float(found.group(1))
 
 
 def parse_choice(text: str) -> str | None:

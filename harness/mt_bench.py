@@ -3,10 +3,12 @@
 Each turn of each answer is graded 1-10 with FastChat's templates: ``single-v1`` for the first turn,
 ``single-v1-multi-turn`` (the whole conversation, grading the second answer) for the second, and
 their ``single-math-*`` variants, which add the reference answers, for the categories in
-``ref_categories`` (math, reasoning, coding). The score is the last ``[[n]]`` of the verdict (FastChat's
-``[n]`` as a fallback). A text verdict without one is asked once more; if that fails too, the turn
-gets FastChat's score -1, is counted, and is left out of every mean. Files follow FastChat's
-``model_judgment`` layout.
+``ref_categories`` (math, reasoning, coding). The score is parsed by FastChat's rule: the first
+``[[n]]`` of the verdict, else the first ``[n]``, with no range check (harness/judge.py
+``parse_rating``). A text verdict with neither is asked once more (our addition, counted apart as
+``retried`` in the meta file); if that fails too, the turn gets FastChat's score -1, is counted, and
+is left out of every mean. Files follow FastChat's ``model_judgment`` layout; the means are FastChat's
+``show_result`` arithmetic (every score but -1, over both turns, per turn, per category).
 """
 
 from __future__ import annotations
@@ -77,8 +79,13 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
         raise RecordError(
             f"{references}: no reference answer for question(s) {missing} (categories {sorted(need_ref)})"
         )
-    # the templates' content is part of every cached verdict's key
-    rater = RatingJudge.from_config(job["judge"], cache, judge_prompts=digest(prompts))
+    oracle = job["judge"]["backend"] == "oracle"  # the demo world: its answer key grades
+    if oracle:
+        from harness.oracle import OracleJudge
+
+        rater = OracleJudge()
+    else:  # the templates' content is part of every cached verdict's key
+        rater = RatingJudge.from_config(job["judge"], cache, judge_prompts=digest(prompts))
     items, convs, graded = [], [], []
     for qid in sorted(questions):
         q, turns = questions[qid], answers[qid]["choices"][0]["turns"]
@@ -87,10 +94,17 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
             convs.append(functools.partial(_conversation, prompts, q, t, ref))
             graded.append(tuple(turns[:t]))  # the answers this turn's prompt shows
             items.append((qid, t, answers[qid]["model_id"], template_name(t, ref is not None)))
-    # answers too long for the judge's max_prompt_tokens are cut (an endpoint counts the tokens)
-    fitted = rater.fit([lambda *a, c=c: rater.backend.chat_prompt(c(*a)) for c in convs], graded)
-    convs = [c(*a) for c, a in zip(convs, fitted, strict=True)]
-    verdicts = rater.judge([rater.backend.chat_prompt(c) for c in convs], desc="mt_bench judge")
+    if oracle:
+        convs = [c(*a) for c, a in zip(convs, graded, strict=True)]
+        verdicts = [
+            rater.rate(questions[qid].turns[t - 1], shown[-1])
+            for (qid, t, _, _), shown in zip(items, graded, strict=True)
+        ]
+    else:
+        # answers too long for the judge's max_prompt_tokens are cut (an endpoint counts the tokens)
+        fitted = rater.fit([lambda *a, c=c: rater.backend.chat_prompt(c(*a)) for c in convs], graded)
+        convs = [c(*a) for c, a in zip(convs, fitted, strict=True)]
+        verdicts = rater.judge([rater.backend.chat_prompt(c) for c in convs], desc="mt_bench judge")
     rows = []
     for (qid, turn, model, name), conv, text in zip(items, convs, verdicts, strict=True):
         score = parse_rating(text)
@@ -122,6 +136,7 @@ def metrics(
     if unknown:
         raise RecordError(f"{judgments_path}: judgments of questions not in {questions_path}: {unknown[:5]}")
     seed = job["cell"].get("seed") or 0
+    samples = job["bootstrap"]["samples"]
 
     def summary(qids: list[int], turns=(1, 2)) -> dict:
         units = [[r["score"] for r in rows if r["question_id"] == q and r["turn"] in turns and r["score"] != -1]
@@ -129,7 +144,7 @@ def metrics(
         values = [v for u in units for v in u]
         return {
             "mean": float(np.mean(values)) if values else None,
-            "ci": bootstrap_mean_ci(units, seed),
+            "ci": bootstrap_mean_ci(units, seed, samples),
             "n": len(values),
         }
 

@@ -14,6 +14,8 @@ certain (1 or 0, 0.5 for the oracle's ties), like a text verdict from an API jud
 
 The judge answers ``prob_a`` and ``stats`` like :class:`harness.judge.PairwiseJudge`, so IPR, the ranker
 study and the AlpacaEval-style evaluation use it unchanged (``backend: oracle`` in a judge config).
+For MT-Bench it grades one answer 1-10 (``rate``), in FastChat's ``[[rating]]`` form; the simulated
+errors apply to pairwise verdicts only.
 """
 
 from __future__ import annotations
@@ -62,6 +64,15 @@ class OracleJudge:
     def prob_a(self, triples: list[tuple[str, str, str]], desc: str = "judge") -> np.ndarray:
         self.calls += len(triples)
         return np.asarray([self.verdict(*t) for t in triples], dtype=float)
+
+    def rate(self, question: str, answer: str) -> str:
+        """A single-answer verdict in FastChat's format: the answer's quality in [0, 1] mapped to a
+        rating 1-10 (1 + 9 x quality, rounded), as text for the MT-Bench parser."""
+        self.calls += 1
+        quality = world.score_text(question, answer)
+        return (
+            f"Graded by the world's answer key: quality {quality:.3f}. Rating: [[{1 + round(9 * quality)}]]"
+        )
 
     def stats(self) -> dict:
         return {

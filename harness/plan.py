@@ -177,6 +177,16 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         add("train", 1, pairs, 0, tokens, 0, seconds(c[0], g, 0, 0, tokens), g)
     models = [(pol, "base") for pol in cfg["policies"]] + [(c[0], "cell") for c in evaluated]
     for bench, b in cfg["evaluation"].items():
+        if bench == "downstream":  # lm-eval's tasks: jobs only (their sizes are lm-eval's datasets')
+            for policy, _ in models:
+                add("downstream", 1, 0, gpus=sizing.model_gpus(cfg, policy))
+            continue
+        if bench == "alpaca_eval":
+            from harness.alpaca_metrics import lc_group, lc_resolved
+
+            groups = {lc_group(cfg, pol) for pol in cfg["policies"] if lc_resolved(cfg, pol) == "joint"}
+            for _ in groups:
+                add("lc_difficulty", 1, 0)
         n_eval = _count(b["instructions" if bench == "alpaca_eval" else "questions"], bench, counts) or 0
         turns = 2 if bench == "mt_bench" else 1
         gen = b.get("generation", {})

@@ -46,6 +46,13 @@ def _values(path: str) -> tuple[dict, dict]:
             **({"oracle_score": m["oracle_score"], "oracle_score_ci": m.get("oracle_score_ci")}
                if "oracle_score" in m else {}),
         }  # fmt: skip
+    if data["benchmark"] == "downstream":  # lm-eval: each task's metric, with a 95% normal interval
+        out = {}
+        for task, t in m["tasks"].items():
+            out[f"ds_{task}"] = t["value"]
+            se = t.get("stderr")
+            out[f"ds_{task}_ci"] = [t["value"] - 1.96 * se, t["value"] + 1.96 * se] if se else None
+        return cell, out
     return cell, {
         "mt_bench": m["score"],
         "mt_bench_ci": m.get("score_ci"),
@@ -93,13 +100,39 @@ def build_table(paths: list[str]):
     for key, group in df.groupby(KEYS, sort=False, dropna=False):
         rows = group.to_dict("records")
         row = dict(zip(KEYS, key, strict=True), seeds=group["seed"].nunique())
-        for c in COLUMNS:
+        for c in [*COLUMNS, *downstream_columns(df)]:
             if c in df:
                 row.update(aggregate(rows, c))
         if "lc_method" in df:
             row["lc_method"] = group["lc_method"].iloc[0]
         out.append(row)
-    return _base_first(pd.DataFrame(out))
+    return _base_first(pd.DataFrame(_against_base(out, downstream_columns(df))))
+
+
+def downstream_columns(df) -> list[str]:
+    """The lm-eval task columns (``ds_<task>``) in the order they appear."""
+    return [
+        c for c in df.columns if c.startswith("ds_") and not c.endswith(("_ci", "_ci_kind", "_std", "_abs"))
+    ]
+
+
+def _against_base(rows: list[dict], columns: list[str]) -> list[dict]:
+    """Downstream columns of trained rows as the change against their policy's base (points); the
+    accuracy itself stays in ``<column>_abs``. The interval is the trained row's, shifted (the base's
+    own uncertainty is not in it)."""
+    base = {r["policy"]: r for r in rows if r["ranker"] == "base"}
+    for r in rows:
+        b = base.get(r["policy"])
+        if r["ranker"] == "base" or b is None:
+            continue
+        for c in columns:
+            if r.get(c) is None or b.get(c) is None:
+                continue
+            r[f"{c}_abs"], r[c] = r[c], r[c] - b[c]
+            ci = r.get(f"{c}_ci")
+            if isinstance(ci, list | tuple):
+                r[f"{c}_ci"] = [ci[0] - b[c], ci[1] - b[c]]
+    return rows
 
 
 def _base_first(table):
@@ -122,9 +155,11 @@ def fmt(row, c) -> str:
 
 
 def to_markdown(df) -> str:
-    cols = [c for c in COLUMNS if c in df]
+    ds = downstream_columns(df)
+    cols = [c for c in COLUMNS if c in df] + ds
+    names = {**COLUMNS, **{c: f"{c.removeprefix('ds_')} (Δ)" for c in ds}}
     lines = [
-        "| policy | ranker | regularizer | seeds | " + " | ".join(COLUMNS[c] for c in cols) + " |",
+        "| policy | ranker | regularizer | seeds | " + " | ".join(names[c] for c in cols) + " |",
         "|" + "---|" * (4 + len(cols)),
     ]
     for _, row in df.iterrows():
@@ -139,6 +174,18 @@ def to_markdown(df) -> str:
             "Demo world: AlpacaEval LC and WR are the oracle's win rates against the base policy's answers "
             "on held-out prompts (the base policy against itself: 50); the oracle score is the mean quality "
             "of the answers (100 = every answer correct)."
+        )
+    if ds:
+        notes.append(
+            "Downstream (lm-eval) columns, marked (Δ): the base row gives the task's accuracy (%), every "
+            "other row its change against that base in points (the alignment tax where negative); "
+            "a single run's interval is ±1.96 lm-eval stderr."
+        )
+    if "lc_method" in df and df["lc_method"].astype(str).str.startswith("joint").any():
+        notes.append(
+            "AlpacaEval LC uses instruction difficulty fitted jointly over this run's judged models "
+            "(lc_method joint; within about 1 point of the leaderboard LC on published annotations, "
+            "see the README)."
         )
     if "lc_method" in df and df["lc_method"].astype(str).str.startswith("approximate").any():
         notes.append(
@@ -252,4 +299,41 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
     ax.set_title("MT-Bench by category")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    save(fig, output_png, output_pdf)
+
+
+def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf: str) -> None:
+    """Change of each downstream task's accuracy against the base policy, per trained cell (bars with
+    95% intervals), one panel per policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from harness.figures import save
+
+    table = build_table(inputs)
+    cols = downstream_columns(table)
+    if not cols:
+        raise ValueError("no downstream metrics among the inputs")
+    policies = list(dict.fromkeys(table["policy"]))
+    fig, axes = plt.subplots(1, len(policies), figsize=(max(7, 1.6 * len(cols) + 4) * len(policies), 4.5),
+                             squeeze=False)  # fmt: skip
+    for ax, policy in zip(axes[0], policies, strict=True):
+        rows = table[(table["policy"] == policy) & (table["ranker"] != "base")]
+        width = 0.8 / max(1, len(rows))
+        x = np.arange(len(cols))
+        for i, (_, row) in enumerate(rows.iterrows()):
+            means = np.array([row.get(c) if row.get(c) is not None else np.nan for c in cols], dtype=float)
+            err = np.array([[m - ci[0], ci[1] - m] if isinstance(ci := row.get(f"{c}_ci"), list | tuple) else [0, 0]
+                            for m, c in zip(means, cols, strict=True)]).T  # fmt: skip
+            ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=err, capsize=2,
+                   label=f"{row['ranker']} / {row['regularizer']}")  # fmt: skip
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks(x, [c.removeprefix("ds_") for c in cols])
+        ax.set_ylabel("change against the base policy (points)")
+        ax.set_title(f"{policy}: downstream accuracy after preference optimisation")
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
     save(fig, output_png, output_pdf)

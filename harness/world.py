@@ -276,6 +276,24 @@ def instances(
     return out
 
 
+def follow_up(task: Task, args: dict, rng: random.Random) -> dict:
+    """Arguments of a second turn that changes the first: the same task on other arguments (also from
+    the eval split), e.g. "Count from 3 to 9." then "Count from 3 to 12."."""
+    first = task.prompt(args)
+    for _ in range(10_000):
+        new = task.sample(rng)
+        text = task.prompt(new)
+        if text != first and split_of(text) == "eval":
+            return new
+    raise ValueError(f"task {task.name} has no second eval prompt beside {first!r}")
+
+
+def two_turn(n: int, seed: int, tasks: list[Task]) -> list[tuple[Task, dict, dict]]:
+    """``n`` two-turn questions of the eval split (MT-Bench style): a task, then a follow-up changing it."""
+    rng = random.Random(f"two-turn-{seed}")
+    return [(task, args, follow_up(task, args, rng)) for task, args in instances(n, seed, tasks, "eval")]
+
+
 def demonstration(task: Task, args: dict, rng: random.Random, noise: float) -> str:
     """A demonstration answer: correct, or with probability ``noise`` the task's habitual error."""
     return task.habit(args) if rng.random() < noise else task.answer(args)

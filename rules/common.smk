@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from harness import jobs, site, sizing
+from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
 from harness.locks import cancel_leftovers
 from harness.config import check_references, loads_model
 
@@ -23,6 +24,9 @@ PATHS = {
     "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
 }
 BENCHMARKS = list(config["evaluation"])
+JUDGED = [
+    b for b in BENCHMARKS if b != "downstream"
+]  # answered, judged, scored by our metrics step
 PREFERENCE_SETS = list(config["ranker_study"]["preference_sets"])
 
 
@@ -65,7 +69,7 @@ def generation_shards(benchmark):
 
 
 def benchmarks_where(sharded):
-    names = [b for b in BENCHMARKS if (generation_shards(b) > 1) == sharded]
+    names = [b for b in JUDGED if (generation_shards(b) > 1) == sharded]
     return _alt(names) or NEVER
 
 
@@ -82,7 +86,7 @@ wildcard_constraints:
     seed=SEED,
     benchmark=_alt(BENCHMARKS),
     model=rf"base|{TRAINED}",
-    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
+    dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|downstream\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
     tuned=_alt(TUNED) or NEVER,
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
@@ -235,6 +239,28 @@ def lc_data_input(wc):
     return source_input(config["evaluation"]["alpaca_eval"].get("lc_data", {}))
 
 
+def metrics_extra_inputs(wc):
+    """AlpacaEval metrics: the model's answers (alpaca_eval's avg_length) and, for ``lc_method: joint``
+    (or ``auto`` resolved to it), the instruction difficulty fitted over every model of its reference.
+    """
+    if wc.benchmark != "alpaca_eval":
+        return {}
+    out = {"answers": f"results/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
+    if lc_resolved(config, wc.policy) == "joint":
+        out["difficulty"] = (
+            f"results/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
+        )
+    return out
+
+
+def difficulty_judgments(wc):
+    """The AlpacaEval judgments of every model judged against reference ``wc.group``."""
+    return [
+        f"results/eval/{m}/alpaca_eval/judgments.json"
+        for m in lc_models(config, wc.group)
+    ]
+
+
 def judge_reference(wc):
     """What a model's answers are judged against: the eval set's reference outputs, or (AlpacaEval with
     ``reference: base``) the base policy's answers to the same instructions."""
@@ -309,6 +335,22 @@ def main_table_inputs():
             if m != "base":
                 out.append(f"results/training/{p}/{m}/summary.json")
     return out
+
+
+def downstream_metrics():
+    """Downstream (lm-eval) metrics of every model in the main table (none without it in config)."""
+    return [
+        f"results/eval/{p}/{m}/downstream/metrics.json"
+        for p in config["policies"]
+        for m in model_keys()
+        if "downstream" in BENCHMARKS
+    ]
+
+
+def downstream_data(wc):
+    """The prepared data file of the project's own lm-eval tasks, where config names one."""
+    ds = config["evaluation"].get("downstream", {})
+    return ["results/data/downstream.jsonl"] if ds.get("data") else []
 
 
 def mt_bench_metrics():

@@ -82,6 +82,8 @@ rule judge:
         "logs/judge/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
         "benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
+    wildcard_constraints:
+        benchmark=_alt(JUDGED) or NEVER,
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -99,8 +101,31 @@ rule judge:
         " > {log} 2>&1"
 
 
+rule lc_difficulty:
+    input:
+        config=job_config("difficulty", "alpaca_eval/{group}"),
+        eval_set=eval_set("alpaca_eval"),
+        judgments=difficulty_judgments,
+    output:
+        "results/eval/difficulty/alpaca_eval/{group}.json",
+    log:
+        "logs/lc_difficulty/{group}.log",
+    benchmark:
+        "benchmarks/lc_difficulty/{group}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness difficulty --config {input.config} --eval-set {input.eval_set}"
+        " --judgments {input.judgments} --output {output} > {log} 2>&1"
+
+
 rule metrics:
     input:
+        unpack(metrics_extra_inputs),
         config=job_config("metrics", "{benchmark}/{policy}/{model}"),
         eval_set=lambda wc: eval_set(wc.benchmark),
         judgments=lambda wc: f"results/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
@@ -110,15 +135,44 @@ rule metrics:
         "results/eval/{policy}/{model}/{benchmark}/metrics.json",
     log:
         "logs/metrics/{policy}/{model}/{benchmark}.log",
+    wildcard_constraints:
+        benchmark=_alt(JUDGED) or NEVER,
     conda:
         "../envs/evaluate.yaml"
     resources:
         **sized(0),
     params:
-        step_version=3,  # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost
+        step_version=4,  # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost; 4: joint LC, avg_length from answers
         upstream=lambda wc: " ".join(
             f"{s}={t},{p}" for s, (t, p) in upstream_jobs(wc).items()
         ),
+        extra=lambda wc: cli_args(metrics_extra_inputs(wc)),
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
-        " --judgments {input.judgments} --upstream {params.upstream} --output {output} > {log} 2>&1"
+        " --judgments {input.judgments} {params.extra} --upstream {params.upstream} --output {output} > {log} 2>&1"
+
+
+# Downstream tasks through lm-evaluation-harness: one job per model (lm-eval's results JSON + metrics)
+rule downstream:
+    input:
+        config=job_config("downstream", "{policy}/{model}"),
+        model=checkpoint_input,
+        data=downstream_data,
+    output:
+        results="results/eval/{policy}/{model}/downstream/results.json",
+        metrics="results/eval/{policy}/{model}/downstream/metrics.json",
+    log:
+        "logs/downstream/{policy}/{model}.log",
+    benchmark:
+        "benchmarks/downstream/{policy}/{model}.tsv"
+    conda:
+        "../envs/evaluate.yaml"
+    resources:
+        **sized(lambda wc: GPUS["model"](wc.policy)),
+    params:
+        run=lambda wc, resources: run_harness(resources.gpu),
+        data=lambda wc, input: f"--data {input.data}" if input.data else "",
+        step_version=1,
+    shell:
+        "{params.run} -m harness downstream --config {input.config} {params.data}"
+        " --output {output.results} --metrics {output.metrics} > {log} 2>&1"

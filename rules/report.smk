@@ -115,6 +115,30 @@ rule mt_bench_categories:
         " --output-pdf {output.pdf} > {log} 2>&1"
 
 
+rule downstream_figure:
+    input:
+        config=job_config("figures", "downstream"),
+        metrics=downstream_metrics(),
+    output:
+        png=report(
+            "results/figures/downstream.png",
+            caption="captions/downstream.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/downstream.pdf",
+    log:
+        "logs/report/downstream_figure.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness downstream-figure --config {input.config} --inputs {input.metrics}"
+        " --output {output.png} --output-pdf {output.pdf} > {log} 2>&1"
+
+
 rule cost:
     input:
         config=job_config("report", "cost"),

@@ -25,11 +25,39 @@ def test_demo_dry_run(wf):
     # the world demo: a base policy and a reward model fine-tuned first; 3 rankers (reward model, IPR with
     # the oracle, IPR with a simulated judge) x 3 regularizers x 3 seeds = 27 trained models, +1 base = 28
     # evaluated; the budget sweep adds DPOP on the oracle's pairs (3 seeds), not evaluated; reference
-    # log-probs once per pairs file; prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets
-    assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 6, "sample": 1, "rank": 1, "rank_ipr": 2,
-                 "train": 30, "reference_logps": 3, "generate": 28, "judge": 28, "metrics": 28, "report": 1,
+    # log-probs once per pairs file; prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets;
+    # one joint fit of instruction difficulty over the 27 models judged against the base (lc_method: joint);
+    # MT-Bench (world questions, 3 more prepared files) and lm-eval's downstream tasks (1 data file) on all 28
+    assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 10, "sample": 1, "rank": 1, "rank_ipr": 2,
+                 "train": 30, "reference_logps": 3, "generate": 56, "judge": 56, "metrics": 56, "report": 1,
                  "rank_study": 1, "rank_study_ipr": 2, "gold_accuracy": 2, "gold_accuracy_ipr": 4, "study_table": 1,
-                 "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "total": 145}  # fmt: skip
+                 "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "lc_difficulty": 1,
+                 "downstream": 28, "downstream_figure": 1, "mt_bench_categories": 1, "total": 264}  # fmt: skip
+
+
+def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_reference(wf):
+    r = snakemake(
+        [
+            "-n",
+            "--configfile",
+            "config/demo.yaml",
+            "--",
+            "results/eval/difficulty/alpaca_eval/tiny-policy.json",
+        ],
+        wf,
+    )
+    assert r.returncode == 0, r.stderr
+    c = job_counts(r.stdout)
+    assert (c["lc_difficulty"], c["judge"], c["generate"]) == (
+        1,
+        27,
+        28,
+    )  # the base's answers are the reference
+    cell = "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json"
+    r = snakemake(["-n", "-p", "--configfile", "config/demo.yaml", "--", cell], wf)
+    assert r.returncode == 0, r.stderr
+    assert "--difficulty results/eval/difficulty/alpaca_eval/tiny-policy.json" in r.stdout
+    assert "--answers results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/answers.json" in r.stdout
 
 
 def test_pipeline_demo_dry_run(wf):
@@ -50,7 +78,7 @@ def test_job_configs_are_content_addressed(tmp_path):
     wf = copy_workflow(tmp_path)
     snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     before = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
-    assert len(before) == 144  # one per job but `all`
+    assert len(before) == 263  # one per job but `all`
     r = snakemake(
         ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
     )
@@ -113,7 +141,7 @@ def test_demo_on_slurm_asks_for_no_gpu(wf):
     r = snakemake(["-n", "--profile", "profiles/slurm", "--configfile", "config/demo.yaml"], wf, env=SITE_ENV)
     assert r.returncode == 0, r.stderr
     resources = [x for x in re.findall(r"^    resources: (.*)$", r.stdout, re.M) if "gpu=" in x]
-    assert len(resources) == 144  # every job but `all` (no command, run by Snakemake itself)
+    assert len(resources) == 263  # every job but `all` (no command, run by Snakemake itself)
     assert all("gpu=0" in x and "slurm_partition=short" in x for x in resources)
 
 

@@ -63,7 +63,22 @@ def test_demo_end_to_end(demo):
     cells = {tuple(c.strip() for c in row.split("|")[2:4]) for row in rows[1:]}
     assert cells == {(rk, rg) for rk in RANKERS for rg in MAIN}
     assert all(row.split("|")[4].strip() == "3" and row.count("±") >= 5 for row in rows[1:])  # 3 seeds, CIs
-    assert "Oracle score (0-100)" in table[0]
+    assert "Oracle score (0-100)" in table[0] and "MT-Bench (1-10)" in table[0]
+    assert "world_exact (Δ)" in table[0] and "world_choice (Δ)" in table[0]  # lm-eval's downstream tasks
+    assert all(len(row.split("|")) == len(table[0].split("|")) for row in rows)
+    metrics = json.loads((wf / "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json").read_text())
+    assert metrics["metrics"]["lc_method"].startswith("joint") and "jointly" in metrics["metrics"]["lc_note"]
+    difficulty = json.loads((wf / "results/eval/difficulty/alpaca_eval/tiny-policy.json").read_text())
+    assert len(difficulty["models"]) == 27 and len(difficulty["instructions"]) == 96
+    results = json.loads((wf / "results/eval/tiny-policy/base/downstream/results.json").read_text())
+    assert (
+        set(results["results"]) == {"world_exact", "world_choice"}
+        and results["versions"]["world_exact"] == 1.0
+    )
+    judged = (wf / "results/eval/tiny-policy/base/mt_bench/judgments.jsonl").read_text().splitlines()
+    assert len(judged) == 48 and all(json.loads(x)["score"] in range(1, 11) for x in judged)
+    categories = (wf / "results/tables/mt_bench_categories.md").read_text()
+    assert all(g in categories for g in ("counting", "words", "numbers"))
 
     trained = [(rk, rg) for rk in RANKERS for rg in MAIN] + [("ipr-oracle", "dpop")]  # + the sweep's own cell
     for (rk, rg), seed in ((c, s) for c in trained for s in SEEDS):
@@ -71,7 +86,7 @@ def test_demo_end_to_end(demo):
         steps = [json.loads(x) for x in log.read_text().splitlines()]
         assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
         assert ("bcr/penalty" in steps[-1]) == rg.startswith(("bcr", "dpop"))
-    for name in ("likelihood_trajectories", "budget_sweep"):
+    for name in ("likelihood_trajectories", "budget_sweep", "mt_bench_categories", "downstream"):
         figure = wf / f"results/figures/{name}.png"
         assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
     sweep = (wf / "results/tables/budget_sweep.csv").read_text().splitlines()
@@ -133,7 +148,14 @@ def test_one_regularizer_parameter_reruns_only_its_cells(demo):
     assert sorted((w["ranker"], w["regularizer"], w["seed"]) for w in trained) == sorted(
         (rk, "bcr", str(s)) for rk in RANKERS for s in SEEDS
     )
-    assert all("/bcr/" in w["model"] for rule in ("generate", "judge", "metrics") for w in _work(jobs, rule))
+    assert all(
+        "/bcr/" in w["model"] for rule in ("generate", "judge", "downstream") for w in _work(jobs, rule)
+    )
+    metrics = _work(jobs, "metrics")
+    assert all("/bcr/" in w["model"] for w in metrics if w["benchmark"] == "mt_bench")
+    # AlpacaEval's joint LC: the difficulty is refitted over every model, so every model's LC follows
+    assert len(_work(jobs, "lc_difficulty")) == 1
+    assert len([w for w in metrics if w["benchmark"] == "alpaca_eval"]) == 28
     assert not {"sample", "rank", "rank_ipr", "reference_logps", "finetune"} & {r for r, _ in jobs}
 
 
@@ -169,7 +191,8 @@ def test_step_version_invalidates_on_purpose(demo):
     assert (
         len(_work(jobs, "train")) == 30 and not _work(jobs, "rank_ipr") and not _work(jobs, "reference_logps")
     )
-    assert len(_work(jobs, "generate")) == 27  # every trained model of the main table; not the base policy
+    # every trained model of the main table, for AlpacaEval and MT-Bench; not the base policy
+    assert len(_work(jobs, "generate")) == 54 and len(_work(jobs, "downstream")) == 27
 
 
 TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv")
@@ -257,6 +280,9 @@ REPORTED = [
     "cost.csv",
     "likelihood_trajectories.png",
     "budget_sweep.png",
+    "mt_bench_categories.csv",
+    "mt_bench_categories.png",
+    "downstream.png",
 ]
 
 

@@ -23,12 +23,14 @@ CELL = {"policy": "p", "ranker": "base", "regularizer": "—", "seed": 0}
     "text, score",
     [
         ("Rating: [[7]]", 7.0),
-        ("[[3]] then on reflection [[8]]", 8.0),
+        ("[[3]] then on reflection [[8]]", 3.0),  # FastChat: the first match
+        ("[7] and then [[5]]", 5.0),  # the double bracket wins wherever it is
         ("[[9.5]]", 9.5),
         ("Rating: [4]", 4.0),  # FastChat's fallback pattern
         ("no verdict", None),
-        ("[[11]]", None),
-        ("[[0]]", None),
+        ("[[11]]", 11.0),  # no range check, as in FastChat
+        ("[[0]]", 0.0),
+        ("[[8.]]", 8.0),
     ],
 )
 def test_parse_rating(text, score):
@@ -411,3 +413,187 @@ def test_mt_bench_bad_input(tmp_path):
     with pytest.raises(RecordError, match="no judge prompt named single-v1"):
         load_judge_prompts(broken)
     assert not (tmp_path / "j").exists() and not (tmp_path / "m").exists()
+
+
+def _judged_world(n_models, n, rng):
+    """Annotations of ``n_models`` models on ``n`` instructions with a planted difficulty per instruction."""
+    gamma = rng.normal(size=n)
+    files = []
+    for k in range(n_models):
+        skill, scale, length = rng.normal(), 1 + 0.5 * rng.random(), 0.8 * rng.random()
+        rows = []
+        for i in range(n):
+            lm = int(80 + 120 * rng.random())
+            lr = int(80 + 120 * rng.random())
+            z = skill + scale * gamma[i] + length * np.tanh((lm - lr) / 50)
+            rows.append({"instruction": f"q{i}", "output_1": "r" * lr, "output_2": "m" * lm,
+                         "generator_1": "ref", "generator_2": f"m{k}", "annotator": "test",
+                         "preference": 1 + float(rng.random() < 1 / (1 + np.exp(-z)))})  # fmt: skip
+        files.append(rows)
+    return gamma, files
+
+
+def test_joint_difficulty_recovers_a_planted_difficulty_and_feeds_the_lc(tmp_path):
+    rng = np.random.default_rng(3)
+    gamma, files = _judged_world(10, 120, rng)
+    eval_set = _alpaca(tmp_path / "ref.json", [(f"q{i}", "r", "ref") for i in range(120)])
+    paths = []
+    for k, rows in enumerate(files):
+        paths.append(tmp_path / f"m{k}.json")
+        paths[-1].write_text(json.dumps(rows))
+    job = {"step": "difficulty", "group": "reference", "models": [f"p/m{k}" for k in range(10)],
+           "lambdas": [0.1, 1.0], "folds": 5, "seed": 0}  # fmt: skip
+    out = tmp_path / "difficulty.json"
+    alpaca_metrics.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
+    fitted = json.loads(out.read_text())
+    est = np.array([r["difficulty"] for r in fitted["instructions"]])
+    assert abs(np.corrcoef(est, gamma)[0, 1]) > 0.8
+    assert fitted["lambda"] in (0.1, 1.0) and set(fitted["heldout_loss"]) == {"0.1", "1.0"}
+    m_out = tmp_path / "m.json"
+    alpaca_metrics.metrics(_metrics_job(lc_method="joint"), str(paths[0]), str(m_out), difficulty=str(out))
+    m = json.loads(m_out.read_text())["metrics"]
+    assert (
+        m["lc_method"] == "joint (length_controlled_v1 formula, instruction difficulty fitted on 10 models)"
+    )
+    assert "jointly" in m["lc_note"]
+    low, high = m["length_controlled_winrate_ci"]
+    assert low <= m["length_controlled_winrate"] <= high
+    with pytest.raises(RecordError, match="needs the jointly fitted instruction difficulty"):
+        alpaca_metrics.metrics(_metrics_job(lc_method="joint"), str(paths[0]), str(m_out))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{**files[0][0], "instruction": "unseen"}] + files[0][1:]))
+    with pytest.raises(RecordError, match=r"difficulty.json: no difficulty for 1 instruction\(s\)"):
+        alpaca_metrics.metrics(_metrics_job(lc_method="joint"), str(other), str(m_out), difficulty=str(out))
+    with pytest.raises(RecordError, match=r"m1.json: annotation 0: missing field 'preference'"):
+        bad = [{k: v for k, v in r.items() if k != "preference"} for r in files[1]]
+        paths[1].write_text(json.dumps(bad))
+        alpaca_metrics.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
+
+
+@pytest.mark.parametrize("method", ["approximate", "joint", "official"])
+def test_a_missing_preference_is_left_out_by_every_lc_method(tmp_path, method):
+    rng = np.random.default_rng(4)
+    rows = _annotations(40, rng)
+    rows[3]["preference"] = None  # the judge gave no verdict on one instruction
+    rows[7]["preference"] = float("nan")
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps(rows))
+    extra = {}
+    if method == "joint":
+        diff = tmp_path / "difficulty.json"
+        diff.write_text(json.dumps({"models": ["a", "b"], "instructions": [
+            {"index": i, "instruction": f"q{i}", "difficulty": float(np.sin(i))} for i in range(40)]}))  # fmt: skip
+        extra["difficulty"] = str(diff)
+    lc_data = {"path": str(_gamed_file(tmp_path / "df_gamed.csv", 40, rng))} if method == "official" else None
+    out = tmp_path / "m.json"
+    alpaca_metrics.metrics(_metrics_job(lc_method=method, lc_data=lc_data), str(ann), str(out), **extra)
+    m = json.loads(out.read_text())["metrics"]
+    assert m["n_not_preference"] == 2 and np.isfinite(m["length_controlled_winrate"])
+    assert m["lc_method"].startswith(method)
+
+
+def test_mt_bench_bootstrap_uses_the_configured_samples(tmp_path, monkeypatch):
+    seen = []
+    real = mt_bench.bootstrap_mean_ci
+    monkeypatch.setattr(mt_bench, "bootstrap_mean_ci", lambda u, s, n=1000: seen.append(n) or real(u, s, n))
+    qs = tmp_path / "q.jsonl"
+    qs.write_text(json.dumps({"question_id": 1, "category": "writing", "turns": ["a", "b"]}) + "\n")
+    js = tmp_path / "j.jsonl"
+    js.write_text("".join(json.dumps({"question_id": 1, "model": "m", "score": s, "turn": t}) + "\n"
+                          for s, t in ((7.0, 1), (5.0, 2))))  # fmt: skip
+    mt_bench.metrics(
+        {"cell": CELL, "bootstrap": {"samples": 123}}, str(qs), str(js), str(tmp_path / "m.json")
+    )
+    assert seen and set(seen) == {123}
+
+
+def test_auto_lc_method_resolves_from_what_is_at_hand(tmp_path, monkeypatch):
+    import copy
+
+    from harness.config import load_config
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
+    cfg = load_config(str(ROOT / "config" / "demo.yaml"))
+    b = cfg["evaluation"]["alpaca_eval"]
+    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"  # as configured
+    b["lc_method"] = "auto"
+    assert len(alpaca_metrics.lc_models(cfg, "tiny-policy")) == 27
+    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"  # 27 >= min_models, no df_gamed.csv
+    few = copy.deepcopy(cfg)
+    few["evaluation"]["alpaca_eval"]["lc_joint"]["min_models"] = 28
+    assert alpaca_metrics.lc_resolved(few, "tiny-policy") == "approximate"
+    b["lc_data"] = {"path": str(_gamed_file(tmp_path / "df_gamed.csv", 4, np.random.default_rng(0)))}
+    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "official"
+    b["lc_data"] = {"path": str(tmp_path / "absent.csv")}
+    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"
+    b["reference"] = "instructions"  # one reference for every policy: the base is judged too
+    assert alpaca_metrics.lc_group(cfg, "tiny-policy") == "reference"
+    assert len(alpaca_metrics.lc_models(cfg, "reference")) == 28
+
+
+def test_oracle_grades_world_mt_bench_questions_through_the_fastchat_path(tmp_path):
+    from harness import data
+
+    qs, refs = tmp_path / "q.jsonl", tmp_path / "r.jsonl"
+    questions = data.world_rows({"n": 6, "seed": 2}, "mt_bench")
+    keys = data.world_rows({"n": 6, "seed": 2}, "mt_bench_references")
+    qs.write_text("".join(json.dumps(q) + "\n" for q in questions))
+    refs.write_text("".join(json.dumps(r) + "\n" for r in keys))
+    answers = tmp_path / "a.jsonl"
+    rows = []
+    for q, r in zip(questions, keys, strict=True):
+        right = r["choices"][0]["turns"]
+        turns = [right[0], "wrong"] if q["question_id"] % 2 else right  # odd questions: turn 2 wrong
+        rows.append(
+            {"question_id": q["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": turns}]}
+        )
+    answers.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out, meta = tmp_path / "j.jsonl", tmp_path / "j.meta.json"
+    job = {"judge": {"backend": "oracle"}, "judge_name": "oracle", "ref_categories": ["numbers"]}
+    mt_bench.judge(
+        job,
+        str(qs),
+        str(answers),
+        str(out),
+        str(meta),
+        str(ROOT / "data/demo/mt_bench_judge_prompts.jsonl"),
+        str(refs),
+    )
+    judged = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(judged) == 12
+    for j in judged:
+        assert j["score"] == parse_rating(j["judgment"])  # the verdict text goes through FastChat's rule
+        wrong = j["turn"] == 2 and j["question_id"] % 2
+        assert (j["score"] < 10) if wrong else (j["score"] == 10.0)
+        numbers = questions[j["question_id"] - 1]["category"] == "numbers"
+        assert j["judge"][1].startswith("single-math-v1" if numbers else "single-v1")
+    assert json.loads(meta.read_text())["judgments"] == 12
+
+
+def test_mt_bench_answers_use_each_categorys_temperature():
+    from types import SimpleNamespace
+
+    from harness import generate
+    from harness.records import MTQuestion
+
+    calls = []
+
+    class Backend:
+        def chat_prompt(self, conv):
+            return conv[-1]["content"]
+
+        def generate(self, prompts, temperature, **kw):
+            calls.append((temperature, list(prompts)))
+            return [[SimpleNamespace(text=f"{p}@{temperature}")] for p in prompts]
+
+    qs = [
+        MTQuestion(1, "writing", ("w?", "w2")),
+        MTQuestion(2, "math", ("m?", "m2")),
+        MTQuestion(3, "other", ("o?", "o2")),
+    ]
+    convs = [[{"role": "user", "content": q.turns[0]}] for q in qs]
+    g = {"temperature": 0.3, "top_p": 1.0, "max_new_tokens": 8, "batch_size": 4}
+    temps = {"writing": 0.7, "math": 0.0}
+    out = generate._by_temperature(Backend(), convs, qs, temps, g, 0, "t")
+    assert [a.text for a in out] == ["w?@0.7", "m?@0.0", "o?@0.3"]  # question order kept
+    assert sorted(t for t, _ in calls) == [0.0, 0.3, 0.7]  # one call per temperature

@@ -87,5 +87,20 @@ def test_world_sources_give_each_dataset_kind(tmp_path):
     evals = data.world_rows({"n": 12, "seed": 1}, "alpaca_eval")
     assert all(world.split_of(r["instruction"]) == "eval" for r in evals)
     assert all(world.score_text(r["instruction"], r["output"]) == 1.0 for r in evals)
-    with pytest.raises(RecordError, match="makes no 'mt_bench' records"):
-        data.world_rows({"n": 2}, "mt_bench")
+    with pytest.raises(RecordError, match="makes no 'mt_bench_judge_prompts' records"):
+        data.world_rows({"n": 2}, "mt_bench_judge_prompts")
+    # MT-Bench: two-turn eval questions (the same task on other arguments), task groups as categories,
+    # and the answer key as reference answers for the same questions
+    questions = data.world_rows({"n": 9, "seed": 2}, "mt_bench")
+    refs = data.world_rows({"n": 9, "seed": 2}, "mt_bench_references")
+    assert [q["question_id"] for q in questions] == [r["question_id"] for r in refs] == list(range(1, 10))
+    assert {q["category"] for q in questions} == set(world.GROUPS)
+    for q, r in zip(questions, refs, strict=True):
+        first, second = q["turns"]
+        assert first != second and world.parse(first)[0] is world.parse(second)[0]
+        assert all(world.split_of(t) == "eval" for t in q["turns"])
+        assert [
+            world.score_text(t, a) for t, a in zip(q["turns"], r["choices"][0]["turns"], strict=True)
+        ] == [1.0, 1.0]
+    with pytest.raises(RecordError, match="eval split only"):
+        data.world_rows({"n": 2, "split": "train"}, "mt_bench")

@@ -1,0 +1,101 @@
+"""Leave-one-out error of the offline length-controlled win rates against the official leaderboard.
+
+For every model with published ``weighted_alpaca_eval_gpt4_turbo`` annotations in
+../shared/data/alpaca_eval/published/, fit instruction difficulty jointly on all the *other* models
+(harness/difficulty.py, penalty chosen on held-out models among them), compute the held-out model's
+``joint`` LC win rate with it (harness/alpaca_metrics.py) and its ``approximate`` LC (no difficulty),
+and compare both with the leaderboard's ``length_controlled_winrate``. Prints one row per model and the
+mean and max absolute error of each method.
+
+    python benchmarks/lc_joint_loo.py [--data ../shared/data/alpaca_eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SUFFIX = "_weighted_alpaca_eval_gpt4_turbo_annotations.json"
+
+
+def load(data: Path):
+    import pandas as pd
+
+    reference = json.loads((data / "gpt4_1106_preview_outputs.json").read_text())
+    instructions = [r["instruction"] for r in reference]
+    board = pd.read_csv(data / "published" / "weighted_alpaca_eval_gpt4_turbo_leaderboard.csv", index_col=0)
+    models = {}
+    for path in sorted((data / "published").glob(f"*{SUFFIX}")):
+        models[path.name.removesuffix(SUFFIX)] = pd.DataFrame(json.loads(path.read_text()))
+    return instructions, board, models
+
+
+def loo(instructions, models, lambdas=None) -> dict:
+    """Model -> (joint LC, approximate LC, chosen penalty), each fitted without that model's annotations."""
+    from alpaca_eval.metrics.glm_winrate import GLM_INFO
+
+    from harness import difficulty
+    from harness.alpaca_metrics import _fit
+
+    position = {t: i for i, t in enumerate(instructions)}
+    judged = {
+        name: difficulty.judged(
+            name,
+            df["instruction"].map(position),
+            df["output_1"].str.len(),
+            df["output_2"].str.len(),
+            df["preference"],
+        )
+        for name, df in models.items()
+    }
+    out = {}
+    for name, df in models.items():
+        others = [j for n, j in judged.items() if n != name]
+        fitted = difficulty.difficulty(others, len(instructions), lambdas or difficulty.LAMBDAS)
+        by = dict(zip(instructions, fitted["instruction_difficulty"], strict=True))
+        joint, _ = _fit(df, GLM_INFO["length_controlled_noreg"], "joint", difficulty=by)
+        approx, _ = _fit(df, GLM_INFO["length_controlled_minimal"], "approximate")
+        out[name] = (joint, approx, fitted["lambda"])
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval")
+    args = p.parse_args()
+    if not (args.data / "published").is_dir():
+        sys.exit(f"error: {args.data / 'published'} is absent (published annotations live in ../shared/data)")
+    warnings.filterwarnings("ignore")
+    started = time.time()
+    instructions, board, models = load(args.data)
+    result = loo(instructions, models)
+    print(
+        f"{'model':32s} {'official':>9s} {'joint':>9s} {'err':>6s} {'approx':>9s} {'err':>6s} {'lambda':>7s}"
+    )
+    errors = {"joint": [], "approximate": []}
+    for name, (joint, approx, lam) in result.items():
+        lc = float(board.loc[name, "length_controlled_winrate"])
+        errors["joint"].append(joint - lc)
+        errors["approximate"].append(approx - lc)
+        print(
+            f"{name:32s} {lc:9.2f} {joint:9.2f} {joint - lc:+6.2f} {approx:9.2f} {approx - lc:+6.2f} {lam:7g}"
+        )
+    print()
+    for method, e in errors.items():
+        a = np.abs(e)
+        print(f"{method:12s} leave-one-out error vs leaderboard LC over {len(a)} models: "
+              f"mean {a.mean():.2f}, max {a.max():.2f} points (mean signed {np.mean(e):+.2f})")  # fmt: skip
+    print(f"({time.time() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

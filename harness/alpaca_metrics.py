@@ -111,12 +111,12 @@ def _features(df, difficulty: dict | None = None):
     instruction's difficulty (looked up by instruction text)."""
     import pandas as pd
 
-    delta = df["output_1"].str.len().to_numpy() - df["output_2"].str.len().to_numpy()
-    std = delta.std(ddof=1) if len(delta) > 1 else 0.0
+    from harness.difficulty import std_delta_len
+
     feats = pd.DataFrame(
         {
             "preference": df["preference"].astype(float).replace({0.0: 1.5}).to_numpy() - 1,
-            "std_delta_len": delta / std if std > 0 else delta * 0.0,
+            "std_delta_len": std_delta_len(df["output_1"].str.len(), df["output_2"].str.len()),
             "not_gamed_baseline": True,
         }
     )
@@ -219,16 +219,16 @@ def lc_resolved(cfg: dict, policy: str) -> str:
     df_gamed.csv is at hand, else joint where enough models share the reference, else approximate."""
     b = cfg["evaluation"]["alpaca_eval"]
     method = b["lc_method"]
+    if method in ("official", "approximate"):
+        return method
+    if method == "auto" and gamed_at_hand(b):
+        return "official"
     n = len(lc_models(cfg, lc_group(cfg, policy)))
     if method == "joint" and n < 2:
         raise ValueError(
             f"evaluation/alpaca_eval/lc_method: joint needs at least 2 judged models; this config has {n}"
         )
-    if method != "auto":
-        return method
-    if gamed_at_hand(b):
-        return "official"
-    return "joint" if n >= b["lc_joint"]["min_models"] else "approximate"
+    return "joint" if method == "joint" or n >= b["lc_joint"]["min_models"] else "approximate"
 
 
 def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) -> dict:

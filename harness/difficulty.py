@@ -40,12 +40,18 @@ class Judged:
     y: np.ndarray
 
 
+def std_delta_len(len_reference, len_model) -> np.ndarray:
+    """alpaca_eval's length feature: reference minus model length, divided by its standard deviation
+    over every row (0 where all differences are equal)."""
+    delta = np.asarray(len_reference, dtype=float) - np.asarray(len_model, dtype=float)
+    sd = delta.std(ddof=1) if len(delta) > 1 else 0.0
+    return delta / sd if sd > 0 else delta * 0.0
+
+
 def judged(name: str, index, len_reference, len_model, preference) -> Judged:
     """From alpaca_eval fields: ``preference`` in [1, 2] (0 or 1.5 a draw); rows without one are left out."""
     index = np.asarray(index, dtype=int)
-    delta = np.asarray(len_reference, dtype=float) - np.asarray(len_model, dtype=float)
-    sd = delta.std(ddof=1) if len(delta) > 1 else 0.0
-    std = delta / sd if sd > 0 else delta * 0.0  # standardised over every row, as alpaca_eval does
+    std = std_delta_len(len_reference, len_model)
     p = np.asarray(preference, dtype=float)
     p = np.where(p == 0, 1.5, p) - 1
     keep = (p >= 0) & (p <= 1)  # NaN and out-of-range are not preferences

@@ -15,6 +15,7 @@ provenance added, and a metrics file with each task's chosen metric and its stde
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -158,8 +159,6 @@ def run(job: dict, data: str | None, output: str, metrics_output: str) -> None:
         }
     prov = provenance(job, seed=job["seed"], started=started)
     merged["provenance"] = prov
-    import json
-
     write_text(output, json.dumps(merged, indent=2, default=handle_non_serializable, sort_keys=True) + "\n")
     write_json(
         metrics_output,
@@ -210,7 +209,3 @@ def world_rows(spec: dict) -> list[dict]:
             }
         )
     return rows
-
-
-def describe(cfg_tasks: list[dict]) -> str:
-    return ", ".join(f"{t['name']} ({t['num_fewshot']}-shot)" for t in cfg_tasks)

@@ -1,8 +1,10 @@
 # Reproduction of Chen et al. 2024 (arXiv 2411.05875): sample -> rank -> train -> evaluate -> report.
 # Paper config by default; the offline demo: `snakemake --cores all --configfile config/demo.yaml`.
+import sys
+
 from snakemake.utils import min_version, validate
 
-from harness.config import retype_overrides
+from harness.config import ConfigError, read_yaml, retype_overrides, workflow_check
 
 min_version("9.0")
 
@@ -10,12 +12,25 @@ min_version("9.0")
 # A `--configfile` (e.g. config/demo.yaml) replaces the paper config; Snakemake would otherwise
 # deep-merge the two experiments into one.
 if not workflow.overwrite_configfiles:
+    try:  # a YAML error named with its line and column (Snakemake's own message names neither)
+        read_yaml("config/config.yaml")
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
 
     configfile: "config/config.yaml"
 
 
-# `--config` values below the top level arrive as strings; give them their YAML types, then validate.
+# `--config` values below the top level arrive as strings; give them their YAML types, then validate:
+# a bad config stops here with the one line `harness check-config` prints.
 retype_overrides(config, workflow.config_settings.config)
+try:
+    workflow_check(
+        config,
+        workflow.overwrite_configfiles or ["config/config.yaml"],
+        workflow.config_settings.config,
+    )
+except ConfigError as e:
+    sys.exit(f"error: {e}")
 validate(config, "config/schema.yaml")
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-
-import yaml
 
 STEPS = {
     "check-config": "validate an experiment config against config/schema.yaml",
@@ -43,6 +42,11 @@ NO_CONFIG = ("check-config", "merge", "plan", "prefetch")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="harness", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        help="raise expected failures with their traceback (also HARNESS_DEBUG=1); else one line each",
+    )
     sub = p.add_subparsers(dest="step", required=True, metavar="STEP")
     subs = {name: sub.add_parser(name, help=text, description=text) for name, text in STEPS.items()}
     subs["check-config"].add_argument("path", help="experiment config (YAML)")
@@ -172,64 +176,77 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one step. An expected failure (harness.errors, a bad record or config, an OS error) prints
+    one line, ``error: <place>: <what>``, and exits 1; ``--debug`` or ``HARNESS_DEBUG=1`` raises it
+    with its traceback instead."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    debug = args.debug or os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
+    level = logging.DEBUG if debug else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        _step(args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        sys.exit(f"error: {args.step}: interrupted; nothing it had not finished was written")
+    except Exception as e:
+        line = error_line(e)
+        if line is None or debug:
+            raise
+        sys.exit(f"error: {line}")
+
+
+def error_line(e: BaseException) -> str | None:
+    """The one line for an expected failure, or None for a bug (which keeps its traceback)."""
+    from harness.errors import HarnessError, os_error_line
+
+    if isinstance(e, HarnessError | ValueError | FileNotFoundError):
+        text = str(e) or type(e).__name__
+    elif isinstance(e, OSError):
+        text = os_error_line(e)
+    else:
+        return None
+    return " ".join(text.split("\n")).strip()
+
+
+def job_config(path: str) -> dict:
+    """The resolved job config a step runs from; a missing or broken one is named."""
+    from harness.config import read_yaml
+
+    return read_yaml(path)
+
+
+def _step(args) -> None:
     if args.step == "check-config":
-        from harness.config import ConfigError, load_config
+        from harness.config import load_config
 
-        try:
-            load_config(args.path)
-        except ConfigError as e:
-            sys.exit(f"error: {e}")
+        load_config(args.path)
         print(f"{args.path}: valid")
-        return
-    if args.step in ("plan", "prefetch"):
-        from harness.errors import HarnessError
-
-        try:
-            _plan(args) if args.step == "plan" else _prefetch(args)
-        except (HarnessError, ValueError, FileNotFoundError) as e:
-            sys.exit(f"error: {e}")
-        return
-    if args.step == "merge":
+    elif args.step in ("plan", "prefetch"):
+        _plan(args) if args.step == "plan" else _prefetch(args)
+    elif args.step == "merge":
         from harness import shards
 
         shards.merge(args.inputs, args.output, args.metas, args.meta)
-        return
-    with open(args.config, encoding="utf-8") as f:
-        job = yaml.safe_load(f)
-    from harness.errors import HarnessError
-
-    try:
-        _dispatch(args, job)
-    except (HarnessError, ValueError, FileNotFoundError) as e:  # expected: one clear line, no traceback
-        if logging.getLogger().isEnabledFor(logging.DEBUG):
-            raise
-        sys.exit(f"error: {e}")
+    else:
+        _dispatch(args, job_config(args.config))
 
 
 def _prefetch(args) -> None:
     from harness import prefetch
-    from harness.config import ConfigError, load_config
+    from harness.config import load_config
 
-    try:
-        cfg = load_config(args.configfile)
-    except ConfigError as e:
-        raise ValueError(str(e)) from None
-    prefetch.run(cfg, args.list)
+    prefetch.run(load_config(args.configfile), args.list)
 
 
 def _plan(args) -> None:
     from pathlib import Path
 
     from harness import plan
-    from harness.config import ConfigError, load_config
+    from harness.config import load_config
     from harness.io import write_json, write_text
 
-    try:
-        cfg = load_config(args.configfile)
-    except ConfigError as e:
-        raise ValueError(str(e)) from None
+    cfg = load_config(args.configfile)
     result = plan.plan(cfg, Path(args.workdir), plan.profile_limits(Path(args.profile)))
     text = plan.render(result, cfg.get("plan", {}))
     print(text, end="")

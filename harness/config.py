@@ -11,11 +11,57 @@ from pathlib import Path
 
 import yaml
 
+from harness.errors import InputError
+
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
 
 
-class ConfigError(ValueError):
-    pass
+class ConfigError(InputError):
+    """A bad experiment config: the message names the file and the key path (or line and column)."""
+
+
+def yaml_error_line(path, e: yaml.YAMLError) -> str:
+    """``<path>:<line>:<column>: not valid YAML (<problem>)``, one line."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _mapping(loader: _StrictLoader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' repeats the one on line {seen[key] + 1}", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path) -> dict:
+    """A YAML mapping from ``path``; errors name the file (and line and column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte at offset {e.start}); re-encode it as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_error_line(path, e)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
 
 
 def _validator(schema: dict):
@@ -40,9 +86,22 @@ def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> d
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise ConfigError(f"{source}: {where}: {e.message}")
+        message = " ".join(e.message.split())
+        if len(message) > 300:  # a oneOf failure quotes the whole instance
+            message = message[:300] + "..."
+        raise ConfigError(f"{source}: {where}: {message}")
     check_references(cfg, source)
     return cfg
+
+
+def workflow_check(cfg: dict, files, overrides) -> None:
+    """The Snakefile's check of its merged config (a copy: Snakemake fills the defaults itself), naming
+    the config file(s) and, where ``--config`` set values, that too. Each file is read again first:
+    Snakemake's own reading keeps the last of two equal keys."""
+    for f in files:
+        read_yaml(f)
+    source = ", ".join(str(f) for f in files) + (" with --config overrides" if overrides else "")
+    validate(copy.deepcopy(cfg), source)
 
 
 def loads_model(jcfg: dict) -> bool:
@@ -95,17 +154,34 @@ def check_references(cfg: dict, source: str) -> None:
                 f"{source}: {where}: '{name}' is not a key of models ({', '.join(sorted(models))})"
             )
     _check_grids(cfg, source)
+    check_sources(cfg, source)
+
+
+def source_paths(node, where: str = "") -> list[tuple[str, str]]:
+    """(key path, file) of every local dataset file the config names (``{path: ...}`` sources)."""
+    out = []
+    if isinstance(node, dict):
+        if isinstance(node.get("path"), str) and set(node) <= {"path", "limit"}:
+            out.append((f"{where}/path".lstrip("/"), node["path"]))
+        for k, v in node.items():
+            if k != "path":
+                out += source_paths(v, f"{where}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            out += source_paths(v, f"{where}/{i}")
+    return out
+
+
+def check_sources(cfg: dict, source: str) -> None:
+    """Every local source file must exist when the config is read (relative to the working
+    directory), so that a run never goes on with the outputs of an earlier source."""
+    for where, path in source_paths(cfg):
+        if not Path(path).is_file():
+            raise ConfigError(f"{source}: {where}: no such file '{path}' (relative to {Path.cwd()})")
 
 
 def load_config(path) -> dict:
-    path = Path(path)
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return validate(cfg, str(path))
+    return validate(read_yaml(path), str(path))
 
 
 def _check_grids(cfg: dict, source: str) -> None:

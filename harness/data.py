@@ -170,6 +170,13 @@ def run(job: dict, output: str) -> int:
     """Write the dataset named by ``job['kind']`` to ``output``; return the number of records."""
     kind, source = job["kind"], job["source"]
     limit = source.get("limit")
+    if job.get("source_sha256"):  # the file the workflow planned with, not one edited since
+        from harness.jobs import file_sha256
+
+        if file_sha256(source["path"]) != job["source_sha256"]:
+            raise RecordError(
+                f"{source['path']}: changed since the workflow planned this job; rerun the workflow"
+            )
     if kind == "prompts":
         rows = [{"id": p.id, "prompt": p.prompt} for p in load_prompts(_fetch(source, ".jsonl"))][:limit]
         write_jsonl(output, rows)

@@ -7,6 +7,7 @@ never leaves a file that looks complete. Readers name the file, line and field o
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -15,9 +16,26 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.errors import InputError, OutputError, os_error_line
 
-class RecordError(ValueError):
+
+class RecordError(InputError):
     """A malformed input record; the message names file, line and field."""
+
+
+# errors of writing itself (full disk, quota, read-only or forbidden place), as opposed to the
+# errors of whatever the block reads while it writes
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
+
+
+def _cannot_create(e: OSError, path: Path) -> OutputError:
+    """The error for an output whose directory cannot be made or written: a file in the way is named."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return OutputError(f"{path}: {parent} is a file, not a directory; move it or write elsewhere")
+            break
+    return OutputError(os_error_line(e, path))
 
 
 def _umask() -> int:
@@ -30,14 +48,23 @@ def _umask() -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path next to ``path``; rename it over ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise _cannot_create(e, path) from None
     os.close(fd)
     tmp = Path(tmp)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; outputs are for the whole group
         os.replace(tmp, path)
+    except OutputError:
+        raise
+    except OSError as e:  # a full disk, a quota: nothing is left behind, the path is named
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        raise OutputError(os_error_line(e, path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -47,8 +74,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp directory next to ``path``; it replaces ``path`` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as e:
+        raise _cannot_create(e, path) from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
@@ -78,22 +108,43 @@ def write_jsonl(path, rows: Iterable[dict]) -> int:
     return n
 
 
+def _decode(raw: bytes, path: Path, lineno: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RecordError(
+            f"{path}:{lineno}: not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def _need(path: Path) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise RecordError(f"{path}: is a directory, expected a file")
+
+
 def read_json(path) -> Any:
     path = Path(path)
+    _need(path)
+    raw = path.read_bytes()
+    text = "\n".join(_decode(line, path, i) for i, line in enumerate(raw.split(b"\n"), start=1))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(text)
     except json.JSONDecodeError as e:
-        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
+        raise RecordError(f"{path}:{e.lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
 
 
 def read_jsonl(path) -> list[tuple[int, dict]]:
-    """Read a JSONL file; return ``(line_number, record)`` pairs. Blank lines are skipped."""
+    """Read a JSONL file; return ``(line_number, record)`` pairs. Blank lines are skipped; a line that
+    is not UTF-8, not JSON or not an object fails naming the file and line."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
+    _need(path)
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            line = _decode(raw, path, lineno)
             if not line.strip():
                 continue
             try:

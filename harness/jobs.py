@@ -130,29 +130,64 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             "model": model_ref(cfg, key, paths, tuned=False),
             "finetune": cfg["models"][key]["finetune"],
         }
-    if step == "prepare" and key.startswith("finetune/"):
+    if step == "prepare":
+        job = _prepare(cfg, key)
+        if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
+            job["source_sha256"] = file_sha256(job["source"]["path"])
+        return job
+    return _resolve(cfg, step, key, paths)
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes, remembered per (path, size, mtime) within this process."""
+    import hashlib
+
+    from harness.config import ConfigError
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise ConfigError(f"{path}: {e.strerror} (a dataset source of the config)") from None
+    memo = (path, st.st_size, st.st_mtime_ns)
+    if memo not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _SHA_MEMO[memo] = h.hexdigest()
+    return _SHA_MEMO[memo]
+
+
+_SHA_MEMO: dict[tuple, str] = {}
+
+
+def _prepare(cfg: dict, key: str) -> dict:
+    step = "prepare"
+    if key.startswith("finetune/"):
         name = key.removeprefix("finetune/").removesuffix(".jsonl")
         ft = cfg["models"][name]["finetune"]
         kind = "demonstrations" if ft["kind"] == "sft" else "preferences"
         return {"step": step, "kind": kind, "source": ft["data"]}
-    if step == "prepare" and key.startswith("preferences/"):
+    if key.startswith("preferences/"):
         name = key.removeprefix("preferences/").removesuffix(".jsonl")
         return {
             "step": step,
             "kind": "preferences",
             "source": cfg["ranker_study"]["preference_sets"][name]["source"],
         }
-    if step == "prepare":
-        key = key.split(".")[0]  # results/data/<key>.<ext>
-        sources = {
-            "prompts": lambda: cfg["prompts"],
-            "alpaca_eval": lambda: cfg["evaluation"]["alpaca_eval"]["instructions"],
-            "mt_bench": lambda: cfg["evaluation"]["mt_bench"]["questions"],
-            "mt_bench_judge_prompts": lambda: cfg["evaluation"]["mt_bench"]["judge_prompts"],
-            "mt_bench_references": lambda: cfg["evaluation"]["mt_bench"]["reference_answers"],
-            "downstream": lambda: cfg["evaluation"]["downstream"]["data"],
-        }
-        return {"step": step, "kind": key, "source": sources[key]()}
+    key = key.split(".")[0]  # results/data/<key>.<ext>
+    sources = {
+        "prompts": lambda: cfg["prompts"],
+        "alpaca_eval": lambda: cfg["evaluation"]["alpaca_eval"]["instructions"],
+        "mt_bench": lambda: cfg["evaluation"]["mt_bench"]["questions"],
+        "mt_bench_judge_prompts": lambda: cfg["evaluation"]["mt_bench"]["judge_prompts"],
+        "mt_bench_references": lambda: cfg["evaluation"]["mt_bench"]["reference_answers"],
+        "downstream": lambda: cfg["evaluation"]["downstream"]["data"],
+    }
+    return {"step": step, "kind": key, "source": sources[key]()}
+
+
+def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "sample":
         return {
             "step": step,

@@ -1,20 +1,21 @@
 # Helpers only: paths, target lists, input functions, wildcard constraints.
 import re
+import shlex
 
 from pathlib import Path
 
 from harness import jobs, site, sizing
 from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
 from harness.locks import cancel_leftovers
-from harness.config import check_references, loads_model
-
-check_references(config, "config")
+from harness.config import loads_model
 
 # Every job runs this checkout's harness (`python -m harness`), in whatever environment it runs:
 # the conda envs of envs/ hold the dependencies, this path the code.
-# (The prefix is formatted like a shell command: doubled braces reach the shell as single ones.)
+# (The prefix is formatted like a shell command: doubled braces reach the shell as single ones; the
+# checkout's path is quoted for the shell, so that a space or a `;` in it is only a character.)
+BASEDIR_Q = shlex.quote(str(workflow.basedir)).replace("{", "{{").replace("}", "}}")
 shell.prefix(
-    f"set -euo pipefail; export PYTHONPATH={workflow.basedir}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
+    f"set -euo pipefail; export PYTHONPATH={BASEDIR_Q}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
 # Where each kind of output lives; the harness never builds a path itself.

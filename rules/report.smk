@@ -177,4 +177,4 @@ rule plan:
     params:
         configfile=lambda wc, input: input[0],
     shell:
-        "python -m harness plan --configfile {params.configfile} --output {output} 2> {log}"
+        "python -m harness plan --configfile {params.configfile:q} --output {output} 2> {log}"

@@ -92,7 +92,7 @@ def test_ipr_ranker_needs_a_judge(raw):
 def test_invalid_yaml_names_file(tmp_path):
     p = tmp_path / "bad.yaml"
     p.write_text("seeds: [0\n")
-    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML"):
+    with pytest.raises(ConfigError, match=r"bad.yaml:2:1: not valid YAML"):
         load_config(p)
 
 

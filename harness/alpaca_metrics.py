@@ -32,7 +32,7 @@ import numpy as np
 from harness import cost
 from harness.io import RecordError, read_json, write_json
 from harness.provenance import provenance
-from harness.records import load_alpaca_instructions
+from harness.records import load_alpaca_instructions, load_annotations
 from harness.stats import bootstrap_ci, bootstrap_mean_ci
 
 log = logging.getLogger(__name__)
@@ -332,9 +332,7 @@ def metrics(
     from alpaca_eval.metrics import get_winrate
 
     started = time.time()
-    df = pd.DataFrame(read_json(annotations_path))
-    if df.empty or "preference" not in df:
-        raise RecordError(f"{annotations_path}: no annotations with a 'preference'")
+    df = pd.DataFrame(load_annotations(annotations_path))
     seed = job["cell"].get("seed") or 0
     m = {k: float(v) for k, v in get_winrate(df).items()}
     weighted, discrete = win_values(df["preference"])
@@ -375,13 +373,8 @@ def fit_difficulty(job: dict, eval_set: str, judgments: list[str], output: str) 
     position = {t: i for i, t in enumerate(instructions)}
     models = []
     for path, name in zip(judgments, job["models"], strict=True):
-        rows = read_json(path)
-        if not isinstance(rows, list) or not rows:
-            raise RecordError(f"{path}: expected a non-empty JSON list of annotations")
+        rows = load_annotations(path)
         for k, r in enumerate(rows):
-            for field in ("instruction", "output_1", "output_2", "preference"):
-                if field not in r:
-                    raise RecordError(f"{path}: annotation {k}: missing field '{field}'")
             if r["instruction"] not in position:
                 raise RecordError(
                     f"{path}: annotation {k}: instruction not in {eval_set}: {r['instruction'][:60]!r}"

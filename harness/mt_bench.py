@@ -19,9 +19,16 @@ import time
 import numpy as np
 
 from harness import cost
-from harness.io import RecordError, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, write_json, write_jsonl
 from harness.provenance import provenance
-from harness.records import MTQuestion, load_judge_prompts, load_mt_questions, load_reference_answers
+from harness.records import (
+    MTQuestion,
+    load_judge_prompts,
+    load_mt_answers,
+    load_mt_judgments,
+    load_mt_questions,
+    load_reference_answers,
+)
 from harness.stats import bootstrap_mean_ci
 
 
@@ -65,7 +72,7 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
 
     started = time.time()
     questions = {q.question_id: q for q in load_mt_questions(questions_path)}
-    answers = {rec["question_id"]: rec for _, rec in read_jsonl(answers_path)}
+    answers = load_mt_answers(answers_path)
     if set(answers) != set(questions):
         raise RecordError(
             f"{answers_path}: answers cover {len(set(answers) & set(questions))} of "
@@ -131,7 +138,7 @@ def metrics(
     """Overall, per-turn and per-category means with 95% bootstrap intervals over questions."""
     started = time.time()
     cats = {q.question_id: q.category for q in load_mt_questions(questions_path)}
-    rows = [rec for _, rec in read_jsonl(judgments_path)]
+    rows = load_mt_judgments(judgments_path)
     unknown = sorted({r["question_id"] for r in rows} - set(cats))
     if unknown:
         raise RecordError(f"{judgments_path}: judgments of questions not in {questions_path}: {unknown[:5]}")

@@ -62,63 +62,161 @@ def load_prompts(path) -> list[Prompt]:
     return out
 
 
+def _unique(seen: dict, value, where: str, field: str, mark) -> None:
+    """Fail naming ``where`` if ``value`` was seen (at ``seen[value]``: a line number or a label)."""
+    if value in seen:
+        first = seen[value] if isinstance(seen[value], str) else f"line {seen[value]}"
+        shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+        raise RecordError(f"{where}: field '{field}' repeats {shown} from {first}")
+    seen[value] = mark
+
+
+FINISH_REASONS = ("stop", "length")
+
+
 def load_completions(path) -> list[PromptCompletions]:
-    out = []
+    """``sample``'s output: ``{id, prompt, completions: [{text, n_tokens, finish_reason}]}`` per prompt;
+    ids unique, prompts non-empty (an empty completion is legal: the ranker counts and skips it)."""
+    out, seen = [], {}
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
+        pid = str(require(rec, "id", (str, int), where))
+        _unique(seen, pid, where, "id", lineno)
+        prompt = require(rec, "prompt", str, where)
+        if not prompt.strip():
+            raise RecordError(f"{where}: field 'prompt' is empty")
         comps = require(rec, "completions", list, where)
         items = []
         for i, c in enumerate(comps):
             cw = f"{where}: completions[{i}]"
             if not isinstance(c, dict):
                 raise RecordError(f"{cw}: expected an object")
-            items.append(
-                Completion(
-                    require(c, "text", str, cw),
-                    require(c, "n_tokens", int, cw),
-                    require(c, "finish_reason", str, cw),
+            n = require(c, "n_tokens", int, cw)
+            reason = require(c, "finish_reason", str, cw)
+            if n < 0 or reason not in FINISH_REASONS:
+                raise RecordError(
+                    f"{cw}: n_tokens must be >= 0 and finish_reason one of {', '.join(FINISH_REASONS)}"
                 )
-            )
-        out.append(
-            PromptCompletions(
-                str(require(rec, "id", (str, int), where)), require(rec, "prompt", str, where), items
-            )
-        )
+            items.append(Completion(require(c, "text", str, cw), n, reason))
+        out.append(PromptCompletions(pid, prompt, items))
+    if not out:
+        raise RecordError(f"{path}: no prompts with completions")
+    return out
+
+
+def _json_records(path, what: str) -> list[tuple[str, dict]]:
+    """A JSON list of objects, each with the place it names in errors (``<path>: <what> <i>``)."""
+    data = read_json(path)
+    if not isinstance(data, list) or not data:
+        raise RecordError(f"{path}: expected a non-empty JSON list of {what}s")
+    out = []
+    for i, rec in enumerate(data):
+        where = f"{path}: {what} {i}"
+        if not isinstance(rec, dict):
+            raise RecordError(f"{where}: expected an object")
+        out.append((where, rec))
     return out
 
 
 def load_alpaca_instructions(path) -> list[dict]:
     """AlpacaEval reference outputs: a JSON list of ``{instruction, output, generator, [dataset]}``."""
-    data = read_json(path)
-    if not isinstance(data, list) or not data:
-        raise RecordError(f"{path}: expected a non-empty JSON list of records")
-    for i, rec in enumerate(data):
-        where = f"{path}: record {i}"
-        if not isinstance(rec, dict):
-            raise RecordError(f"{where}: expected an object")
+    records = _json_records(path, "record")
+    data = [rec for _, rec in records]
+    for where, rec in records:
         require(rec, "instruction", str, where)
         require(rec, "output", str, where)
         require(rec, "generator", str, where)
-    instructions = [r["instruction"] for r in data]
-    if len(set(instructions)) != len(instructions):
-        raise RecordError(f"{path}: field 'instruction' has duplicates")
+        if not rec["instruction"].strip():
+            raise RecordError(f"{where}: field 'instruction' is empty")
+    seen: dict = {}
+    for where, rec in records:
+        _unique(seen, rec["instruction"], where, "instruction", where.rsplit(": ", 1)[-1])
     return data
 
 
+MT_TURNS = 2  # MT-Bench questions and answers have two turns
+
+
+def _turns(rec: dict, where: str, field: str = "turns", empty_ok: bool = False) -> tuple[str, ...]:
+    turns = require(rec, field, list, where)
+    if len(turns) != MT_TURNS or not all(isinstance(t, str) and (empty_ok or t.strip()) for t in turns):
+        kind = "strings" if empty_ok else "non-empty strings"
+        raise RecordError(
+            f"{where}: field '{field}' must be a list of {MT_TURNS} {kind} (got {len(turns)} items)"
+        )
+    return tuple(turns)
+
+
 def load_mt_questions(path) -> list[MTQuestion]:
-    """FastChat MT-Bench questions: ``{question_id, category, turns: [t1, t2]}`` per line."""
-    out = []
+    """FastChat MT-Bench questions: ``{question_id, category, turns: [t1, t2]}`` per line; ids unique."""
+    out, seen = [], {}
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
-        turns = require(rec, "turns", list, where)
-        if not turns or not all(isinstance(t, str) and t.strip() for t in turns):
-            raise RecordError(f"{where}: field 'turns' must be a list of non-empty strings")
-        out.append(
-            MTQuestion(
-                require(rec, "question_id", int, where), require(rec, "category", str, where), tuple(turns)
-            )
-        )
+        qid = require(rec, "question_id", int, where)
+        _unique(seen, qid, where, "question_id", lineno)
+        category = require(rec, "category", str, where)
+        if not category.strip():
+            raise RecordError(f"{where}: field 'category' is empty")
+        out.append(MTQuestion(qid, category, _turns(rec, where)))
+    if not out:
+        raise RecordError(f"{path}: no MT-Bench questions")
     return out
+
+
+def load_mt_answers(path) -> dict[int, dict]:
+    """FastChat model answers ``{question_id, model_id, choices: [{turns: [a1, a2]}]}`` by question id.
+    An empty answer is legal (``generate`` counts it); a missing turn is not."""
+    out, seen = {}, {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        qid = require(rec, "question_id", int, where)
+        _unique(seen, qid, where, "question_id", lineno)
+        require(rec, "model_id", str, where)
+        choices = require(rec, "choices", list, where)
+        if not choices or not isinstance(choices[0], dict):
+            raise RecordError(f"{where}: field 'choices' must hold [{{'turns': [str, str]}}]")
+        _turns(choices[0], f"{where}: choices[0]", empty_ok=True)
+        out[qid] = rec
+    return out
+
+
+def load_mt_judgments(path) -> list[dict]:
+    """FastChat single-answer judgments ``{question_id, model, turn, score, ...}``: turn 1 or 2, score a
+    number (``-1``: the judge's reply named no rating, counted by ``metrics``), one per question and turn."""
+    out, seen = [], {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        qid = require(rec, "question_id", int, where)
+        turn = require(rec, "turn", int, where)
+        if turn not in (1, 2):
+            raise RecordError(f"{where}: field 'turn' must be 1 or 2, got {turn}")
+        score = require(rec, "score", (int, float), where)
+        if score != score:  # NaN
+            raise RecordError(f"{where}: field 'score' is NaN (an unparsable verdict is -1)")
+        _unique(seen, (qid, turn, str(rec.get("model"))), where, "question_id/turn", lineno)
+        out.append(rec)
+    if not out:
+        raise RecordError(f"{path}: no judgments")
+    return out
+
+
+def load_annotations(path) -> list[dict]:
+    """AlpacaEval annotations (a JSON list): ``instruction``, ``output_1``, ``output_2`` and a
+    ``preference`` that is a number in [1, 2] or null (no verdict: counted, left out of the means)."""
+    records = _json_records(path, "annotation")
+    for where, rec in records:
+        for name in ("instruction", "output_1", "output_2"):
+            require(rec, name, str, where)
+        if "preference" not in rec:
+            raise RecordError(f"{where}: missing field 'preference'")
+        pref = rec["preference"]
+        if pref is not None and (
+            isinstance(pref, bool)
+            or not isinstance(pref, int | float)
+            or not (pref != pref or 1 <= pref <= 2)
+        ):
+            raise RecordError(f"{where}: field 'preference' must be a number in [1, 2] or null, got {pref!r}")
+    return [rec for _, rec in records]
 
 
 def load_preferences(path) -> list[dict]:
@@ -143,10 +241,11 @@ def load_preferences(path) -> list[dict]:
 
 def load_demonstrations(path) -> list[dict]:
     """Supervised demonstrations ``{id, prompt, completion}`` (JSONL), for fine-tuning a base policy."""
-    rows = []
+    rows, seen = [], {}
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
         row = {"id": str(require(rec, "id", (str, int), where))}
+        _unique(seen, row["id"], where, "id", lineno)
         for name in ("prompt", "completion"):
             row[name] = require(rec, name, str, where)
             if not row[name].strip():

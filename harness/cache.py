@@ -4,16 +4,19 @@ Key: sha256 of the judge's identity (model source and revision, backend, templat
 its version, label set, prompt-length limit) and of the full prompt. Storage: an append-only JSONL file
 per job, kept open while the job runs. Each store is flushed at once (a killed process loses nothing
 it stored) and, unless the caller batches the syncs (one reply at a time from an endpoint), fsynced;
-a rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load and ended before
-the next append.
+a rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load and cut off
+before the next append, so the next record starts a line of its own and the torn one is asked again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def digest(obj) -> str:
@@ -26,15 +29,24 @@ class JudgeCache:
         self.namespace = digest(identity)
         self.entries: dict[str, list[float]] = {}
         self.hits = self.misses = 0
+        self.bad_lines: list[int] = []  # unreadable lines (a torn tail, or a line ended by an older version)
+        self.torn_cut = 0
         self._file = None
         if self.path.exists():
-            with open(self.path, encoding="utf-8") as f:
-                for line in f:
+            with open(self.path, "rb") as f:
+                for lineno, line in enumerate(f, start=1):
                     try:
-                        rec = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # the torn tail of a killed write
-                    self.entries[rec["key"]] = rec["value"]
+                        rec = json.loads(line.decode("utf-8"))
+                        self.entries[rec["key"]] = rec["value"]
+                    except (ValueError, KeyError, TypeError):
+                        self.bad_lines.append(lineno)  # its calls are made again, and counted
+        if self.bad_lines:
+            log.warning(
+                "%s: %d unreadable line(s) (first: line %d); their judge calls are made again",
+                self.path,
+                len(self.bad_lines),
+                self.bad_lines[0],
+            )
 
     def key(self, prompt: str) -> str:
         return digest([self.namespace, prompt])
@@ -62,16 +74,33 @@ class JudgeCache:
             os.fsync(self._file.fileno())
 
     def _append(self):
-        """The file, open for appending (once per cache object); a torn last line is ended first, so
-        the next record starts on a line of its own."""
+        """The file, open for appending (once per cache object); a torn last line (no newline at the
+        end) is cut off first, so the next record starts on a line of its own."""
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            torn = False
-            if self.path.exists() and self.path.stat().st_size:
-                with open(self.path, "rb") as f:
-                    f.seek(-1, os.SEEK_END)
-                    torn = f.read(1) != b"\n"
+            self.torn_cut = cut_torn_tail(self.path)
             self._file = open(self.path, "a", encoding="utf-8")
-            if torn:
-                self._file.write("\n")
         return self._file
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate ``path`` after its last newline; return the bytes cut (0 where it ends a line)."""
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    with open(path, "r+b") as f:
+        end = size
+        while end > 0:  # back from the end, a block at a time, to the last newline
+            start = max(0, end - (1 << 16))
+            f.seek(start)
+            block = f.read(end - start)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                end = start + nl + 1
+                break
+            end = start
+        if end < size:
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+    return size - end

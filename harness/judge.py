@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -59,11 +60,32 @@ def softmax_first(logps: np.ndarray) -> np.ndarray:
 
 
 def judge_identity(jcfg: dict) -> dict:
-    """What a cached verdict depends on besides the prompt, template and labels."""
+    """What a cached verdict depends on besides the prompt, template and labels: the backend, the
+    endpoint (``base_url``), the model id and revision and, for a model in a local directory, a hash
+    of its weight, config and tokenizer files (a model rebuilt at the same path is another judge)."""
     model = jcfg["model"]
     if isinstance(model, dict):
-        model = {"source": model["source"], "revision": model.get("revision")}
+        source = model["source"]
+        model = {"source": source, "revision": model.get("revision"), "base_url": model.get("base_url")}
+        if jcfg["backend"] != "openai" and Path(source).is_dir():
+            model["files_sha256"] = local_model_digest(source)
     return {"backend": jcfg["backend"], "model": model}
+
+
+@functools.cache
+def local_model_digest(directory: str) -> str:
+    """sha256 over the names and bytes of every file of a local model directory (weights, config,
+    tokenizer), in name order; hidden files and sub-directories (checkpoints, caches) are left out."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(directory).iterdir()):
+        if f.is_file() and not f.name.startswith("."):
+            h.update(f.name.encode() + b"\0")
+            with open(f, "rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
+                    h.update(block)
+    return h.hexdigest()
 
 
 class _Judge:
@@ -88,6 +110,7 @@ class _Judge:
         cache_path: str | None = None,
         identity: dict | None = None,
         max_failures: int = 0,
+        reask_unparsable: bool = False,
     ):
         self.backend = backend
         self.template_name = template
@@ -101,15 +124,20 @@ class _Judge:
         self.max_failures = max_failures
         self.failed = 0  # prompts the endpoint refused or never answered (not cached: a rerun asks again)
         self.first_failure: str | None = None
+        self.reask_unparsable = reask_unparsable
+        self.reasked = 0  # cached unparsable replies asked again (reask_unparsable)
         self.cache = None
         if cache_path is not None:
-            from harness.cache import JudgeCache
+            from harness.cache import JudgeCache, digest
 
             ident = dict(
                 identity or {},
                 template=template,
+                template_sha256=digest(self.template) if self.template else None,
                 labels=list(self.LABELS),
                 max_prompt_tokens=max_prompt_tokens,
+                # the decoding of a text verdict (greedy, this many tokens)
+                decoding={"temperature": 0.0, "max_tokens": self.REPLY_TOKENS},
             )
             self.cache = JudgeCache(cache_path, ident)
 
@@ -136,6 +164,7 @@ class _Judge:
             cache_path=cache_path,
             identity={**judge_identity(jcfg), **identity},
             max_failures=jcfg.get("max_failures", 0),
+            reask_unparsable=jcfg.get("reask_unparsable", False),
         )
 
     def fit(self, renders: list, answers: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -193,6 +222,11 @@ class _Judge:
         A later ``attempt`` at the same prompt has its own cache entry."""
         keys = prompts if attempt == 1 else [f"{p}\x00attempt {attempt}" for p in prompts]
         answers = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
+        if self.reask_unparsable:  # cached replies that named no verdict are asked again
+            stale = [i for i, v in enumerate(answers) if isinstance(v, str) and not self.parsable(v)]
+            self.reasked += len(stale)
+            for i in stale:
+                answers[i] = None
         todo = [i for i, v in enumerate(answers) if v is None]
         if todo:
             sub = [prompts[i] for i in todo]
@@ -237,18 +271,27 @@ class _Judge:
         return {
             "judge_calls": self.calls,
             "judge_cache_hits": self.cache.hits if self.cache else 0,
+            "judge_cache_bad_lines": len(self.cache.bad_lines) if self.cache else 0,
             "judge_prompts_truncated": self.truncated,
             "judge_unparsable": self.unparsable,
             "judge_retried_unparsable": self.retried,
             "judge_retries": getattr(self.backend, "retries", 0),
             "judge_failed": self.failed,
+            "judge_reasked_unparsable": self.reasked,
         }
+
+    def parsable(self, text: str) -> bool:
+        """Whether a text reply names a verdict (each judge's own rule)."""
+        raise NotImplementedError
 
 
 class PairwiseJudge(_Judge):
     """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
 
     LABELS = PAIR_LABELS
+
+    def parsable(self, text: str) -> bool:
+        return parse_choice(text) is not None
 
     def render(self, instruction: str, answer_a: str, answer_b: str) -> str:
         body = self.template.format(instruction=instruction, answer_a=answer_a, answer_b=answer_b)
@@ -278,6 +321,9 @@ class RatingJudge(_Judge):
 
     LABELS = RATING_LABELS
     REPLY_TOKENS = 512  # room for a short explanation before the [[n]]
+
+    def parsable(self, text: str) -> bool:
+        return parse_rating(text) is not None
 
     def judge(self, prompts: list[str], desc: str = "rate") -> list[str]:
         """The verdict text per prompt: the most likely ``[[n]]`` label, or the reply text. A text reply

@@ -65,7 +65,9 @@ def _trainer(job: dict, data_path: str, workdir: str):
                 for r in rows
             ]
         )
-        model = load_pretrained(AutoModelForCausalLM, ref, dtype=torch_dtype(ref.get("dtype")))
+        model = load_pretrained(
+            AutoModelForCausalLM, ref, role="causal LM", dtype=torch_dtype(ref.get("dtype"))
+        )
         args = SFTConfig(**_common_args(ft, workdir), completion_only_loss=True)
         return SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer), len(rows)
     from trl import RewardConfig, RewardTrainer

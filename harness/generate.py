@@ -83,7 +83,14 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
                 for r, o in zip(rows, outs, strict=True)
             ],
         )
-        write_json(meta, {**_counts(outs), "provenance": provenance(job, seed=seed, started=started)})
+        write_json(
+            meta,
+            {
+                **_counts(outs),
+                "prompts_truncated": getattr(backend, "prompts_truncated", 0),
+                "provenance": provenance(job, seed=seed, started=started),
+            },
+        )
         return
     questions = take(load_mt_questions(eval_set), shard, align=g["batch_size"])
     temps = job.get("category_temperatures", {})
@@ -108,4 +115,11 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
             for q, a1, a2 in zip(questions, first, second, strict=True)
         ],
     )
-    write_json(meta, {**_counts(first + second), "provenance": provenance(job, seed=seed, started=started)})
+    write_json(
+        meta,
+        {
+            **_counts(first + second),
+            "prompts_truncated": getattr(backend, "prompts_truncated", 0),
+            "provenance": provenance(job, seed=seed, started=started),
+        },
+    )

@@ -59,7 +59,9 @@ def score_reward_model(
     tok = load_tokenizer(model_ref)
     tok.padding_side = "right"
     dtype = torch_dtype(model_ref.get("dtype"))
-    model = load_pretrained(AutoModelForSequenceClassification, model_ref, dtype=dtype).to(device).eval()
+    # a causal LM loads here with a newly initialised `score` head: refused, naming the weights
+    model = load_pretrained(AutoModelForSequenceClassification, model_ref, role="reward model", dtype=dtype)
+    model = model.to(device).eval()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
@@ -238,6 +240,9 @@ def run(
         no_pair,
         counts,
     )
+    # the pairs first, the judgments and rankings next, the meta last: a kill between them leaves no
+    # meta beside an older pairs file (the workflow reruns the job: its outputs are incomplete)
+    write_jsonl(output, pairs)
     write_jsonl(judgments, records)
     if rankings:  # self-contained rows for the ranker study
         by_prompt: dict[str, list] = {}
@@ -273,4 +278,3 @@ def run(
             "provenance": provenance(job, started=started),
         },
     )
-    write_jsonl(output, pairs)  # last: the pairs file is what downstream rules wait for

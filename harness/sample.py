@@ -91,8 +91,15 @@ def run(job: dict, prompts_path: str, output: str, meta: str, shard: str | None 
         "tokens": tokens,
         "shards": -(-len(prompts) // size),
         "shards_resumed": resumed,
+        # prompts cut from the left to fit the context (in the shards sampled by this run)
+        "prompts_truncated": getattr(backend, "prompts_truncated", 0),
     }
     log.info("sampled %s", counts)
+    # the main output first, its meta after it: a kill between the two leaves no meta beside an
+    # older output (the workflow reruns the job: its outputs are incomplete)
+    write_jsonl(
+        output, [PromptCompletions(p.id, p.prompt, c).to_dict() for p, c in zip(prompts, outs, strict=True)]
+    )
     write_json(
         meta,
         {
@@ -101,8 +108,5 @@ def run(job: dict, prompts_path: str, output: str, meta: str, shard: str | None 
             **counts,
             "provenance": provenance(job, seed=s["seed"], started=started),
         },
-    )
-    write_jsonl(
-        output, [PromptCompletions(p.id, p.prompt, c).to_dict() for p, c in zip(prompts, outs, strict=True)]
     )
     shutil.rmtree(shards)

@@ -297,11 +297,13 @@ def run(
         for leftover in ("trainer", "fingerprint"):
             path = tmp / leftover
             shutil.rmtree(path) if path.is_dir() else path.unlink()
-        write_jsonl(log_path, steps)
-        write_json(summary_path, summary)
+        # the checkpoint first, then its log, the summary last: a kill between them leaves no summary
+        # beside an older checkpoint (the workflow reruns the job: its outputs are incomplete)
         if Path(output).exists():
             shutil.rmtree(output)
         tmp.rename(output)
+        write_jsonl(log_path, steps)
+        write_json(summary_path, summary)
 
 
 def _mean(rows: list[dict], key: str) -> float | None:

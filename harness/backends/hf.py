@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -12,14 +14,58 @@ from harness.records import Completion
 from harness.seeding import subseed
 
 
-def load_pretrained(auto_cls, model: dict, **kwargs):
+def load_pretrained(auto_cls, model: dict, role: str | None = None, **kwargs):
     """``auto_cls.from_pretrained`` for a model reference, refusing remote code that is not trusted.
 
     A model whose config maps ``auto_cls`` to its own code (ArmoRM's reward head, say) would otherwise
-    load silently as the library's stock class with a randomly initialised head.
+    load silently as the library's stock class with a randomly initialised head. With ``role`` (what
+    the model is for, e.g. "reward model"), weights the checkpoint lacks or holds in another shape,
+    which transformers would initialise at random with only a log line, fail naming the model.
     """
+    check_local(model)
     with hub_asset(_asset(model)):
-        return _load_pretrained(auto_cls, model, **kwargs)
+        if role is None:
+            return _load_pretrained(auto_cls, model, **kwargs)
+        loaded, info = _load_pretrained(auto_cls, model, output_loading_info=True, **kwargs)
+    check_loaded(model, role, info, getattr(loaded.config, "architectures", None) or [])
+    return loaded
+
+
+def check_loaded(model: dict, role: str, info: dict, architectures: list[str] = ()) -> None:
+    """Fail where loading left weights newly initialised (missing from the checkpoint, or mismatched),
+    or where a causal LM's checkpoint is a scorer's (its tied embeddings would pass for a head)."""
+    from harness.errors import ModelError
+
+    if role == "causal LM" and architectures and all("ForSequenceClassification" in a for a in architectures):
+        raise ModelError(
+            f"{role} {model['source']}: the checkpoint is a sequence-classification scorer "
+            f"({', '.join(architectures)}), not a language model; point the config at a causal LM"
+        )
+
+    missing = sorted(info.get("missing_keys") or []) + sorted(
+        str(k[0]) if isinstance(k, tuple) else str(k) for k in info.get("mismatched_keys") or []
+    )
+    if missing:
+        shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+        raise ModelError(
+            f"{role} {model['source']}: {len(missing)} weight(s) missing from the checkpoint or of another "
+            f"shape, which would be initialised at random ({shown}); point the config at a model trained "
+            "for this role"
+        )
+
+
+def looks_local(source: str) -> bool:
+    """A path, not a hub id (``org/name``): absolute, relative with ./ or ../, or of three parts or more."""
+    return source.startswith(("/", "./", "../", "~")) or source.count("/") >= 2
+
+
+def check_local(model: dict) -> None:
+    if looks_local(model["source"]) and not Path(model["source"]).expanduser().is_dir():
+        from harness.errors import ModelError
+
+        raise ModelError(
+            f"{model['source']}: no such model directory (model '{model.get('name', model['source'])}')"
+        )
 
 
 def _asset(model: dict) -> str:
@@ -47,6 +93,7 @@ def _load_pretrained(auto_cls, model: dict, **kwargs):
 
 
 def load_tokenizer(model: dict):
+    check_local(model)
     with hub_asset(_asset(model)):
         tok = AutoTokenizer.from_pretrained(
             model["source"],
@@ -69,10 +116,32 @@ class TransformersBackend:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_tokenizer(model)
         self.model = (
-            load_pretrained(AutoModelForCausalLM, model, dtype=torch_dtype(model.get("dtype")))
+            load_pretrained(
+                AutoModelForCausalLM, model, role="causal LM", dtype=torch_dtype(model.get("dtype"))
+            )
             .to(self.device)
             .eval()
         )
+        self.prompts_truncated = 0  # prompts cut from the left to fit the context with max_new_tokens
+
+    def _encode(self, batch: list[str], max_new_tokens: int):
+        """The batch, left-padded; a prompt longer than the model's context leaves room for is cut
+        from its left end (the end, where the answer begins, stays) and counted in ``prompts_truncated``."""
+        tok = self.tokenizer
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if context is None:
+            return tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        room = context - max_new_tokens
+        if room < 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in this model's context of {context} tokens"
+            )
+        ids = tok(batch, add_special_tokens=False)["input_ids"]
+        over = [len(x) > room for x in ids]
+        if not any(over):
+            return tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        self.prompts_truncated += sum(over)
+        return tok.pad({"input_ids": [x[-room:] for x in ids]}, return_tensors="pt", padding=True)
 
     def chat_prompt(self, messages: list[dict]) -> str:
         """The model's own chat template, ending where the assistant's turn begins."""
@@ -101,7 +170,7 @@ class TransformersBackend:
         for start in range(0, len(prompts), batch_size):
             batch = prompts[start : start + batch_size]
             torch.manual_seed(subseed("generate", batch[0], seed))
-            enc = tok(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            enc = self._encode(batch, max_new_tokens).to(self.device)
             sampling = temperature > 0
             gen = self.model.generate(
                 **enc,

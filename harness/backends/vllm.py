@@ -46,6 +46,7 @@ class VLLMBackend:
             **engine_args,
         )
         self.tokenizer = self.llm.get_tokenizer()
+        self.prompts_truncated = 0  # prompts cut from the left to fit max_model_len with max_new_tokens
 
     def chat_prompt(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -72,7 +73,7 @@ class VLLMBackend:
             )
             for p in prompts
         ]
-        results = self.llm.generate(prompts, params, use_tqdm=bar is None)
+        results = self.llm.generate(self._fit(prompts, max_new_tokens), params, use_tqdm=bar is None)
         if bar is not None:
             bar.update(len(prompts))
         return [
@@ -86,6 +87,25 @@ class VLLMBackend:
             ]
             for r in results
         ]
+
+    def _fit(self, prompts: list[str], max_new_tokens: int) -> list:
+        """Each prompt as it is, or as its last token ids where it would not leave ``max_new_tokens``
+        of the engine's ``max_model_len`` (counted in ``prompts_truncated``)."""
+        context = self.llm.llm_engine.model_config.max_model_len
+        room = context - max_new_tokens
+        if room < 1:
+            raise ValueError(
+                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in max_model_len={context}"
+            )
+        out = []
+        for p in prompts:
+            ids = self.tokenizer(p, add_special_tokens=False)["input_ids"]
+            if len(ids) > room:
+                self.prompts_truncated += 1
+                out.append({"prompt_token_ids": ids[-room:]})
+            else:
+                out.append(p)
+        return out
 
     def option_logprobs(self, prompts, options, batch_size=0, max_prompt_tokens=4096, desc="judge"):
         """Summed log-probs of each option after each prompt, from vLLM's prompt log-probs.

@@ -1,7 +1,8 @@
 """A persistent, content-addressed cache of judge calls.
 
-Key: sha256 of the judge's identity (model source and revision, backend, template file, which carries
-its version, label set, prompt-length limit) and of the full prompt. Storage: an append-only JSONL file
+Key: sha256 of the judge's identity (backend, endpoint, model source and revision, a hash of a local
+model's files, template name and text, label set, prompt-length limit, decoding; harness/judge.py)
+and of the full prompt. Storage: an append-only JSONL file
 per job, kept open while the job runs. Each store is flushed at once (a killed process loses nothing
 it stored) and, unless the caller batches the syncs (one reply at a time from an endpoint), fsynced;
 a rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load and cut off
@@ -59,14 +60,19 @@ class JudgeCache:
         return found
 
     def store(self, prompts: list[str], values: list, sync: bool = True) -> None:
-        f = self._append()
-        for p, v in zip(prompts, values, strict=True):
-            k = self.key(p)
-            self.entries[k] = v
-            f.write(json.dumps({"key": k, "value": v}) + "\n")
-        f.flush()  # in the kernel's hands: a killed process loses nothing stored
-        if sync:
-            os.fsync(f.fileno())
+        try:
+            f = self._append()
+            for p, v in zip(prompts, values, strict=True):
+                k = self.key(p)
+                self.entries[k] = v
+                f.write(json.dumps({"key": k, "value": v}) + "\n")
+            f.flush()  # in the kernel's hands: a killed process loses nothing stored
+            if sync:
+                os.fsync(f.fileno())
+        except OSError as e:  # a full disk: the cache is named (a torn line is cut on the next run)
+            from harness.errors import OutputError, os_error_line
+
+            raise OutputError(os_error_line(e, self.path)) from None
 
     def sync(self) -> None:
         """fsync what ``store(..., sync=False)`` appended."""

@@ -130,10 +130,16 @@ def check_references(cfg: dict, source: str) -> None:
             f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
             "its 1-10 ratings take no error_rate or position_bias"
         )
+    templates = sorted(p.name for p in (Path(__file__).parent / "templates").glob("*.txt"))
     for where, judge in pairwise:
         if judge["backend"] != "oracle" and not judge.get("template"):
             raise ConfigError(
                 f"{source}: {where}: a pairwise judge needs a 'template' (a file of harness/templates)"
+            )
+        if judge.get("template") and judge["template"] not in templates:
+            raise ConfigError(
+                f"{source}: {where}/template: no template '{judge['template']}' in harness/templates "
+                f"({', '.join(templates)})"
             )
     annotator = cfg["evaluation"].get("alpaca_eval", {}).get("annotator")
     if annotator:

@@ -35,8 +35,8 @@ class OutputError(HarnessError, OSError):
 _ADVICE = {
     errno.ENOSPC: "free space on that disk or point the results elsewhere",
     errno.EDQUOT: "the disk quota is full: free space or point the results elsewhere",
-    errno.EACCES: "make the directory writable for this user, or run from a checkout you own",
-    errno.EPERM: "make the directory writable for this user, or run from a checkout you own",
+    errno.EACCES: "check that this user may read (or write) that path, or run from a checkout you own",
+    errno.EPERM: "check that this user may read (or write) that path, or run from a checkout you own",
     errno.EROFS: "the file system is read-only: run from a writable checkout or working directory",
 }
 

@@ -202,7 +202,8 @@ def load_mt_judgments(path) -> list[dict]:
 
 def load_annotations(path) -> list[dict]:
     """AlpacaEval annotations (a JSON list): ``instruction``, ``output_1``, ``output_2`` and a
-    ``preference`` that is a number in [1, 2] or null (no verdict: counted, left out of the means)."""
+    ``preference`` in alpaca_eval's encoding: a number in [1, 2] (1.5 a draw), 0 (a draw), or -1, null
+    or NaN (no verdict: counted in ``n_not_preference`` and left out of the means)."""
     records = _json_records(path, "annotation")
     for where, rec in records:
         for name in ("instruction", "output_1", "output_2"):
@@ -210,12 +211,12 @@ def load_annotations(path) -> list[dict]:
         if "preference" not in rec:
             raise RecordError(f"{where}: missing field 'preference'")
         pref = rec["preference"]
-        if pref is not None and (
-            isinstance(pref, bool)
-            or not isinstance(pref, int | float)
-            or not (pref != pref or 1 <= pref <= 2)
-        ):
-            raise RecordError(f"{where}: field 'preference' must be a number in [1, 2] or null, got {pref!r}")
+        number = isinstance(pref, int | float) and not isinstance(pref, bool)
+        if pref is not None and not (number and (pref != pref or pref in (-1, 0) or 1 <= pref <= 2)):
+            raise RecordError(
+                f"{where}: field 'preference' must be a number in [1, 2], 0 (a draw), or -1 or null "
+                f"(no verdict), got {pref!r}"
+            )
     return [rec for _, rec in records]
 
 
@@ -230,6 +231,8 @@ def load_preferences(path) -> list[dict]:
             row[name] = require(rec, name, str, where)
             if not row[name].strip():
                 raise RecordError(f"{where}: field '{name}' is empty")
+        if row["chosen"] == row["rejected"]:
+            raise RecordError(f"{where}: fields 'chosen' and 'rejected' are the same text")
         if pid in seen:
             raise RecordError(f"{where}: field 'id' repeats '{pid}' from line {seen[pid]}")
         seen[pid] = lineno

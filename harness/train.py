@@ -31,6 +31,8 @@ def load_pairs(path) -> list[dict]:
                 raise RecordError(f"{path}:{lineno}: field '{field}' must be a non-empty list of messages")
             if field != "prompt" and not str(msgs[-1].get("content", "")).strip():
                 raise RecordError(f"{path}:{lineno}: field '{field}' has an empty answer")
+        if rec["chosen"] == rec["rejected"]:  # no gradient: a ranker never makes one (harness/rank.py)
+            raise RecordError(f"{path}:{lineno}: fields 'chosen' and 'rejected' are the same answer")
         rows.append({k: rec[k] for k in ("prompt", "chosen", "rejected")})
     if not rows:
         raise RecordError(f"{path}: no preference pairs to train on (see the ranker's meta file)")

@@ -122,6 +122,14 @@ def test_config_error_names_the_key_path(case, tmp_path, at_root):
     fails(["check-config", path], str(path), *names)
 
 
+def test_unknown_judge_template_is_named(tmp_path, at_root):
+    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    cfg["rankers"]["ipr-llama70b"]["judge"]["template"] = "pairwise_v9.txt"
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    fails(["check-config", path], "rankers/ipr-llama70b/judge/template", "pairwise_v9.txt", "pairwise_v1.txt")
+
+
 @pytest.mark.parametrize(
     "text, names",
     [
@@ -223,6 +231,7 @@ DATA_CASES = {
         "'generator'",
     ),
     "preferences_empty_chosen": ("preferences", [{**PREF, "chosen": ""}], ":1:", "'chosen' is empty"),
+    "preferences_same_texts": ("preferences", [{**PREF, "rejected": "good"}], ":1:", "are the same text"),
     "demonstrations_duplicate_id": (
         "demonstrations",
         [{"id": 1, "prompt": "q", "completion": "a"}, {"id": 1, "prompt": "r", "completion": "b"}],
@@ -401,7 +410,7 @@ ANNOTATION = {"instruction": "x", "output_1": "a", "output_2": "b", "preference"
         (
             [{**ANNOTATION, "preference": 3}],
             "annotation 0",
-            "'preference' must be a number in [1, 2] or null",
+            "'preference' must be a number in [1, 2], 0 (a draw)",
         ),
         ([{**ANNOTATION, "preference": "2"}], "annotation 0", "'preference'"),
         (
@@ -425,10 +434,18 @@ def test_alpaca_metrics_refuses_bad_annotations(rows, where, what, tmp_path):
     )
 
 
-def test_train_refuses_a_pair_without_an_answer(tmp_path):
+@pytest.mark.parametrize(
+    "chosen, what",
+    [(" ", "'chosen' has an empty answer"), ("r", "'chosen' and 'rejected' are the same answer")],
+    ids=["empty_answer", "same_answers"],
+)
+def test_train_refuses_a_pair_it_cannot_learn_from(chosen, what, tmp_path):
     from harness.config import section_defaults
 
-    pair = {"prompt": [{"role": "user", "content": "q"}], "chosen": [{"role": "assistant", "content": " "}]}
+    pair = {
+        "prompt": [{"role": "user", "content": "q"}],
+        "chosen": [{"role": "assistant", "content": chosen}],
+    }
     pair["rejected"] = [{"role": "assistant", "content": "r"}]
     src = lines(tmp_path / "pairs.jsonl", [pair])
     job = {"step": "train", "seed": 0, "regularizer": {"name": "dpo", "kind": "none"}}
@@ -436,7 +453,7 @@ def test_train_refuses_a_pair_without_an_answer(tmp_path):
     out = tmp_path / "ckpt"
     argv = ["train", "--config", job_file(tmp_path, job), "--pairs", src, "--output", out]
     argv += ["--log", tmp_path / "log.jsonl", "--summary", tmp_path / "summary.json"]
-    fails(argv, f"{src}:1:", "'chosen' has an empty answer", absent=[out, tmp_path / "summary.json"])
+    fails(argv, f"{src}:1:", what, absent=[out, tmp_path / "summary.json"])
 
 
 # ------------------------------------------------------------------ judges and endpoints
@@ -875,3 +892,40 @@ def test_policy_without_its_language_model_head_is_refused(tiny_models, tmp_path
 def test_missing_model_directory_is_named(tmp_path):
     argv, out = _sample_argv(tmp_path, tmp_path / "gone")
     fails(argv, str(tmp_path / "gone"), "no such model directory", absent=[out])
+
+
+def test_annotations_without_a_verdict_are_counted(tmp_path):
+    """alpaca_eval's encodings pass: 0 and 1.5 are draws; -1, null and NaN are no verdict, counted in
+    n_not_preference and left out of the win rate, never dropped unseen."""
+    prefs = [1.2, 2.0, 0, None, -1, 1.5, 1.0, 1.9, float("nan"), 1.1, 2.0, 1.0]
+    rows = [
+        {
+            **ANNOTATION,
+            "instruction": f"q{i}",
+            "output_2": "b" * (i + 1),
+            "generator_1": "ref",
+            "generator_2": "m",
+            "preference": p,
+        }
+        for i, p in enumerate(prefs)
+    ]
+    src = tmp_path / "annotations.json"
+    src.write_text(json.dumps(rows))
+    job = {
+        "step": "metrics",
+        "benchmark": "alpaca_eval",
+        "cell": {},
+        "lc_method": "approximate",
+        "bootstrap": {"samples": 20, "lc_samples": 5},
+    }
+    out = tmp_path / "metrics.json"
+    cli.main(
+        [
+            str(a)
+            for a in ["metrics", "--config", job_file(tmp_path, job), "--judgments", src, "--output", out]
+        ]
+    )
+    m = json.loads(out.read_text())["metrics"]
+    assert m["n_not_preference"] == 3
+    valid = [0.2, 1.0, 0.5, 0.5, 0.0, 0.9, 0.1, 1.0, 0.0]
+    assert m["win_rate"] == pytest.approx(100 * sum(valid) / len(valid))

@@ -41,14 +41,40 @@ def candidates(pc) -> tuple[list[int], dict]:
     return keep, counts
 
 
+def _encode(tok, texts: list[str], context: int | None, counts: dict):
+    """A batch for the scorer; a conversation past the scorer's context is cut to it (from the right,
+    as the tokenizer cuts) and counted in ``counts['truncated']``."""
+    if context is not None:
+        lengths = [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
+        over = sum(n > context for n in lengths)
+        if over:
+            counts["truncated"] += over
+            return tok(
+                texts,
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+                truncation=True,
+                max_length=context,
+            )
+    return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+
+
 def score_reward_model(
-    model_ref: dict, conversations: list[list[dict]], batch_size: int, breaks: list[int] | None = None
+    model_ref: dict,
+    conversations: list[list[dict]],
+    batch_size: int,
+    breaks: list[int] | None = None,
+    counts: dict | None = None,
 ) -> list[float]:
     """One scalar per conversation from an ``AutoModelForSequenceClassification`` scorer.
 
     ``breaks``: conversation indices where a new batch must start (chunk boundaries), so that a
-    shard's batches are the unsharded run's batches and its scores the same floats.
+    shard's batches are the unsharded run's batches and its scores the same floats. ``counts``
+    receives ``truncated``: conversations cut to the scorer's context.
     """
+    counts = {} if counts is None else counts
+    counts.setdefault("truncated", 0)
     import torch
     from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification
@@ -65,6 +91,7 @@ def score_reward_model(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     texts = [tok.apply_chat_template(c, tokenize=False) for c in conversations]
+    context = getattr(model.config, "max_position_embeddings", None)
     scores: list[float] = []
     with torch.no_grad():
         edges = sorted({0, len(texts), *(breaks or [])})
@@ -74,9 +101,7 @@ def score_reward_model(
             for s in range(a, b, batch_size)
         ]
         for start, end in tqdm(spans, desc="reward model", unit="batch"):
-            enc = tok(texts[start:end], return_tensors="pt", padding=True, add_special_tokens=False).to(
-                device
-            )
+            enc = _encode(tok, texts[start:end], context, counts).to(device)
             out = model(**enc)
             # ArmoRM's remote code returns `.score`; standard heads return `.logits` [batch, 1]
             values = getattr(out, "score", None)
@@ -104,8 +129,9 @@ def _rank_reward_model(job, groups, cache=None):
                 ]
             )
             owners.append((g, i))
+    scored: dict = {"truncated": 0}
     flat = (
-        score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"], breaks)
+        score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"], breaks, scored)
         if convs
         else []
     )
@@ -118,7 +144,8 @@ def _rank_reward_model(job, groups, cache=None):
             {"prompt_id": pc.id, "kind": "score", "scores": {str(k): v for k, v in scores.items()}}
         )
         orders.append(sorted(scores, key=lambda i: (-scores[i], i)) if len(scores) >= 2 else None)
-    return orders, per_group, records, {"reward_model_calls": len(convs)}
+    stats = {"reward_model_calls": len(convs), "reward_model_truncated": scored["truncated"]}
+    return orders, per_group, records, stats
 
 
 def _rank_ipr(job, groups, cache=None):

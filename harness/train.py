@@ -154,9 +154,26 @@ def reference_logps(job: dict, pairs_path: str, output: str) -> None:
 
 
 def load_reference(path, pairs_path) -> dict:
+    """Reference log-probs from ``reference-logps``: one finite number per pair and side, computed
+    for this very pairs file."""
+    import math
+
     ref = read_json(path)
+    if not isinstance(ref, dict) or "pairs_sha256" not in ref:
+        raise RecordError(
+            f"{path}: not a reference log-probs file from `reference-logps` (no 'pairs_sha256')"
+        )
     if ref["pairs_sha256"] != _sha256(pairs_path):
         raise RecordError(f"{path}: computed for another version of {pairs_path}; rerun reference-logps")
+    for side in ("chosen", "rejected"):
+        values = ref.get(side)
+        if not isinstance(values, list) or len(values) != ref.get("pairs"):
+            raise RecordError(f"{path}: field '{side}' must hold one log-prob per pair ({ref.get('pairs')})")
+        bad = next(
+            (i for i, v in enumerate(values) if not isinstance(v, int | float) or not math.isfinite(v)), None
+        )
+        if bad is not None:
+            raise RecordError(f"{path}: field '{side}' [{bad}] is {values[bad]!r}, not a finite log-prob")
     return {"chosen": ref["chosen"], "rejected": ref["rejected"]}
 
 

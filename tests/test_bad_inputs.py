@@ -14,6 +14,7 @@ import copy
 import errno
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -929,3 +930,36 @@ def test_annotations_without_a_verdict_are_counted(tmp_path):
     assert m["n_not_preference"] == 3
     valid = [0.2, 1.0, 0.5, 0.5, 0.0, 0.9, 0.1, 1.0, 0.0]
     assert m["win_rate"] == pytest.approx(100 * sum(valid) / len(valid))
+
+
+def test_conversation_past_the_scorer_context_is_cut_and_counted(tiny_models):
+    from harness.rank import score_reward_model
+
+    long = [{"role": "user", "content": "count " * 700}, {"role": "assistant", "content": "1 2"}]
+    short = [{"role": "user", "content": "count"}, {"role": "assistant", "content": "1 2"}]
+    counts: dict = {}
+    scores = score_reward_model(model_ref(tiny_models / "reward"), [long, short], 2, counts=counts)
+    assert len(scores) == 2 and counts["truncated"] == 1
+
+
+@pytest.mark.parametrize(
+    "change, what",
+    [
+        (lambda r: r.update(chosen=r["chosen"][:1]), "one log-prob per pair"),
+        (lambda r: r["rejected"].__setitem__(1, None), "[1] is None"),
+        (lambda r: r.pop("pairs_sha256"), "not a reference log-probs file"),
+    ],
+    ids=["too_few", "not_a_number", "not_a_reference_file"],
+)
+def test_bad_reference_logps_are_named(change, what, tmp_path):
+    from harness.io import RecordError
+    from harness.train import _sha256, load_reference
+
+    pairs = lines(tmp_path / "pairs.jsonl", ['{"a": 1}', '{"a": 2}'])
+    ref = {"pairs": 2, "pairs_sha256": _sha256(str(pairs)), "chosen": [-1.0, -2.0], "rejected": [-3.0, -4.0]}
+    change(ref)
+    path = tmp_path / "ref_logps.json"
+    path.write_text(json.dumps(ref))
+    with pytest.raises(RecordError, match=re.escape(what)) as info:
+        load_reference(str(path), str(pairs))
+    assert str(path) in str(info.value)

@@ -293,6 +293,26 @@ def load_judge_prompts(path) -> dict[str, dict]:
         raise RecordError(
             f"{path}: no judge prompt named {', '.join(missing)} (FastChat's single-answer templates)"
         )
+    fields = dict.fromkeys(
+        (
+            "question",
+            "answer",
+            "question_1",
+            "answer_1",
+            "question_2",
+            "answer_2",
+            "ref_answer_1",
+            "ref_answer_2",
+        ),
+        "",
+    )
+    for name in MT_TEMPLATES:
+        try:
+            out[name]["prompt_template"].format(**fields)
+        except (KeyError, IndexError, ValueError) as e:
+            raise RecordError(
+                f"{path}: judge prompt '{name}': prompt_template has a field MT-Bench judging does not fill ({e})"
+            ) from None
     return out
 
 

@@ -239,6 +239,26 @@ DATA_CASES = {
         ":2:",
         "'id' repeats '1'",
     ),
+    "judge_prompt_unknown_field": (
+        "mt_bench_judge_prompts",
+        [
+            {
+                "name": n,
+                "type": "single",
+                "system_prompt": "s",
+                "prompt_template": t,
+                "output_format": "[[r]]",
+            }
+            for n, t in [
+                ("single-v1", "Q {question} A {answer} {rubric}"),
+                ("single-v1-multi-turn", "{question_1}"),
+                ("single-math-v1", "{question}"),
+                ("single-math-v1-multi-turn", "{question_1}"),
+            ]
+        ],
+        "",
+        "'single-v1': prompt_template has a field MT-Bench judging does not fill ('rubric')",
+    ),
     "references_without_turns": (
         "mt_bench_references",
         [{"question_id": 1, "choices": [{}]}],

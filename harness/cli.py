@@ -229,7 +229,18 @@ def _step(args) -> None:
 
         shards.merge(args.inputs, args.output, args.metas, args.meta)
     else:
-        _dispatch(args, job_config(args.config))
+        job = job_config(args.config)
+        try:
+            _dispatch(args, job)
+        except KeyError as e:  # a hand-made or older job config lacking a setting this step reads
+            if not (e.args and isinstance(e.args[0], str)):
+                raise
+            from harness.config import ConfigError
+
+            raise ConfigError(
+                f"{args.config}: no setting '{e.args[0]}' where the {args.step} step reads one (a job config "
+                "from another version of the harness? the workflow writes them anew; --debug shows where)"
+            ) from e
 
 
 def _prefetch(args) -> None:

@@ -761,6 +761,25 @@ def test_interrupt_is_one_line(tmp_path, monkeypatch):
     fails(["prepare-data", "--config", job, "--output", tmp_path / "o"], "prepare-data", "interrupted")
 
 
+def test_job_config_lacking_a_setting_is_named(tmp_path):
+    """A hand-made job config without a setting the step reads: named, not a KeyError traceback."""
+    job = job_file(tmp_path, {"step": "metrics", "benchmark": "mt_bench", "cell": {}})
+    questions = lines(tmp_path / "q.jsonl", [MT_Q])
+    judgments = lines(tmp_path / "j.jsonl", [JUDGMENT])
+    argv = [
+        "metrics",
+        "--config",
+        job,
+        "--eval-set",
+        questions,
+        "--judgments",
+        judgments,
+        "--output",
+        tmp_path / "m.json",
+    ]
+    fails(argv, str(job), "no setting 'bootstrap'", absent=[tmp_path / "m.json"])
+
+
 def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DEBUG", "1")
     from harness.config import ConfigError

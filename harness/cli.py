@@ -204,6 +204,13 @@ def error_line(e: BaseException) -> str | None:
         text = str(e) or type(e).__name__
     elif isinstance(e, OSError):
         text = os_error_line(e)
+    elif type(e).__name__ == "OutOfMemoryError" or isinstance(e, MemoryError):  # torch.cuda's, or the host's
+        where = "GPU" if type(e).__name__ == "OutOfMemoryError" else "host"
+        first = (str(e).splitlines() or [""])[0][:200]
+        text = (
+            f"out of {where} memory ({first}); lower the step's batch size (batch_size, "
+            "per_device_train_batch_size) or give the job more memory (its profile's mem_mb / GPUs)"
+        )
     else:
         return None
     return " ".join(text.split("\n")).strip()

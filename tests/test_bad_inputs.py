@@ -780,6 +780,28 @@ def test_job_config_lacking_a_setting_is_named(tmp_path):
     fails(argv, str(job), "no setting 'bootstrap'", absent=[tmp_path / "m.json"])
 
 
+@pytest.mark.parametrize("kind", ["gpu", "host"])
+def test_out_of_memory_is_one_line_with_what_to_do(kind, tmp_path, monkeypatch):
+    import torch
+
+    from harness import data
+
+    def oom(*args):
+        raise (
+            torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            if kind == "gpu"
+            else MemoryError()
+        )
+
+    monkeypatch.setattr(data, "run", oom)
+    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": "x"}})
+    fails(
+        ["prepare-data", "--config", job, "--output", tmp_path / "o"],
+        f"out of {kind.upper() if kind == 'gpu' else kind} memory",
+        "batch size",
+    )
+
+
 def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DEBUG", "1")
     from harness.config import ConfigError

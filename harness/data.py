@@ -5,6 +5,7 @@ The local file is validated record by record; a bad line fails naming file, line
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -20,6 +21,8 @@ from harness.records import (
     load_prompts,
     load_reference_answers,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _fetch(source: dict, suffix: str, kind: str = "prompts") -> Path:
@@ -205,7 +208,15 @@ def run(job: dict, output: str) -> int:
         rows = [rec for _, rec in read_jsonl(_fetch(source, ".jsonl", kind))][:limit]
         write_jsonl(output, rows)
     elif kind == "preferences":
-        rows = load_preferences(_fetch(source, ".jsonl", kind))[:limit]
+        identical = [] if "hub" in source else None  # a hub set's few equal answers: left out, counted
+        rows = load_preferences(_fetch(source, ".jsonl", kind), identical)[:limit]
+        if identical:
+            log.warning(
+                "%d pairs with the same chosen and rejected text left out (ids %s ...)",
+                len(identical),
+                identical[:3],
+            )
+            print(f"{output}: {len(identical)} pairs with equal answers left out")
         write_jsonl(output, rows)
     elif kind == "demonstrations":
         rows = load_demonstrations(_fetch(source, ".jsonl", kind))[:limit]

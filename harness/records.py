@@ -220,8 +220,10 @@ def load_annotations(path) -> list[dict]:
     return [rec for _, rec in records]
 
 
-def load_preferences(path) -> list[dict]:
-    """Labelled preferences ``{id, prompt, chosen, rejected}`` (JSONL): gold data for ranker accuracy."""
+def load_preferences(path, identical: list | None = None) -> list[dict]:
+    """Labelled preferences ``{id, prompt, chosen, rejected}`` (JSONL): gold data for ranker accuracy.
+    A pair whose two answers are the same text is refused, or, given a list ``identical`` (hub data,
+    which has a few), left out with its id appended there."""
     out, seen = [], {}
     for lineno, rec in read_jsonl(path):
         where = f"{path}:{lineno}"
@@ -231,11 +233,14 @@ def load_preferences(path) -> list[dict]:
             row[name] = require(rec, name, str, where)
             if not row[name].strip():
                 raise RecordError(f"{where}: field '{name}' is empty")
-        if row["chosen"] == row["rejected"]:
-            raise RecordError(f"{where}: fields 'chosen' and 'rejected' are the same text")
         if pid in seen:
             raise RecordError(f"{where}: field 'id' repeats '{pid}' from line {seen[pid]}")
         seen[pid] = lineno
+        if row["chosen"] == row["rejected"]:
+            if identical is None:
+                raise RecordError(f"{where}: fields 'chosen' and 'rejected' are the same text")
+            identical.append(pid)
+            continue
         out.append(row)
     if not out:
         raise RecordError(f"{path}: no labelled preferences")

@@ -1024,3 +1024,13 @@ def test_bad_reference_logps_are_named(change, what, tmp_path):
     with pytest.raises(RecordError, match=re.escape(what)) as info:
         load_reference(str(path), str(pairs))
     assert str(path) in str(info.value)
+
+
+def test_hub_pairs_with_equal_answers_are_left_out_and_counted(tmp_path):
+    """A hub preference set (HH, RewardBench) has a few pairs whose answers are the same text: left
+    out and counted when it is prepared; a local file with one is refused (the case above)."""
+    from harness.records import load_preferences
+
+    src = lines(tmp_path / "prefs.jsonl", [PREF, {**PREF, "id": "q", "rejected": "good"}])
+    identical: list = []
+    assert [r["id"] for r in load_preferences(src, identical)] == ["p"] and identical == ["q"]

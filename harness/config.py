@@ -130,7 +130,9 @@ def check_references(cfg: dict, source: str) -> None:
             f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
             "its 1-10 ratings take no error_rate or position_bias"
         )
-    templates = sorted(p.name for p in (Path(__file__).parent / "templates").glob("*.txt"))
+    from harness.judge import template_names
+
+    templates = template_names()
     for where, judge in pairwise:
         if judge["backend"] != "oracle" and not judge.get("template"):
             raise ConfigError(
@@ -163,26 +165,27 @@ def check_references(cfg: dict, source: str) -> None:
     check_sources(cfg, source)
 
 
-def source_paths(node, where: str = "") -> list[tuple[str, str]]:
-    """(key path, file) of every local dataset file the config names (``{path: ...}`` sources)."""
-    out = []
-    if isinstance(node, dict):
-        if isinstance(node.get("path"), str) and set(node) <= {"path", "limit"}:
-            out.append((f"{where}/path".lstrip("/"), node["path"]))
-        for k, v in node.items():
-            if k != "path":
-                out += source_paths(v, f"{where}/{k}")
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            out += source_paths(v, f"{where}/{i}")
-    return out
+def dataset_sources(cfg: dict):
+    """(key path as a tuple, source) of every dataset source the config names."""
+    yield ("prompts",), cfg["prompts"]
+    for name, m in cfg["models"].items():
+        if "finetune" in m:
+            yield ("models", name, "finetune", "data"), m["finetune"]["data"]
+    for name, s in cfg["ranker_study"].get("preference_sets", {}).items():
+        yield ("ranker_study", "preference_sets", name, "source"), s["source"]
+    for bench, b in cfg["evaluation"].items():
+        for key in ("instructions", "questions", "judge_prompts", "reference_answers", "lc_data", "data"):
+            if b.get(key):
+                yield ("evaluation", bench, key), b[key]
 
 
 def check_sources(cfg: dict, source: str) -> None:
     """Every local source file must exist when the config is read (relative to the working
     directory), so that a run never goes on with the outputs of an earlier source."""
-    for where, path in source_paths(cfg):
-        if not Path(path).is_file():
+    for keys, src in dataset_sources(cfg):
+        path = src.get("path")
+        if path is not None and not Path(path).is_file():
+            where = "/".join((*keys, "path"))
             raise ConfigError(f"{source}: {where}: no such file '{path}' (relative to {Path.cwd()})")
 
 

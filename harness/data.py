@@ -174,7 +174,7 @@ def run(job: dict, output: str) -> int:
     kind, source = job["kind"], job["source"]
     limit = source.get("limit")
     if job.get("source_sha256"):  # the file the workflow planned with, not one edited since
-        from harness.jobs import file_sha256
+        from harness.io import file_sha256
 
         if file_sha256(source["path"]) != job["source_sha256"]:
             raise RecordError(

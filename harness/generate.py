@@ -45,12 +45,14 @@ def _by_temperature(backend, conversations, questions, temps: dict, g: dict, see
     return out
 
 
-def _counts(completions) -> dict:
-    """Empty and cut-off answers are kept (they are the model's answers) and counted."""
+def _counts(completions, backend) -> dict:
+    """Empty and cut-off answers are kept (they are the model's answers) and counted, and so are
+    prompts the backend cut to fit the model's context."""
     return {
         "answers": len(completions),
         "empty": sum(not c.text.strip() for c in completions),
         "truncated": sum(c.finish_reason == "length" for c in completions),
+        "prompts_truncated": getattr(backend, "prompts_truncated", 0),
     }
 
 
@@ -84,12 +86,7 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
             ],
         )
         write_json(
-            meta,
-            {
-                **_counts(outs),
-                "prompts_truncated": getattr(backend, "prompts_truncated", 0),
-                "provenance": provenance(job, seed=seed, started=started),
-            },
+            meta, {**_counts(outs, backend), "provenance": provenance(job, seed=seed, started=started)}
         )
         return
     questions = take(load_mt_questions(eval_set), shard, align=g["batch_size"])
@@ -116,10 +113,5 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
         ],
     )
     write_json(
-        meta,
-        {
-            **_counts(first + second),
-            "prompts_truncated": getattr(backend, "prompts_truncated", 0),
-            "provenance": provenance(job, seed=seed, started=started),
-        },
+        meta, {**_counts(first + second, backend), "provenance": provenance(job, seed=seed, started=started)}
     )

@@ -90,6 +90,24 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
+_SHA_MEMO: dict[tuple, str] = {}
+
+
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes, read in blocks, remembered per (path, size, mtime) within a process."""
+    import hashlib
+
+    st = os.stat(path)
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _SHA_MEMO:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                h.update(block)
+        _SHA_MEMO[memo] = h.hexdigest()
+    return _SHA_MEMO[memo]
+
+
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -133,32 +133,11 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "prepare":
         job = _prepare(cfg, key)
         if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
+            from harness.io import file_sha256
+
             job["source_sha256"] = file_sha256(job["source"]["path"])
         return job
     return _resolve(cfg, step, key, paths)
-
-
-def file_sha256(path: str) -> str:
-    """sha256 of a file's bytes, remembered per (path, size, mtime) within this process."""
-    import hashlib
-
-    from harness.config import ConfigError
-
-    try:
-        st = os.stat(path)
-    except OSError as e:
-        raise ConfigError(f"{path}: {e.strerror} (a dataset source of the config)") from None
-    memo = (path, st.st_size, st.st_mtime_ns)
-    if memo not in _SHA_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA_MEMO[memo] = h.hexdigest()
-    return _SHA_MEMO[memo]
-
-
-_SHA_MEMO: dict[tuple, str] = {}
 
 
 def _prepare(cfg: dict, key: str) -> dict:

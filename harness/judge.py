@@ -22,15 +22,19 @@ _RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")  # its fallback: a single bracke
 _CHOICE = re.compile(r"^\W*([AB])\b")
 
 
+def template_names() -> list[str]:
+    """The prompt templates shipped in harness/templates."""
+    return sorted(p.name for p in resources.files("harness.templates").iterdir() if p.name.endswith(".txt"))
+
+
 def load_template(name: str) -> str:
     """A prompt template shipped in harness/templates; the version is part of the file name."""
     try:
         return resources.files("harness.templates").joinpath(name).read_text(encoding="utf-8")
     except FileNotFoundError:
-        names = sorted(
-            p.name for p in resources.files("harness.templates").iterdir() if p.name.endswith(".txt")
-        )
-        raise ValueError(f"unknown judge template '{name}'; available: {', '.join(names)}") from None
+        raise ValueError(
+            f"unknown judge template '{name}'; available: {', '.join(template_names())}"
+        ) from None
 
 
 def parse_rating(text: str) -> float | None:
@@ -74,18 +78,13 @@ def judge_identity(jcfg: dict) -> dict:
 
 @functools.cache
 def local_model_digest(directory: str) -> str:
-    """sha256 over the names and bytes of every file of a local model directory (weights, config,
+    """A digest of the name and sha256 of every file of a local model directory (weights, config,
     tokenizer), in name order; hidden files and sub-directories (checkpoints, caches) are left out."""
-    import hashlib
+    from harness.cache import digest
+    from harness.io import file_sha256
 
-    h = hashlib.sha256()
-    for f in sorted(Path(directory).iterdir()):
-        if f.is_file() and not f.name.startswith("."):
-            h.update(f.name.encode() + b"\0")
-            with open(f, "rb") as fh:
-                for block in iter(lambda fh=fh: fh.read(1 << 22), b""):
-                    h.update(block)
-    return h.hexdigest()
+    files = sorted(f for f in Path(directory).iterdir() if f.is_file() and not f.name.startswith("."))
+    return digest([[f.name, file_sha256(f)] for f in files])
 
 
 class _Judge:

@@ -61,16 +61,10 @@ def url_cache(url: str) -> Path:
 
 def _sources(cfg: dict):
     """(where in config, source) for every data source the config names."""
-    yield "prompts", cfg["prompts"]
-    for name, m in cfg["models"].items():
-        if "finetune" in m:
-            yield f"models.{name}.finetune.data", m["finetune"]["data"]
-    for name, s in cfg["ranker_study"].get("preference_sets", {}).items():
-        yield f"ranker_study.preference_sets.{name}", s["source"]
-    for bench, b in cfg["evaluation"].items():
-        for key in ("instructions", "questions", "judge_prompts", "reference_answers", "lc_data"):
-            if b.get(key):
-                yield f"evaluation.{bench}.{key}", b[key]
+    from harness.config import dataset_sources
+
+    for keys, src in dataset_sources(cfg):
+        yield ".".join(keys), src
 
 
 def assets(cfg: dict) -> list[dict]:

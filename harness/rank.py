@@ -44,20 +44,11 @@ def candidates(pc) -> tuple[list[int], dict]:
 def _encode(tok, texts: list[str], context: int | None, counts: dict):
     """A batch for the scorer; a conversation past the scorer's context is cut to it (from the right,
     as the tokenizer cuts) and counted in ``counts['truncated']``."""
+    ids = tok(texts, add_special_tokens=False)["input_ids"]
     if context is not None:
-        lengths = [len(x) for x in tok(texts, add_special_tokens=False)["input_ids"]]
-        over = sum(n > context for n in lengths)
-        if over:
-            counts["truncated"] += over
-            return tok(
-                texts,
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-                truncation=True,
-                max_length=context,
-            )
-    return tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        counts["truncated"] += sum(len(x) > context for x in ids)
+        ids = [x[:context] for x in ids]
+    return tok.pad({"input_ids": ids}, return_tensors="pt", padding=True)
 
 
 def score_reward_model(
@@ -129,7 +120,7 @@ def _rank_reward_model(job, groups, cache=None):
                 ]
             )
             owners.append((g, i))
-    scored: dict = {"truncated": 0}
+    scored: dict = {}  # score_reward_model fills in "truncated"
     flat = (
         score_reward_model(job["ranker"]["model"], convs, job["ranker"]["batch_size"], breaks, scored)
         if convs
@@ -144,7 +135,7 @@ def _rank_reward_model(job, groups, cache=None):
             {"prompt_id": pc.id, "kind": "score", "scores": {str(k): v for k, v in scores.items()}}
         )
         orders.append(sorted(scores, key=lambda i: (-scores[i], i)) if len(scores) >= 2 else None)
-    stats = {"reward_model_calls": len(convs), "reward_model_truncated": scored["truncated"]}
+    stats = {"reward_model_calls": len(convs), "reward_model_truncated": scored.get("truncated", 0)}
     return orders, per_group, records, stats
 
 

@@ -13,7 +13,7 @@ import shutil
 import time
 from pathlib import Path
 
-from harness.io import RecordError, read_json, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, file_sha256, read_json, read_jsonl, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.seeding import seed_everything
 from harness.sizing import accumulation, describe
@@ -109,12 +109,6 @@ def accumulation_steps(t: dict) -> int:
     return accumulation(t["effective_batch_size"], t["per_device_train_batch_size"], processes())
 
 
-def _sha256(path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def reference_logps(job: dict, pairs_path: str, output: str) -> None:
     """Step `reference-logps`: the reference model's summed log-probs of every chosen and rejected
     answer, computed once per pairs file with TRL's own precompute path; every regularizer and seed
@@ -145,7 +139,7 @@ def reference_logps(job: dict, pairs_path: str, output: str) -> None:
                 output,
                 {
                     "pairs": len(data),
-                    "pairs_sha256": _sha256(pairs_path),
+                    "pairs_sha256": file_sha256(pairs_path),
                     "chosen": [float(x) for x in data["ref_chosen_logps"]],
                     "rejected": [float(x) for x in data["ref_rejected_logps"]],
                     "provenance": provenance(job, seed=job["seed"], started=started),
@@ -163,7 +157,7 @@ def load_reference(path, pairs_path) -> dict:
         raise RecordError(
             f"{path}: not a reference log-probs file from `reference-logps` (no 'pairs_sha256')"
         )
-    if ref["pairs_sha256"] != _sha256(pairs_path):
+    if ref["pairs_sha256"] != file_sha256(pairs_path):
         raise RecordError(f"{path}: computed for another version of {pairs_path}; rerun reference-logps")
     for side in ("chosen", "rejected"):
         values = ref.get(side)
@@ -181,7 +175,11 @@ def _fingerprint(job: dict, pairs_path: str, reference: str | None) -> str:
     """What a checkpoint was trained from: a partial run resumes only under the same job and inputs."""
     import hashlib
 
-    parts = [json.dumps(job, sort_keys=True), _sha256(pairs_path), _sha256(reference) if reference else ""]
+    parts = [
+        json.dumps(job, sort_keys=True),
+        file_sha256(pairs_path),
+        file_sha256(reference) if reference else "",
+    ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

@@ -305,7 +305,7 @@ def test_source_directory_instead_of_file(tmp_path):
 def test_source_changed_after_planning(tmp_path):
     """The job config carries the source's hash (harness/jobs.py): a file edited after the workflow
     planned the job is refused, not read as if it were the planned one."""
-    from harness.jobs import file_sha256
+    from harness.io import file_sha256
 
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
     sha = file_sha256(str(src))
@@ -1014,7 +1014,8 @@ def test_conversation_past_the_scorer_context_is_cut_and_counted(tiny_models):
 )
 def test_bad_reference_logps_are_named(change, what, tmp_path):
     from harness.io import RecordError
-    from harness.train import _sha256, load_reference
+    from harness.io import file_sha256 as _sha256
+    from harness.train import load_reference
 
     pairs = lines(tmp_path / "pairs.jsonl", ['{"a": 1}', '{"a": 2}'])
     ref = {"pairs": 2, "pairs_sha256": _sha256(str(pairs)), "chosen": [-1.0, -2.0], "rejected": [-3.0, -4.0]}

@@ -128,20 +128,17 @@ class TransformersBackend:
         """The batch, left-padded; a prompt longer than the model's context leaves room for is cut
         from its left end (the end, where the answer begins, stays) and counted in ``prompts_truncated``."""
         tok = self.tokenizer
-        context = getattr(self.model.config, "max_position_embeddings", None)
-        if context is None:
-            return tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-        room = context - max_new_tokens
-        if room < 1:
-            raise ValueError(
-                f"max_new_tokens={max_new_tokens} leaves no room for a prompt in this model's context of {context} tokens"
-            )
         ids = tok(batch, add_special_tokens=False)["input_ids"]
-        over = [len(x) > room for x in ids]
-        if not any(over):
-            return tok(batch, return_tensors="pt", padding=True, add_special_tokens=False)
-        self.prompts_truncated += sum(over)
-        return tok.pad({"input_ids": [x[-room:] for x in ids]}, return_tensors="pt", padding=True)
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        if context is not None:
+            room = context - max_new_tokens
+            if room < 1:
+                raise ValueError(
+                    f"max_new_tokens={max_new_tokens} leaves no room for a prompt in this model's context of {context} tokens"
+                )
+            self.prompts_truncated += sum(len(x) > room for x in ids)
+            ids = [x[-room:] for x in ids]
+        return tok.pad({"input_ids": ids}, return_tensors="pt", padding=True)
 
     def chat_prompt(self, messages: list[dict]) -> str:
         """The model's own chat template, ending where the assistant's turn begins."""

@@ -200,9 +200,17 @@ def _check_grids(cfg: dict, source: str) -> None:
                 f"{source}: {where}: '{name}' is not a key of {what} ({', '.join(sorted(keys))})"
             )
 
+    from harness import objectives
+
     regs = cfg["regularizers"]
+    for name, entry in regs.items():
+        try:
+            objectives.settings(name, entry)
+        except objectives.ObjectiveError as e:
+            raise ConfigError(f"{source}: regularizers/{name}: {e}") from None
     for i, name in enumerate(cfg.get("main_table", {}).get("regularizers") or []):
         need(f"main_table/regularizers/{i}", name, regs, "regularizers")
+    sweepable = objectives.sweepable()
     for i, cell in enumerate(cfg.get("budget_sweep", [])):
         need(f"budget_sweep/{i}/policy", cell["policy"], cfg["policies"], "policies")
         need(f"budget_sweep/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
@@ -210,12 +218,15 @@ def _check_grids(cfg: dict, source: str) -> None:
         for j, name in enumerate(cell["regularizers"]):
             where = f"budget_sweep/{i}/regularizers/{j}"
             need(where, name, regs, "regularizers")
-            if regs[name]["kind"] not in ("bcr", "dpop", "none"):
+            kind = regs[name]["kind"]
+            if kind not in sweepable:
                 raise ConfigError(
-                    f"{source}: {where}: '{name}' is of kind {regs[name]['kind']}; a budget sweep takes bcr, dpop or none"
+                    f"{source}: {where}: '{name}' is of kind {kind}, which sets no budget; a budget sweep "
+                    f"takes {', '.join(sweepable)}"
                 )
-            if regs[name]["kind"] != "none":
-                norms.add(regs[name].get("normalize", "sum"))
+            reg = objectives.settings(name, regs[name])
+            if "normalize" in reg:
+                norms.add(reg["normalize"])
         if len(norms) > 1:
             raise ConfigError(
                 f"{source}: budget_sweep/{i}: budgets on both summed and per-token log-likelihoods; use one"

@@ -68,15 +68,14 @@ def save(fig, output_png: str, output_pdf: str) -> None:
 
 
 def budget_of(regularizer: dict) -> float:
-    """The allowed fall of log pi(y_w): delta for bcr, 0 for dpop, infinity for plain DPO."""
-    kind = regularizer["kind"]
-    if kind == "bcr":
-        return float(regularizer["delta"])
-    if kind == "dpop":
-        return 0.0
-    if kind == "none":
-        return math.inf
-    raise ValueError(f"regularizer '{regularizer['name']}' of kind {kind} has no budget")
+    """The allowed fall of log pi(y_w) (harness.objectives.budget): delta for bcr, 0 for dpop,
+    infinity for plain DPO."""
+    from harness import objectives
+
+    b = objectives.budget(regularizer)
+    if b is None:
+        raise ValueError(f"regularizer '{regularizer['name']}' of kind {regularizer['kind']} has no budget")
+    return b
 
 
 def budget_table(inputs: list[str]):

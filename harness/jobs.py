@@ -34,12 +34,6 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
 STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream")
-REG_KEYS = {
-    "none": (),
-    "nll": ("alpha",),
-    "bcr": ("lambda", "delta", "normalize"),
-    "dpop": ("lambda", "normalize"),
-}
 BASE = "base"
 
 
@@ -205,8 +199,9 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "train":
         policy, ranker, reg, seed = key.split("/")
         seed = int(seed.removeprefix("seed"))
-        r = cfg["regularizers"][reg]
-        regularizer = {"name": reg, "kind": r["kind"], **{k: r[k] for k in REG_KEYS[r["kind"]]}}
+        from harness import objectives
+
+        regularizer = objectives.settings(reg, cfg["regularizers"][reg])
         return {
             "step": step,
             "cell": {"policy": policy, "ranker": ranker, "regularizer": reg, "seed": seed},

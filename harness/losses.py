@@ -27,6 +27,13 @@ def dpo_sigmoid(l_w, l_l, r_w, r_l, beta: float) -> torch.Tensor:
     return -F.logsigmoid(beta * ((l_w - r_w) - (l_l - r_l))).mean()
 
 
+def rdpo(l_w, l_l, r_w, r_l, beta: float, alpha: float, len_w, len_l) -> torch.Tensor:
+    """R-DPO (Park et al. 2024): mean_B -log sigmoid(beta * [(l_w - r_w) - (l_l - r_l)] - alpha * (|y_w| - |y_l|)),
+    lengths in tokens: a longer chosen answer needs a larger margin."""
+    margin = beta * ((l_w - r_w) - (l_l - r_l)) - alpha * (len_w - len_l)
+    return -F.logsigmoid(margin).mean()
+
+
 def nll_per_token(chosen_token_logps: torch.Tensor, chosen_mask: torch.Tensor) -> torch.Tensor:
     """NLL of the chosen answers, averaged over all their tokens in the batch (TRL's ``sft`` term)."""
     return -chosen_token_logps[chosen_mask.bool()].mean()

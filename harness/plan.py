@@ -155,7 +155,10 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                     _price(p, j.get("model"), judge_tok, reply) if j["backend"] == "openai" else None, shards=n)  # fmt: skip
     trained, evaluated = cells(cfg)
     steps = {}
-    for policy, ranker in dict.fromkeys((c[0], c[1]) for c in trained):
+    from harness import objectives
+
+    referenced = [c for c in trained if objectives.needs_reference(cfg["regularizers"][c[2]]["kind"])]
+    for policy, ranker in dict.fromkeys((c[0], c[1]) for c in referenced):
         pairs, _ = _pairs(workdir, policy, ranker, n_prompts)
         g = sizing.model_gpus(cfg, policy)
         add(

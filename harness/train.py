@@ -52,23 +52,19 @@ def count_over_length(rows: list[dict], tokenizer, max_length: int) -> int:
     return over
 
 
-def dpo_config(
-    job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float], accumulate: bool = True
-):
-    """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
-    training (the reference is the initial policy), and read from the batch by the BCR term.
-    ``accumulate=False`` (the reference pass: no optimizer steps) skips the effective-batch arithmetic."""
+def _training_args(job: dict, output_dir: str, accumulate: bool = True) -> dict:
+    """The TrainingArguments every trainer shares, from the job's training settings; an objective's
+    own ``beta`` and ``learning_rate`` (harness/objectives.py) replace the training section's."""
     import torch
-    from trl import DPOConfig
 
-    t, seed = job["training"], job["seed"]
+    t, seed, reg = job["training"], job["seed"], job.get("regularizer", {})
     cell = job.get("cell", {})
-    return DPOConfig(
+    return dict(
         output_dir=output_dir,
         seed=seed,
         data_seed=seed,
-        beta=t["beta"],
-        learning_rate=t["learning_rate"],
+        beta=reg.get("beta", t["beta"]),
+        learning_rate=reg.get("learning_rate", t["learning_rate"]),
         num_train_epochs=t["num_train_epochs"],
         per_device_train_batch_size=t["per_device_train_batch_size"],
         per_device_eval_batch_size=t["per_device_train_batch_size"],
@@ -79,9 +75,6 @@ def dpo_config(
         bf16=t["bf16"],
         gradient_checkpointing=t["gradient_checkpointing"],
         logging_steps=t["logging_steps"],
-        loss_type=loss_type,
-        loss_weights=loss_weights,
-        precompute_ref_log_probs=True,
         # a resumable checkpoint every save_steps (weights, optimizer, scheduler, RNG, log history)
         save_strategy="steps" if t["save_steps"] else "no",
         save_steps=t["save_steps"] or 500,
@@ -95,6 +88,45 @@ def dpo_config(
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
     )
+
+
+def dpo_config(
+    job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float], accumulate: bool = True
+):
+    """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
+    training (the reference is the initial policy), and read from the batch by our terms.
+    ``accumulate=False`` (the reference pass: no optimizer steps) skips the effective-batch arithmetic."""
+    from trl import DPOConfig
+
+    from harness import objectives
+
+    reg = job.get("regularizer")
+    extra = objectives.trainer_args(reg) if reg else {}
+    return DPOConfig(
+        **_training_args(job, output_dir, accumulate),
+        loss_type=loss_type,
+        loss_weights=loss_weights,
+        precompute_ref_log_probs=True,
+        **extra,
+    )
+
+
+def reference_free_config(job: dict, output_dir: str):
+    """The TRL config of a reference-free objective (trl.experimental CPO or ORPO)."""
+    from harness import objectives
+
+    reg = job["regularizer"]
+    obj = objectives.get(reg["kind"])
+    args = _training_args(job, output_dir)
+    if obj.trainer == "cpo":
+        from trl.experimental.cpo import CPOConfig
+
+        return CPOConfig(**args, loss_type=obj.losses[0][0], **objectives.trainer_args(reg))
+    if obj.trainer == "orpo":
+        from trl.experimental.orpo import ORPOConfig
+
+        return ORPOConfig(**{**args, **objectives.trainer_args(reg)})
+    raise ValueError(f"kind {reg['kind']} trains with DPOTrainer")
 
 
 def processes() -> int:
@@ -231,11 +263,15 @@ def run(
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
+    from harness import objectives
     from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
-    from harness.trainer import HarnessDPOTrainer, loss_types
+    from harness.trainer import HarnessDPOTrainer
 
     started = time.time()
     seed, reg, t = job["seed"], job["regularizer"], job["training"]
+    objective = objectives.get(reg["kind"])
+    if reference and not objective.reference:
+        log.info("kind %s is reference-free: %s is not read", reg["kind"], reference)
     log.info("batch: %s", describe(t["effective_batch_size"], t["per_device_train_batch_size"], processes()))
     peft_config = lora_config(t["lora"])
     if peft_config is not None and t["deepspeed"]:
@@ -266,18 +302,31 @@ def run(
         log.info("resuming from %s", resume)
     if "tensorboard" in t["report_to"]:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(tmp / "tensorboard")  # kept beside the weights
-    trainer = HarnessDPOTrainer(
-        model=model,
-        args=dpo_config(job, str(tmp / "trainer"), *loss_types(reg)),
-        train_dataset=pairs,
-        eval_dataset=pairs,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        regularizer=reg,
-        reference_logps=load_reference(reference, pairs_path) if reference else None,
-    )
+    if objective.trainer == "dpo":
+        trainer = HarnessDPOTrainer(
+            model=model,
+            args=dpo_config(job, str(tmp / "trainer"), *objectives.loss_types(reg)),
+            train_dataset=pairs,
+            eval_dataset=pairs,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            regularizer=reg,
+            reference_logps=load_reference(reference, pairs_path) if reference else None,
+        )
+    else:
+        trainer = _reference_free_trainer(objective.trainer)(
+            model=model,
+            args=reference_free_config(job, str(tmp / "trainer")),
+            train_dataset=pairs,
+            eval_dataset=pairs,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
+    # reference-free trainers log the policy's own log-probs: their change is measured from here
+    initial = trainer.evaluate() if objective.trainer != "dpo" and not resume else None
     trainer.train(resume_from_checkpoint=resume)
     final = trainer.evaluate()  # the trained policy on every training pair, against the reference
+    change = _logp_change(objective, final, initial, tmp / "initial_eval.json")
     if peft_config is None:
         trainer.save_model(str(tmp))
     elif trainer.is_world_process_zero():  # adapters merged, so downstream steps load a plain model
@@ -299,8 +348,9 @@ def run(
             "processes": trainer.args.world_size,
         },
         "resumed_from": resume and Path(resume).name,
-        "final_chosen_logratio": final.get("eval_logratio/chosen"),
-        "final_rejected_logratio": final.get("eval_logratio/rejected"),
+        "final_chosen_logratio": change["chosen"],
+        "final_rejected_logratio": change["rejected"],
+        "logratio_unit": change["unit"],  # sum: summed log-likelihood; token: its per-token mean
         "final_reward_accuracy": final.get("eval_rewards/accuracies"),
         "final_eval_loss": final.get("eval_loss"),
         "tokens_per_second": _mean(steps, "tokens_per_second"),
@@ -311,9 +361,10 @@ def run(
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
         log.info("final: %s", json.dumps({k: v for k, v in summary.items() if k.startswith("final")}))
-        for leftover in ("trainer", "fingerprint"):
+        for leftover in ("trainer", "fingerprint", "initial_eval.json"):
             path = tmp / leftover
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+            if path.exists():
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
         # the checkpoint first, then its log, the summary last: a kill between them leaves no summary
         # beside an older checkpoint (the workflow reruns the job: its outputs are incomplete)
         if Path(output).exists():
@@ -321,6 +372,39 @@ def run(
         tmp.rename(output)
         write_jsonl(log_path, steps)
         write_json(summary_path, summary)
+
+
+def _reference_free_trainer(name: str):
+    if name == "cpo":
+        from trl.experimental.cpo import CPOTrainer
+
+        return CPOTrainer
+    from trl.experimental.orpo import ORPOTrainer
+
+    return ORPOTrainer
+
+
+def _logp_change(objective, final: dict, initial: dict | None, stamp: Path) -> dict:
+    """Final change of the chosen and rejected log-likelihoods over the training pairs. DPOTrainer
+    measures it against the reference log-probs; a reference-free trainer's own log-probs
+    (``eval_logps/*``, per-token means where its loss averages) are compared with the evaluation
+    before training, kept in the partial directory so that a resumed run compares with the same one."""
+    if objective.trainer == "dpo":
+        return {
+            "chosen": final.get("eval_logratio/chosen"),
+            "rejected": final.get("eval_logratio/rejected"),
+            "unit": "sum",
+        }
+    if initial is not None:
+        write_json(stamp, initial)
+    elif stamp.exists():
+        initial = read_json(stamp)
+    averaged = objective.trainer == "orpo" or objective.losses[0][0] in ("simpo", "ipo")
+    out = {"unit": "token" if averaged else "sum"}
+    for side in ("chosen", "rejected"):
+        key = f"eval_logps/{side}"
+        out[side] = final[key] - initial[key] if initial and key in final and key in initial else None
+    return out
 
 
 def _mean(rows: list[dict], key: str) -> float | None:

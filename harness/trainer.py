@@ -1,9 +1,10 @@
-"""TRL's DPOTrainer with the budget-controlled regularizer and likelihood diagnostics.
+"""TRL's DPOTrainer with our terms (BCR/DPOP's budget, R-DPO's length margin) and likelihood diagnostics.
 
 The seam: ``DPOTrainer._compute_loss`` (trl pinned to 1.16.0) runs one policy forward whose output
 carries per-token log-probs. We pass it a tap around the model that keeps that output, let TRL compute
-its own loss (sigmoid DPO, plus ``sft`` for NLL), then add the BCR term from the same log-probs and the
-precomputed reference log-probs. tests/test_trainer_parity.py guards the seam.
+its own loss (the objective's TRL loss types and weights, harness/objectives.py), then add our term
+from the same log-probs and the precomputed reference log-probs. tests/test_trainer_parity.py guards
+the seam.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import time
 import torch
 from trl import DPOTrainer
 
-from harness import throughput
-from harness.losses import bcr_penalty, dpo_sigmoid, nll_per_token, sequence_logp
+from harness import objectives, throughput
+from harness.losses import bcr_penalty, dpo_sigmoid, nll_per_token, rdpo, sequence_logp
 
 
 class _Tap:
@@ -38,12 +39,18 @@ class HarnessDPOTrainer(DPOTrainer):
     """DPOTrainer + optional BCR term; logs chosen/rejected log-likelihood change against the reference.
 
     Args:
-        regularizer: ``{"kind": "none"|"nll"|"bcr"|"dpop", ...}``; bcr: ``lambda``, ``delta``, ``normalize``;
-            dpop: ``lambda``, ``normalize`` (a zero budget).
+        regularizer: an objective's settings (harness.objectives.settings) of a kind that trains with
+            DPOTrainer; its ``term`` (budget, length) is added here.
     """
 
     def __init__(self, *args, regularizer: dict, reference_logps: dict | None = None, **kwargs):
         self.regularizer = regularizer
+        objective = objectives.get(regularizer["kind"])
+        if objective.trainer != "dpo":
+            raise ValueError(
+                f"kind {regularizer['kind']} trains with TRL's {objective.trainer} trainer, not DPOTrainer"
+            )
+        self.term = objective.term
         self.reference_logps = reference_logps  # {"chosen": [...], "rejected": [...]} from `reference-logps`
         super().__init__(*args, **kwargs)
         if not self.precompute_ref_logps:
@@ -114,8 +121,8 @@ class HarnessDPOTrainer(DPOTrainer):
                 nll = nll_per_token(chosen_tok, chosen_mask)
                 self._metrics[mode]["loss/nll"].append(gather(nll.reshape(1)).mean().item())
 
-        if self.regularizer["kind"] in ("bcr", "dpop"):
-            delta = self.regularizer["delta"] if self.regularizer["kind"] == "bcr" else 0.0  # DPOP: no budget
+        if self.term == "budget":
+            delta = objectives.budget(self.regularizer)
             norm = self.regularizer["normalize"]
             pol = sequence_logp(chosen_tok, chosen_mask, norm)
             ref = r_w if norm == "sum" else r_w / chosen_mask.sum(dim=1).clamp(min=1)
@@ -124,14 +131,12 @@ class HarnessDPOTrainer(DPOTrainer):
             over = ((ref - pol) > delta).float()
             self._metrics[mode]["bcr/penalty"].append(gather(penalty.detach().reshape(1)).mean().item())
             self._metrics[mode]["bcr/over_budget"].append(gather(over).mean().item())
+        elif self.term == "length":  # R-DPO replaces TRL's (zero-weighted) sigmoid loss
+            len_w, len_l = chosen_mask.sum(dim=1), rejected_mask.sum(dim=1)
+            loss = loss + rdpo(l_w, l_l, r_w, r_l, self.beta, self.regularizer["alpha"], len_w, len_l)
         return (loss, result[1]) if return_outputs else loss
 
 
 def loss_types(regularizer: dict) -> tuple[list[str], list[float]]:
-    """TRL ``loss_type``/``loss_weights`` for a regularizer (BCR is added by the trainer itself)."""
-    kind = regularizer["kind"]
-    if kind == "nll":
-        return ["sigmoid", "sft"], [1.0, float(regularizer["alpha"])]
-    if kind in ("none", "bcr", "dpop"):
-        return ["sigmoid"], [1.0]
-    raise ValueError(f"unknown regularizer kind '{kind}'; valid: none, nll, bcr, dpop")
+    """TRL ``loss_type``/``loss_weights`` for an objective (our terms are added by the trainer itself)."""
+    return objectives.loss_types(regularizer)

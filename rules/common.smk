@@ -4,7 +4,7 @@ import shlex
 
 from pathlib import Path
 
-from harness import jobs, site, sizing
+from harness import jobs, objectives, site, sizing
 from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
 from harness.locks import cancel_leftovers
 from harness.config import loads_model
@@ -369,7 +369,7 @@ def upstream_jobs(wc):
     p, model, bench, ext = wc.policy, wc.model, wc.benchmark, ext_of(wc.benchmark)
     found = {}
     if model != "base":
-        ranker, _, _ = jobs.parse_model_key(model)
+        ranker, reg, _ = jobs.parse_model_key(model)
         found["sample"] = (
             "+".join(
                 shard_paths(
@@ -391,10 +391,11 @@ def upstream_jobs(wc):
             ),
             f"results/pairs/{p}/{ranker}/pairs.meta.json",
         )
-        found["reference"] = (
-            f"benchmarks/reference_logps/{p}/{ranker}.tsv",
-            f"results/reference/{p}/{ranker}/ref_logps.json",
-        )
+        if objectives.needs_reference(config["regularizers"][reg]["kind"]):
+            found["reference"] = (
+                f"benchmarks/reference_logps/{p}/{ranker}.tsv",
+                f"results/reference/{p}/{ranker}/ref_logps.json",
+            )
         found["train"] = (
             f"benchmarks/train/{p}/{model}.tsv",
             f"results/training/{p}/{model}/summary.json",
@@ -441,6 +442,15 @@ def checkpoint_input(wc):
     return PATHS["checkpoint"].format(
         policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed
     )
+
+
+def reference_input(wc):
+    """The reference log-probs a training cell reads: none for a reference-free objective, so that the
+    DAG computes them only for pairs files some cell needs them for."""
+    kind = config["regularizers"][wc.regularizer]["kind"]
+    if not objectives.needs_reference(kind):
+        return []
+    return f"results/reference/{wc.policy}/{wc.ranker}/ref_logps.json"
 
 
 def deepspeed_input():

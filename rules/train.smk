@@ -1,5 +1,5 @@
-# Stage 3: reference log-probs once per pairs file; DPO with a regularizer (none, NLL, BCR, DPOP),
-# one job per policy x ranker x regularizer x seed.
+# Stage 3: reference log-probs once per pairs file (for the objectives that read them); one training
+# job per policy x ranker x objective x seed (harness/objectives.py: DPO, NLL, BCR, DPOP, baselines).
 
 
 rule reference_logps:
@@ -29,7 +29,7 @@ rule train:
     input:
         config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
         pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
-        reference="results/reference/{policy}/{ranker}/ref_logps.json",
+        reference=reference_input,  # none for reference-free objectives (SimPO, CPO, ORPO, ...)
         models=lambda wc: built_models_input([wc.policy]),
         deepspeed=deepspeed_input(),
     output:
@@ -50,7 +50,10 @@ rule train:
         step_version=3,  # 2: log rows carry their cell; 3: accumulation derived from effective_batch_size
         run=lambda wc, resources: run_harness(resources.gpu, processes=True),
         batch=train_batch,  # shown in a dry run; a GPU count that cannot reach the batch stops the plan
+        reference=lambda wc, input: (
+            f"--reference {shlex.quote(input.reference)}" if input.reference else ""
+        ),
     shell:
         "{params.run} -m harness train --config {input.config} --pairs {input.pairs}"
-        " --reference {input.reference} --output {output.model} --log {output.log}"
+        " {params.reference} --output {output.model} --log {output.log}"
         " --summary {output.summary} > {log} 2>&1"

@@ -176,3 +176,177 @@ def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):
     pairs.write_text(pairs.read_text() + pairs.read_text().splitlines()[0] + "\n")  # the pairs file changed
     with pytest.raises(RecordError, match="another version of"):
         load_reference(out, pairs)
+
+
+# ---- the baselines (harness/objectives.py): each against TRL's own loss and a hand computation ----
+
+
+def _objective_trainer(tiny_models, tmp_path, name, **keys):
+    """A HarnessDPOTrainer configured from the registry entry alone (loss types, weights, TRL args)."""
+    from harness import objectives
+
+    reg = objectives.settings(name, {"kind": name, **keys})
+    types, weights = objectives.loss_types(reg)
+    trainer = _trainer(tiny_models, tmp_path, types, weights, reg)
+    trainer.args.beta = trainer.beta = reg.get("beta", TRAINING["beta"])
+    for field_, value in objectives.trainer_args(reg).items():
+        setattr(trainer, field_, value)
+    return trainer, reg
+
+
+def _shifted_batch(trainer):
+    """A batch whose reference log-probs differ from the policy's (before a step they are equal), so
+    that every loss sees non-zero, mixed-sign log-ratio margins."""
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch["ref_chosen_logps"] = batch["ref_chosen_logps"] + torch.tensor([2.0, -1.0, 0.5, -3.0])
+    batch["ref_rejected_logps"] = batch["ref_rejected_logps"] + torch.tensor([-1.0, 2.0, 0.0, 1.5])
+    return batch
+
+
+def _parts(trainer, batch):
+    tok_logps, mask = _independent_logps(trainer.model, batch)
+    l_w, l_l = tok_logps.sum(1).chunk(2)
+    n_w, n_l = mask.sum(1).chunk(2)
+    return l_w, l_l, batch["ref_chosen_logps"], batch["ref_rejected_logps"], n_w, n_l
+
+
+@pytest.mark.parametrize(
+    "kind, keys, formula",
+    [
+        # IPO (Azar et al. 2023, eq. 17) on per-token log-ratios (TRL normalises by completion length)
+        (
+            "ipo",
+            {},
+            lambda l_w, l_l, r_w, r_l, n_w, n_l, b, k: (
+                ((l_w - r_w) / n_w - (l_l - r_l) / n_l - 1 / (2 * b)) ** 2
+            ).mean(),
+        ),
+        # robust DPO (Chowdhury et al. 2024, eq. 7)
+        (
+            "robust",
+            {"epsilon": 0.2},
+            lambda l_w, l_l, r_w, r_l, n_w, n_l, b, k: (
+                (
+                    -(1 - k["epsilon"]) * torch.nn.functional.logsigmoid(b * ((l_w - r_w) - (l_l - r_l)))
+                    + k["epsilon"] * torch.nn.functional.logsigmoid(-b * ((l_w - r_w) - (l_l - r_l)))
+                )
+                / (1 - 2 * k["epsilon"])
+            ).mean(),
+        ),
+        (
+            "dpo_norm",
+            {},
+            lambda l_w, l_l, r_w, r_l, n_w, n_l, b, k: (
+                -torch.nn.functional.logsigmoid(b * ((l_w - r_w) / n_w - (l_l - r_l) / n_l)).mean()
+            ),
+        ),
+        # R-DPO (Park et al. 2024, eq. 9): ours, TRL has none
+        (
+            "rdpo",
+            {"alpha": 0.05},
+            lambda l_w, l_l, r_w, r_l, n_w, n_l, b, k: (
+                -torch.nn.functional.logsigmoid(
+                    b * ((l_w - r_w) - (l_l - r_l)) - k["alpha"] * (n_w - n_l)
+                ).mean()
+            ),
+        ),
+    ],
+)
+def test_dpo_family_baselines(tiny_models, tmp_path, kind, keys, formula):
+    ours, reg = _objective_trainer(tiny_models, tmp_path / "ours", kind, **keys)
+    batch = _shifted_batch(ours)
+    with torch.no_grad():
+        got = ours.compute_loss(ours.model, batch).item()
+    expected = formula(*_parts(ours, batch), ours.beta, reg).item()
+    assert got == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    if kind != "rdpo":  # the same loss from TRL's own DPOTrainer configured by hand
+        from harness import objectives
+
+        trl = _trainer(tiny_models, tmp_path / "trl", *objectives.loss_types(reg))
+        for field_, value in objectives.trainer_args(reg).items():
+            setattr(trl, field_, value)
+        with torch.no_grad():
+            assert trl.compute_loss(trl.model, batch).item() == pytest.approx(got, abs=1e-6)
+
+
+def _free_trainer(tiny_models, tmp_path, name, **keys):
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+
+    from harness import objectives
+    from harness.backends.hf import load_tokenizer
+    from harness.train import _reference_free_trainer, reference_free_config
+
+    reg = objectives.settings(name, {"kind": name, **keys})
+    ref = model_ref(tiny_models / "policy")
+    tok = load_tokenizer(ref)
+    data = Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": p}],
+                "chosen": [{"role": "assistant", "content": c}],
+                "rejected": [{"role": "assistant", "content": r}],
+            }
+            for p, c, r in PAIRS
+        ]
+    )
+    job = {"seed": 0, "training": TRAINING, "regularizer": reg}
+    trainer = _reference_free_trainer(objectives.get(name).trainer)(
+        model=AutoModelForCausalLM.from_pretrained(ref["source"]),
+        args=reference_free_config(job, str(tmp_path)),
+        train_dataset=data,
+        processing_class=tok,
+    )
+    return trainer, reg
+
+
+def _answer_logps(model, batch, side):
+    """Summed log-prob and token count of each answer (labels -100 on the prompt), no TRL code."""
+    ids, labels = batch[f"{side}_input_ids"], batch[f"{side}_labels"]
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=batch[f"{side}_attention_mask"]).logits
+    labels = labels[:, 1:]
+    mask = labels != -100
+    logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, labels.clamp(min=0)[..., None])[..., 0]
+    return (logp * mask).sum(1), mask.sum(1), logits[:, :-1], labels
+
+
+@pytest.mark.parametrize(
+    "kind, keys",
+    [
+        ("simpo", {"beta": 2.0, "gamma": 1.0}),
+        ("cpo", {"lambda": 0.5}),
+        ("slic", {"beta": 2.0, "lambda": 0.3}),
+        ("orpo", {"lambda": 0.4}),
+    ],
+)
+def test_reference_free_baselines(tiny_models, tmp_path, kind, keys):
+    """SimPO, CPO, SLiC-HF (trl.experimental CPOTrainer) and ORPO (ORPOTrainer), configured from the
+    registry, against the published formulas from an independent forward pass."""
+    F = torch.nn.functional
+    trainer, reg = _free_trainer(tiny_models, tmp_path, kind, **keys)
+    trainer.model.eval()
+    batch = next(iter(trainer.get_train_dataloader()))
+    with torch.no_grad():
+        got = trainer.compute_loss(trainer.model, batch).item()
+    s_w, n_w, logits_w, labels_w = _answer_logps(trainer.model, batch, "chosen")
+    s_l, n_l, _, _ = _answer_logps(trainer.model, batch, "rejected")
+    nll = F.cross_entropy(
+        logits_w.reshape(-1, logits_w.size(-1)).float(), labels_w.reshape(-1), ignore_index=-100
+    )
+    if kind == "simpo":  # Meng et al. 2024, eq. 6
+        expected = -F.logsigmoid(reg["beta"] * (s_w / n_w - s_l / n_l) - reg["gamma"]).mean()
+    elif kind == "cpo":  # Xu et al. 2024, eq. 3 + the NLL term
+        expected = -F.logsigmoid(reg["beta"] * (s_w - s_l)).mean() + reg["lambda"] * nll
+    elif kind == "slic":  # hinge at margin 1/beta + lambda NLL
+        expected = torch.relu(1 - reg["beta"] * (s_w - s_l)).mean() + reg["lambda"] * nll
+    else:  # ORPO (Hong et al. 2024, eq. 6-7), on per-token mean log-probs; TRL's NLL also covers the prompt
+        ids, att = batch["chosen_input_ids"], batch["chosen_attention_mask"]
+        full = torch.where(att == 1, ids, -100)[:, 1:]
+        with torch.no_grad():
+            lg = trainer.model(input_ids=ids, attention_mask=att).logits[:, :-1]
+        nll = F.cross_entropy(lg.reshape(-1, lg.size(-1)).float(), full.reshape(-1), ignore_index=-100)
+        a_w, a_l = s_w / n_w, s_l / n_l
+        log_odds = (a_w - a_l) - (torch.log1p(-torch.exp(a_w)) - torch.log1p(-torch.exp(a_l)))
+        expected = nll - reg["lambda"] * F.logsigmoid(log_odds).mean()
+    assert got == pytest.approx(expected.item(), rel=1e-5, abs=1e-5)

@@ -1,0 +1,105 @@
+"""The registry of objectives (harness/objectives.py): one place that says which objectives exist.
+
+The schema's enum and key properties equal the registry's; each kind's defaults and budget; a key
+its kind does not take is refused in one line; the module imports without torch; a reference-free
+objective trains end to end from its job config without reference log-probs.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from harness import objectives
+from harness.config import ConfigError, validate
+
+from .conftest import ROOT, pythonpath
+from .test_training import _job, _train, pairs_file  # noqa: F401 - the fixture
+
+SCHEMA = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+ENTRY = SCHEMA["properties"]["regularizers"]["additionalProperties"]
+
+
+def test_schema_enum_and_keys_equal_the_registry():
+    assert ENTRY["properties"]["kind"]["enum"] == list(objectives.KINDS)
+    used = {k for o in objectives.OBJECTIVES.values() for k in o.keys}
+    assert set(ENTRY["properties"]) - {"kind"} == used
+    for kind, o in objectives.OBJECTIVES.items():
+        assert o.trainer in objectives.TRAINERS, kind
+        assert o.reference == (o.trainer == "dpo"), kind  # only DPOTrainer reads the reference log-probs
+        for _, weight in o.losses:
+            assert isinstance(weight, float) or weight in o.keys, kind
+        for field_, key in o.trainer_args.items():
+            assert key in o.keys, (kind, field_)
+        assert o.budget is None or isinstance(o.budget, float) or o.budget in o.keys, kind
+    # every key's schema description names each kind that takes it (the registry is the source)
+    for key in used:
+        described = ENTRY["properties"][key]["description"]
+        for kind, o in objectives.OBJECTIVES.items():
+            if key in o.keys and key not in ("beta", "learning_rate"):
+                assert kind in described, (key, kind)
+
+
+def test_registry_imports_without_torch():
+    code = "import sys, harness.objectives; assert 'torch' not in sys.modules, 'torch imported'"
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": pythonpath()}
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_settings_fill_each_kinds_defaults_and_drop_nulls():
+    assert objectives.settings("dpo", {"kind": "none"}) == {"name": "dpo", "kind": "none"}
+    assert objectives.settings("n", {"kind": "nll"}) == {"name": "n", "kind": "nll", "alpha": 0.2}
+    assert objectives.settings("r", {"kind": "rdpo"})["alpha"] == 0.05  # same key, its own default
+    assert objectives.settings("s", {"kind": "simpo", "learning_rate": None}) == {
+        "name": "s", "kind": "simpo", "beta": 2.0, "gamma": 0.5, "lambda": 0.0,
+    }  # fmt: skip
+    with pytest.raises(
+        objectives.ObjectiveError, match="'n' \\(kind nll\\) does not take 'delta'; it takes alpha"
+    ):
+        objectives.settings("n", {"kind": "nll", "delta": 0.5})
+
+
+def test_budgets():
+    b = objectives.budget
+    assert b(objectives.settings("x", {"kind": "bcr", "delta": 2.0})) == 2.0
+    assert b({"kind": "bcr"}) == 0.5
+    assert b({"kind": "dpop"}) == 0.0 and b({"kind": "none"}) == math.inf
+    assert all(b({"kind": k}) is None for k in ("nll", "ipo", "simpo", "orpo", "rdpo"))
+    assert set(objectives.sweepable()) == {"none", "bcr", "dpop"}
+
+
+def test_config_refuses_a_key_the_kind_does_not_take():
+    raw = yaml.safe_load((ROOT / "config/demo_pipeline.yaml").read_text())
+    raw["regularizers"]["nll"]["delta"] = 0.5
+    with pytest.raises(ConfigError, match=r"regularizers/nll: 'nll' \(kind nll\) does not take 'delta'"):
+        validate(raw, "demo_pipeline.yaml")
+    raw = yaml.safe_load((ROOT / "config/demo_pipeline.yaml").read_text())
+    raw["regularizers"]["simpo"] = {"kind": "simpo", "gamma": 1.0}
+    raw["budget_sweep"][0]["regularizers"].append("simpo")
+    with pytest.raises(
+        ConfigError, match="kind simpo, which sets no budget; a budget sweep takes none, bcr, dpop"
+    ):
+        validate(raw, "demo_pipeline.yaml")
+
+
+def test_describe_lists_every_kind():
+    table = objectives.describe()
+    assert all(f"| {k} |" in table for k in objectives.KINDS)
+
+
+def test_simpo_trains_without_reference_logps(tiny_models, pairs_file, tmp_path):  # noqa: F811
+    reg = objectives.settings("simpo", {"kind": "simpo", "beta": 2.0, "gamma": 0.5})
+    steps, summary = _train(_job(tiny_models, reg), pairs_file, tmp_path)
+    assert summary["steps"] == 12 and len(steps) == 12
+    assert summary["logratio_unit"] == "token"  # SimPO's own (per-token mean) log-probs
+    assert summary["final_chosen_logratio"] is not None and math.isfinite(summary["final_chosen_logratio"])
+    # SimPO raises the chosen answers above the rejected ones: the margin moves up
+    assert summary["final_chosen_logratio"] > summary["final_rejected_logratio"]
+    assert (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model.partial").exists()
+    assert not list((tmp_path / "model").glob("initial_eval.json"))
+    assert json.loads((tmp_path / "summary.json").read_text())["regularizer"]["kind"] == "simpo"

@@ -59,5 +59,6 @@ rule all:
         ["results/figures/downstream.png"]
         if "downstream" in config["evaluation"]
         else [],
-        # the budget sweep, where config names one
+        # the budget sweep and the baselines table, where config names them
         ["results/figures/budget_sweep.png"] if config["budget_sweep"] else [],
+        ["results/tables/baselines.md"] if config["baselines"] else [],

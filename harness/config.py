@@ -210,6 +210,11 @@ def _check_grids(cfg: dict, source: str) -> None:
             raise ConfigError(f"{source}: regularizers/{name}: {e}") from None
     for i, name in enumerate(cfg.get("main_table", {}).get("regularizers") or []):
         need(f"main_table/regularizers/{i}", name, regs, "regularizers")
+    for i, cell in enumerate(cfg.get("baselines", [])):
+        need(f"baselines/{i}/policy", cell["policy"], cfg["policies"], "policies")
+        need(f"baselines/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
+        for j, name in enumerate(cell["regularizers"]):
+            need(f"baselines/{i}/regularizers/{j}", name, regs, "regularizers")
     sweepable = objectives.sweepable()
     for i, cell in enumerate(cfg.get("budget_sweep", [])):
         need(f"budget_sweep/{i}/policy", cell["policy"], cfg["policies"], "policies")

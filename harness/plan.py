@@ -78,8 +78,9 @@ def cells(cfg: dict) -> tuple[list[tuple], list[tuple]]:
     regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
     main = [(p, r, g, s) for p in cfg["policies"] for r in cfg["rankers"] for g in regs for s in cfg["seeds"]]
     sweep = [(c["policy"], c["ranker"], g, s, c["evaluate"]) for c in cfg["budget_sweep"] for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
-    trained = list(dict.fromkeys(main + [x[:4] for x in sweep]))
-    evaluated = list(dict.fromkeys(main + [x[:4] for x in sweep if x[4]]))
+    baselines = [(c["policy"], c["ranker"], g, s) for c in cfg.get("baselines", []) for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
+    trained = list(dict.fromkeys(main + [x[:4] for x in sweep] + baselines))
+    evaluated = list(dict.fromkeys(main + [x[:4] for x in sweep if x[4]] + baselines))
     return trained, evaluated
 
 

@@ -22,6 +22,7 @@ COLUMNS = {
     "mt_bench": "MT-Bench (1-10)",
     "chosen_logratio": "Δ log π(y_w)",
     "rejected_logratio": "Δ log π(y_l)",
+    "chosen_logp_token": "Δ log π(y_w) per token",
 }
 KEYS = ["policy", "ranker", "regularizer"]
 
@@ -31,6 +32,8 @@ def _values(path: str) -> tuple[dict, dict]:
     data = read_json(path)
     cell = data["cell"]
     if "benchmark" not in data:  # a training summary
+        if data.get("logratio_unit", "sum") == "token":  # a reference-free objective's own measure
+            return cell, {"chosen_logp_token": data["final_chosen_logratio"]}
         return cell, {
             "chosen_logratio": data["final_chosen_logratio"],
             "rejected_logratio": data["final_rejected_logratio"],
@@ -169,6 +172,12 @@ def to_markdown(df) -> str:
         "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
         "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
     ]
+    if "chosen_logp_token" in df:
+        notes.append(
+            "Δ log π(y_w) per token: the change of the chosen answers' mean per-token log-likelihood over "
+            "the training pairs, measured by a reference-free trainer (SimPO, ORPO) against the policy "
+            "before training; Δ log π(y_w) is the summed change against the reference log-probs."
+        )
     if "oracle_score" in df:
         notes.append(
             "Demo world: AlpacaEval LC and WR are the oracle's win rates against the base policy's answers "

@@ -303,6 +303,21 @@ def budget_sweep_inputs():
     return out
 
 
+def baselines_inputs():
+    """Metrics and training summaries of every baselines-table cell, and each policy's base metrics."""
+    out, policies = [], []
+    for c in config["baselines"]:
+        policies.append(c["policy"])
+        for g in c["regularizers"]:
+            for s in config["seeds"]:
+                cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
+                out.append(f"results/training/{cell}/summary.json")
+                out += [f"results/eval/{cell}/{b}/metrics.json" for b in BENCHMARKS]
+    for p in dict.fromkeys(policies):
+        out += [f"results/eval/{p}/{jobs.BASE}/{b}/metrics.json" for b in BENCHMARKS]
+    return out
+
+
 def study_rankings():
     return [
         f"results/ranker_study/{p}/{r}/rankings.jsonl"

@@ -1,5 +1,5 @@
-# Stage 5: tables and figures. Named targets: main_table, training_curves, budget_sweep,
-# mt_bench_categories, cost (and ranker_study).
+# Stage 5: tables and figures. Named targets: main_table, baselines_table, training_curves,
+# budget_sweep, mt_bench_categories, cost (and ranker_study).
 
 
 rule report:
@@ -29,6 +29,30 @@ rule report:
 rule main_table:
     input:
         rules.report.output.md,
+
+
+rule baselines_table:
+    input:
+        config=job_config("report", "baselines"),
+        metrics=baselines_inputs(),
+    output:
+        csv=report(
+            "results/tables/baselines.csv",
+            caption="captions/baselines.rst",
+            category="Tables",
+        ),
+        md="results/tables/baselines.md",
+    log:
+        "logs/report/baselines.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness report --config {input.config} --inputs {input.metrics}"
+        " --output {output.csv} --output-md {output.md} > {log} 2>&1"
 
 
 rule training_curves:

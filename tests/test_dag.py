@@ -94,13 +94,24 @@ def test_paper_dry_run_plans_every_job(wf):
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
     # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
-    # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24, all evaluated: (60 + 2 base) x 2
-    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 60, 124, 124, 124)  # fmt: skip
+    # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24; the baselines table 7
+    # objectives x 4 (policy, ranker) x 3 seeds = 84, less Llama's 6 DPO cells of the main table = 78;
+    # all evaluated on 2 benchmarks: (138 + 2 base) x 2
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 138, 280, 280, 280)  # fmt: skip
+    assert c["baselines_table"] == 1
     # the 70B judge's ranking in 4 shards per policy (each within the profile's 12 h), merged
     assert (c["rank_ipr_shard"], c["merge_pairs"]) == (8, 2) and "rank_ipr" not in c
     assert (c["rank_study"] + c["rank_study_ipr"], c["gold_accuracy"] + c["gold_accuracy_ipr"]) == (4, 6)
     assert (c["study_table"], c["prepare_data"], c["cost"]) == (1, 8, 1)
     assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
+    # a reference-free baseline (SimPO) plans no reference log-probs, a DPO-family one (IPO) does
+    simpo = "results/training/llama3-8b-instruct/armorm/simpo-llama3/seed0/summary.json"
+    ipo = "results/training/llama3-8b-instruct/armorm/ipo/seed0/summary.json"
+    for target, refs in ((simpo, 0), (ipo, 1)):
+        r = snakemake(["-n", "-p", "--", target], wf)
+        assert r.returncode == 0, r.stderr
+        assert job_counts(r.stdout).get("reference_logps", 0) == refs, target
+        assert ("--reference" in r.stdout) == bool(refs)
     assert (c["budget_sweep"], c["training_curves"], c["report"], c["mt_bench_categories"]) == (1, 1, 1, 1)
     assert "build_tiny_models" not in c  # hub models only
 

@@ -89,7 +89,7 @@ def test_config_refuses_a_key_the_kind_does_not_take():
 
 def test_describe_lists_every_kind():
     table = objectives.describe()
-    assert all(f"| {k} |" in table for k in objectives.KINDS)
+    assert all(f"| `{k}` |" in table for k in objectives.KINDS)
 
 
 def test_simpo_trains_without_reference_logps(tiny_models, pairs_file, tmp_path):  # noqa: F811
@@ -103,3 +103,73 @@ def test_simpo_trains_without_reference_logps(tiny_models, pairs_file, tmp_path)
     assert (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model.partial").exists()
     assert not list((tmp_path / "model").glob("initial_eval.json"))
     assert json.loads((tmp_path / "summary.json").read_text())["regularizer"]["kind"] == "simpo"
+
+
+def test_baselines_names_are_checked():
+    raw = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    raw["baselines"][1]["regularizers"][2] = "nope"
+    with pytest.raises(ConfigError, match="baselines/1/regularizers/2: 'nope' is not a key of regularizers"):
+        validate(raw, "config.yaml")
+
+
+def test_baselines_table_marks_the_reference_free_likelihood(tmp_path):
+    """A reference-free cell's likelihood change (per token, against the initial policy) goes to its own
+    column, not beside the DPO cells' summed change against the reference."""
+    from harness.report import build_table, to_markdown
+
+    paths = []
+    for reg, unit, value in (("dpo", "sum", -3.0), ("simpo", "token", -0.02)):
+        for seed in (0, 1):
+            p = tmp_path / f"{reg}{seed}.json"
+            p.write_text(
+                json.dumps(
+                    {
+                        "cell": {"policy": "p", "ranker": "rm", "regularizer": reg, "seed": seed},
+                        "final_chosen_logratio": value + seed,
+                        "final_rejected_logratio": value - 1,
+                        "logratio_unit": unit,
+                    }
+                )
+            )
+            paths.append(str(p))
+    df = build_table(paths).set_index("regularizer")
+    assert (
+        df.loc["dpo", "chosen_logratio"] == -2.5
+        and df.loc["dpo", "chosen_logp_token"] != df.loc["dpo", "chosen_logp_token"]
+    )
+    assert df.loc["simpo", "chosen_logp_token"] == pytest.approx(0.48)
+    assert df.loc["simpo", "chosen_logratio"] != df.loc["simpo", "chosen_logratio"]  # NaN: not measured
+    md = to_markdown(build_table(paths))
+    assert "Δ log π(y_w) per token" in md and "reference-free trainer" in md
+
+
+def test_readme_table_is_the_registry():
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- objectives table:")
+    body = readme[readme.index("\n", start) + 1 : readme.index("<!-- end of objectives table -->")]
+    assert body.strip() == objectives.describe()
+
+
+def test_trainer_configs_take_the_objectives_own_settings():
+    from harness.config import section_defaults
+    from harness.train import dpo_config, reference_free_config
+
+    training = {**section_defaults("training"), "beta": 0.01, "learning_rate": 5e-7}
+    job = {"seed": 0, "training": training}
+    robust = objectives.settings("r", {"kind": "robust", "epsilon": 0.2, "learning_rate": 1e-6})
+    args = dpo_config({**job, "regularizer": robust}, "/tmp/x", *objectives.loss_types(robust))
+    assert (args.beta, args.learning_rate, args.label_smoothing, args.loss_type) == (
+        0.01,
+        1e-6,
+        0.2,
+        ["robust"],
+    )
+    ipo = objectives.settings("i", {"kind": "ipo"})
+    assert dpo_config({**job, "regularizer": ipo}, "/tmp/x", *objectives.loss_types(ipo)).beta == 0.1
+    simpo = objectives.settings("s", {"kind": "simpo", "beta": 2.5, "gamma": 1.375})
+    args = reference_free_config({**job, "regularizer": simpo}, "/tmp/x")
+    assert (args.loss_type, args.beta, args.simpo_gamma, args.cpo_alpha, args.learning_rate) == (
+        "simpo", 2.5, 1.375, 0.0, 5e-7,
+    )  # fmt: skip
+    orpo = objectives.settings("o", {"kind": "orpo", "lambda": 0.25})
+    assert reference_free_config({**job, "regularizer": orpo}, "/tmp/x").beta == 0.25  # ORPO's lambda

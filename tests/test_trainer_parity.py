@@ -263,6 +263,7 @@ def test_dpo_family_baselines(tiny_models, tmp_path, kind, keys, formula):
         from harness import objectives
 
         trl = _trainer(tiny_models, tmp_path / "trl", *objectives.loss_types(reg))
+        trl.args.beta = trl.beta = ours.beta
         for field_, value in objectives.trainer_args(reg).items():
             setattr(trl, field_, value)
         with torch.no_grad():
@@ -350,3 +351,25 @@ def test_reference_free_baselines(tiny_models, tmp_path, kind, keys):
         log_odds = (a_w - a_l) - (torch.log1p(-torch.exp(a_w)) - torch.log1p(-torch.exp(a_l)))
         expected = nll - reg["lambda"] * F.logsigmoid(log_odds).mean()
     assert got == pytest.approx(expected.item(), rel=1e-5, abs=1e-5)
+
+
+def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch):
+    """The README's worked example (TRL's nca_pair as a new kind) works as written: the entry alone
+    configures DPOTrainer with TRL's loss."""
+    import re
+
+    from harness import objectives
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(    \"nca\": Objective\(.*?\n    \),)\n```", readme, re.S).group(1)
+    entry = eval(block.strip().split(":", 1)[1].strip().rstrip(","), vars(objectives))  # noqa: S307
+    monkeypatch.setitem(objectives.OBJECTIVES, "nca", entry)
+    ours, _ = _objective_trainer(tiny_models, tmp_path / "ours", "nca")
+    batch = _shifted_batch(ours)
+    trl = _trainer(tiny_models, tmp_path / "trl", ["nca_pair"], [1.0])
+    with torch.no_grad():
+        assert ours.compute_loss(ours.model, batch).item() == pytest.approx(
+            trl.compute_loss(trl.model, batch).item(), abs=1e-6
+        )

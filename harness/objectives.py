@@ -15,6 +15,10 @@ How an objective trains (``trainer``):
 - ``cpo``: ``trl.experimental.cpo.CPOTrainer`` with ``loss_type`` = ``losses[0]``: reference-free
   (SimPO, CPO, SLiC-HF); no reference log-probs are computed for these cells.
 - ``orpo``: ``trl.experimental.orpo.ORPOTrainer``: reference-free.
+- ``kto``: ``trl.KTOTrainer`` on the pairs unpaired (TRL splits each into a desirable and an
+  undesirable example); it computes its own reference log-probs, with those of its KL pairs, once
+  before training, so no ``reference_logps`` job runs for these cells either. Its batch counts
+  examples, two per pair: the same batch settings take twice the optimizer steps.
 
 To add an objective that TRL implements: one entry here and the kind in config/schema.yaml's enum
 (with any new key's type there); new maths goes to harness/losses.py and the seam in
@@ -39,12 +43,13 @@ class Key:
 class Objective:
     summary: str  # the loss in one line, with its source
     keys: dict[str, Key]
-    trainer: str = "dpo"  # dpo | cpo | orpo
+    trainer: str = "dpo"  # dpo | cpo | orpo | kto
     losses: tuple[tuple[str, float | str], ...] = (("sigmoid", 1.0),)  # TRL loss type, weight or key
     trainer_args: dict[str, str] = field(default_factory=dict)  # TRL config field <- our key
     term: str | None = None  # ours, added to TRL's loss: budget | length
     budget: float | str | None = None  # allowed fall of log pi(y_w): a number, a key, or None
     reference: bool = True  # reads the reference log-probs (a reference_logps job per pairs file)
+    examples_per_pair: int = 1  # what the trainer's batch counts: pairs, or (KTO) two examples a pair
 
 
 def _beta(default=None, what="DPO inverse temperature") -> Key:
@@ -170,9 +175,24 @@ OBJECTIVES: dict[str, Objective] = {
         trainer_args={"beta": "lambda"},
         reference=False,
     ),
+    "kto": Objective(
+        "KTO (Ethayarajh et al. 2024): each pair as a desirable and an undesirable answer, "
+        "w (1 - sigmoid(beta (log-ratio - z_ref))), z_ref the batch KL estimate; TRL KTOTrainer",
+        {
+            "beta": _beta(0.1, "KTO's beta"),
+            "desirable_weight": Key(1.0, "weight of the chosen answers' loss (lambda_D)"),
+            "undesirable_weight": Key(1.0, "weight of the rejected answers' loss (lambda_U)"),
+            "learning_rate": LR,
+        },
+        trainer="kto",
+        losses=(("kto", 1.0),),
+        trainer_args={"desirable_weight": "desirable_weight", "undesirable_weight": "undesirable_weight"},
+        reference=False,  # TRL computes its own, with the KL pairs, before training
+        examples_per_pair=2,
+    ),
 }
 KINDS = tuple(OBJECTIVES)
-TRAINERS = ("dpo", "cpo", "orpo")
+TRAINERS = ("dpo", "cpo", "orpo", "kto")
 
 
 class ObjectiveError(ValueError):
@@ -243,7 +263,9 @@ def describe() -> str:
     for kind, o in OBJECTIVES.items():
         keys = ", ".join(f"{k}={'training' if v.default is None else v.default}" for k, v in o.keys.items())
         b = {None: "—", INF: "∞"}.get(o.budget, o.budget) if not isinstance(o.budget, str) else o.budget
-        trainer = {"dpo": "DPOTrainer", "cpo": "CPOTrainer", "orpo": "ORPOTrainer"}[o.trainer]
+        trainer = {"dpo": "DPOTrainer", "cpo": "CPOTrainer", "orpo": "ORPOTrainer", "kto": "KTOTrainer"}[
+            o.trainer
+        ]
         rows.append(
             f"| `{kind}` | {o.summary} | {trainer} | {keys} | {b} | {'yes' if o.reference else 'no'} |"
         )

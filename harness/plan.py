@@ -176,7 +176,8 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
     for c in trained:
         pairs, _ = _pairs(workdir, c[0], c[1], n_prompts)
         g = sizing.training_gpus(cfg, c[0])
-        steps["/".join(map(str, c[:3])) + f"/seed{c[3]}"] = train_steps(pairs, t, g)
+        per_pair = objectives.get(cfg["regularizers"][c[2]]["kind"]).examples_per_pair
+        steps["/".join(map(str, c[:3])) + f"/seed{c[3]}"] = train_steps(pairs * per_pair, t, g)
         tokens = t["num_train_epochs"] * 2 * pairs * (pt + at)
         add("train", 1, pairs, 0, tokens, 0, seconds(c[0], g, 0, 0, tokens), g)
     models = [(pol, "base") for pol in cfg["policies"]] + [(c[0], "cell") for c in evaluated]

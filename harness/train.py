@@ -111,8 +111,9 @@ def dpo_config(
     )
 
 
-def reference_free_config(job: dict, output_dir: str):
-    """The TRL config of a reference-free objective (trl.experimental CPO or ORPO)."""
+def trl_config(job: dict, output_dir: str):
+    """The TRL config of an objective trained by a TRL trainer other than DPOTrainer, without the DAG's reference log-probs
+    (trl.experimental CPO or ORPO; KTO, which computes its own)."""
     from harness import objectives
 
     reg = job["regularizer"]
@@ -126,6 +127,12 @@ def reference_free_config(job: dict, output_dir: str):
         from trl.experimental.orpo import ORPOConfig
 
         return ORPOConfig(**{**args, **objectives.trainer_args(reg)})
+    if obj.trainer == "kto":
+        from trl import KTOConfig
+
+        return KTOConfig(
+            **args, loss_type=obj.losses[0][0], precompute_ref_log_probs=True, **objectives.trainer_args(reg)
+        )
     raise ValueError(f"kind {reg['kind']} trains with DPOTrainer")
 
 
@@ -314,9 +321,9 @@ def run(
             reference_logps=load_reference(reference, pairs_path) if reference else None,
         )
     else:
-        trainer = _reference_free_trainer(objective.trainer)(
+        trainer = _trl_trainer(objective.trainer)(
             model=model,
-            args=reference_free_config(job, str(tmp / "trainer")),
+            args=trl_config(job, str(tmp / "trainer")),
             train_dataset=pairs,
             eval_dataset=pairs,
             processing_class=tokenizer,
@@ -374,11 +381,15 @@ def run(
         write_json(summary_path, summary)
 
 
-def _reference_free_trainer(name: str):
+def _trl_trainer(name: str):
     if name == "cpo":
         from trl.experimental.cpo import CPOTrainer
 
         return CPOTrainer
+    if name == "kto":
+        from trl import KTOTrainer
+
+        return KTOTrainer
     from trl.experimental.orpo import ORPOTrainer
 
     return ORPOTrainer

@@ -35,7 +35,7 @@ def test_paper_config_shape():
     assert {r["kind"] for r in cfg["regularizers"].values()} >= {"none", "nll", "bcr", "dpop"}
     # the Instruct-setting baselines (SimPO's Table 4 objectives TRL or we implement)
     baselines = {cfg["regularizers"][g]["kind"] for c in cfg["baselines"] for g in c["regularizers"]}
-    assert baselines == {"none", "ipo", "rdpo", "cpo", "slic", "orpo", "simpo"}
+    assert baselines == {"none", "ipo", "rdpo", "cpo", "slic", "orpo", "kto", "simpo"}
     assert len([r for r in cfg["regularizers"].values() if r["kind"] == "bcr"]) >= 3  # a budget sweep
     for name in cfg["policies"]:  # policies are pinned to commits; see README for the rest
         assert re.fullmatch(r"[0-9a-f]{40}", cfg["models"][name]["revision"]), f"{name} is not pinned"

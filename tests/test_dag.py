@@ -94,10 +94,10 @@ def test_paper_dry_run_plans_every_job(wf):
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
     # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
-    # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24; the baselines table 7
-    # objectives x 4 (policy, ranker) x 3 seeds = 84, less Llama's 6 DPO cells of the main table = 78;
-    # all evaluated on 2 benchmarks: (138 + 2 base) x 2
-    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 138, 280, 280, 280)  # fmt: skip
+    # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24; the baselines table 8
+    # objectives x 4 (policy, ranker) x 3 seeds = 96, less Llama's 6 DPO cells of the main table = 90;
+    # all evaluated on 2 benchmarks: (150 + 2 base) x 2
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 150, 304, 304, 304)  # fmt: skip
     assert c["baselines_table"] == 1
     # the 70B judge's ranking in 4 shards per policy (each within the profile's 12 h), merged
     assert (c["rank_ipr_shard"], c["merge_pairs"]) == (8, 2) and "rank_ipr" not in c

@@ -92,17 +92,24 @@ def test_describe_lists_every_kind():
     assert all(f"| `{k}` |" in table for k in objectives.KINDS)
 
 
-def test_simpo_trains_without_reference_logps(tiny_models, pairs_file, tmp_path):  # noqa: F811
-    reg = objectives.settings("simpo", {"kind": "simpo", "beta": 2.0, "gamma": 0.5})
+@pytest.mark.parametrize(
+    "kind, keys, unit",
+    [("simpo", {"beta": 2.0, "gamma": 0.5}, "token"), ("kto", {}, "sum"), ("orpo", {"lambda": 0.5}, "token")],
+)
+def test_trains_without_reference_logps(tiny_models, pairs_file, tmp_path, kind, keys, unit):  # noqa: F811
+    """Objectives trained by CPOTrainer, KTOTrainer and ORPOTrainer run from their job config alone (no
+    --reference) and report their own likelihood change in their own unit."""
+    reg = objectives.settings(kind, {"kind": kind, **keys})
     steps, summary = _train(_job(tiny_models, reg), pairs_file, tmp_path)
-    assert summary["steps"] == 12 and len(steps) == 12
-    assert summary["logratio_unit"] == "token"  # SimPO's own (per-token mean) log-probs
-    assert summary["final_chosen_logratio"] is not None and math.isfinite(summary["final_chosen_logratio"])
-    # SimPO raises the chosen answers above the rejected ones: the margin moves up
-    assert summary["final_chosen_logratio"] > summary["final_rejected_logratio"]
+    n = 24 if kind == "kto" else 12  # KTO's batch holds examples: each pair is two of them
+    assert summary["steps"] == n and len(steps) == n
+    assert summary["logratio_unit"] == unit
+    chosen, rejected = summary["final_chosen_logratio"], summary["final_rejected_logratio"]
+    assert chosen is not None and math.isfinite(chosen) and math.isfinite(rejected)
+    # each of them pushes the chosen answers up relative to the rejected ones
+    assert chosen > rejected
     assert (tmp_path / "model" / "config.json").exists() and not (tmp_path / "model.partial").exists()
-    assert not list((tmp_path / "model").glob("initial_eval.json"))
-    assert json.loads((tmp_path / "summary.json").read_text())["regularizer"]["kind"] == "simpo"
+    assert json.loads((tmp_path / "summary.json").read_text())["regularizer"]["kind"] == kind
 
 
 def test_baselines_names_are_checked():
@@ -152,7 +159,7 @@ def test_readme_table_is_the_registry():
 
 def test_trainer_configs_take_the_objectives_own_settings():
     from harness.config import section_defaults
-    from harness.train import dpo_config, reference_free_config
+    from harness.train import dpo_config, trl_config
 
     training = {**section_defaults("training"), "beta": 0.01, "learning_rate": 5e-7}
     job = {"seed": 0, "training": training}
@@ -167,9 +174,9 @@ def test_trainer_configs_take_the_objectives_own_settings():
     ipo = objectives.settings("i", {"kind": "ipo"})
     assert dpo_config({**job, "regularizer": ipo}, "/tmp/x", *objectives.loss_types(ipo)).beta == 0.1
     simpo = objectives.settings("s", {"kind": "simpo", "beta": 2.5, "gamma": 1.375})
-    args = reference_free_config({**job, "regularizer": simpo}, "/tmp/x")
+    args = trl_config({**job, "regularizer": simpo}, "/tmp/x")
     assert (args.loss_type, args.beta, args.simpo_gamma, args.cpo_alpha, args.learning_rate) == (
         "simpo", 2.5, 1.375, 0.0, 5e-7,
     )  # fmt: skip
     orpo = objectives.settings("o", {"kind": "orpo", "lambda": 0.25})
-    assert reference_free_config({**job, "regularizer": orpo}, "/tmp/x").beta == 0.25  # ORPO's lambda
+    assert trl_config({**job, "regularizer": orpo}, "/tmp/x").beta == 0.25  # ORPO's lambda

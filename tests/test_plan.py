@@ -23,10 +23,14 @@ def test_paper_plan_counts_and_fits_the_profile():
     assert s["rank_ipr"]["jobs"] == 8  # 4 shards per policy
     assert s["rank_study_ipr"]["judge_calls"] == 2000 * 2 * 10 * 2  # round robin: K(K-1)/2, both orders
     # 61,135 pairs at 2 per device x 8 GPUs = 3,821 batches, 8 accumulation: 478 steps
-    # 60 main-table and budget-sweep cells, 78 more of the baselines table (tests/test_dag.py)
-    assert set(r["train_steps"].values()) == {478} and len(r["train_steps"]) == 138
-    assert (s["train"]["jobs"], s["generate"]["jobs"], s["judge"]["jobs"]) == (138, 280, 280)
-    assert s["judge"]["judge_calls"] == 140 * (805 + 80 * 2)  # 140 models, each on both benchmarks
+    # 60 main-table and budget-sweep cells, 90 more of the baselines table (tests/test_dag.py)
+    assert len(r["train_steps"]) == 150
+    # KTO's batch holds examples, two per pair: twice the steps
+    kto = {k for k in r["train_steps"] if "/kto/" in k}
+    assert len(kto) == 12 and {r["train_steps"][k] for k in kto} == {956}
+    assert {v for k, v in r["train_steps"].items() if k not in kto} == {478}
+    assert (s["train"]["jobs"], s["generate"]["jobs"], s["judge"]["jobs"]) == (150, 304, 304)
+    assert s["judge"]["judge_calls"] == 152 * (805 + 80 * 2)  # 152 models, each on both benchmarks
     assert r["gpu_hours"] > 100 and r["api_cost"] > 0
     assert r["over_limit"] == []
 

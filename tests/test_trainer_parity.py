@@ -276,7 +276,7 @@ def _free_trainer(tiny_models, tmp_path, name, **keys):
 
     from harness import objectives
     from harness.backends.hf import load_tokenizer
-    from harness.train import _reference_free_trainer, reference_free_config
+    from harness.train import _trl_trainer, trl_config
 
     reg = objectives.settings(name, {"kind": name, **keys})
     ref = model_ref(tiny_models / "policy")
@@ -292,9 +292,9 @@ def _free_trainer(tiny_models, tmp_path, name, **keys):
         ]
     )
     job = {"seed": 0, "training": TRAINING, "regularizer": reg}
-    trainer = _reference_free_trainer(objectives.get(name).trainer)(
+    trainer = _trl_trainer(objectives.get(name).trainer)(
         model=AutoModelForCausalLM.from_pretrained(ref["source"]),
-        args=reference_free_config(job, str(tmp_path)),
+        args=trl_config(job, str(tmp_path)),
         train_dataset=data,
         processing_class=tok,
     )
@@ -373,3 +373,41 @@ def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatc
         assert ours.compute_loss(ours.model, batch).item() == pytest.approx(
             trl.compute_loss(trl.model, batch).item(), abs=1e-6
         )
+
+
+def test_kto_against_its_formula(tiny_models, tmp_path):
+    """KTO (TRL's KTOTrainer on our pairs, unpaired by TRL), configured from the registry: after the
+    policy moves away from its precomputed reference, the loss equals Ethayarajh et al.'s eq. 8 with
+    the batch KL estimate, computed from independent forward passes."""
+    F = torch.nn.functional
+    trainer, reg = _free_trainer(tiny_models, tmp_path, "kto", desirable_weight=1.3, undesirable_weight=0.7)
+    with torch.no_grad():  # move the policy: the reference log-probs stay those of the initial model
+        for p in trainer.model.parameters():
+            p.add_(0.05 * torch.randn_like(p, generator=torch.Generator().manual_seed(0)))
+    trainer.model.eval()
+
+    def logps(ids, att, comp):
+        with torch.no_grad():
+            lg = trainer.model(input_ids=ids, attention_mask=att).logits[:, :-1].float()
+        tok = torch.log_softmax(lg, -1).gather(-1, ids[:, 1:, None])[..., 0]
+        return (tok * comp[:, 1:]).sum(1)
+
+    seen = set()
+    for batch in trainer.get_train_dataloader():  # TRL's sequential order: desirable ones first
+        with torch.no_grad():
+            got = trainer.compute_loss(trainer.model, batch).item()
+        pol = logps(batch["input_ids"], batch["attention_mask"], batch["completion_mask"])
+        kl_pol = logps(batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"])
+        z = (kl_pol - batch["ref_KL_logps"]).mean().clamp(min=0)
+        ratio = pol - batch["ref_logps"]
+        label = torch.as_tensor(batch["label"]).bool()
+        b = reg["beta"]
+        losses = torch.cat(
+            [
+                reg["desirable_weight"] * (1 - F.sigmoid(b * (ratio[label] - z))),
+                reg["undesirable_weight"] * (1 - F.sigmoid(b * (z - ratio[~label]))),
+            ]
+        )
+        seen.update(label.tolist())
+        assert got == pytest.approx(losses.mean().item(), rel=1e-5, abs=1e-6)
+    assert seen == {True, False}  # both halves of every pair were trained on

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.backends import spec
 from harness.io import RecordError, write_json
 from harness.provenance import provenance
 from harness.records import load_alpaca_instructions
@@ -81,7 +82,7 @@ def _annotate_with_judge(job: dict, refs: list[dict], outs: dict, cache) -> tupl
                 "model_shown_first": swap,
             }
         )
-        if job["judge"]["backend"] == "oracle":  # the demo world: each answer's own quality, too
+        if spec(job["judge"]["backend"]).ground_truth:  # the demo world: each answer's own quality, too
             from harness import world
 
             rows[-1]["oracle_score_1"] = world.score_text(r["instruction"], r["output"])

@@ -204,12 +204,12 @@ def lc_group(cfg: dict, policy: str) -> str:
 
 def lc_models(cfg: dict, group: str) -> list[str]:
     """``policy/model`` of every model judged against ``group``'s reference (not the reference itself)."""
-    from harness.jobs import BASE, evaluated_models
+    from harness.cells import BASE, evaluated_models
 
     against_base = group != "reference"
     return [
         f"{p}/{m}"
-        for p, m in evaluated_models(cfg)
+        for p, m in evaluated_models(cfg, "alpaca_eval")
         if lc_group(cfg, p) == group and not (against_base and m == BASE)
     ]
 

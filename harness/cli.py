@@ -1,7 +1,8 @@
 """``python -m harness <step>``: one sub-command per pipeline step.
 
 Every step takes ``--config`` (the resolved job config written by the workflow) and writes exactly the
-paths it is given. Heavy libraries are imported inside each step, never at start-up.
+paths it is given. Heavy libraries are imported inside each step, never at start-up. Each step is
+declared once, below: its name, help, arguments and what it runs (``@step``).
 """
 
 from __future__ import annotations
@@ -10,34 +11,45 @@ import argparse
 import logging
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
-STEPS = {
-    "check-config": "validate an experiment config against config/schema.yaml",
-    "build-tiny-models": "build the demo's tiny Llama policy, reward model and judge with a trained BPE tokenizer",
-    "finetune": "train a model before the pipeline uses it: SFT on demonstrations or a Bradley-Terry reward model",
-    "prepare-data": "bring prompts or an evaluation set into its local record format (file, hub or URL)",
-    "sample": "draw K completions per prompt from a policy",
-    "rank": "rank completions (reward model or iterative pairwise ranking) into preference pairs",
-    "gold-accuracy": "a ranker's accuracy on a labelled preference set (ranker study)",
-    "study-table": "the ranker-study tables: agreement, flips, cycles, gold accuracy",
-    "reference-logps": "the reference model's log-probs of every pair, once per pairs file",
-    "train": "DPO with no regularizer, NLL or budget-controlled regularization (TRL)",
-    "generate": "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
-    "judge": "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
-    "metrics": "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
-    "downstream": "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
-    "difficulty": "AlpacaEval instruction difficulty fitted jointly over many judged models (lc_method: joint)",
-    "report": "the main table as CSV and Markdown",
-    "figures": "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
-    "mt-bench-categories": "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
-    "downstream-figure": "change of downstream accuracy against the base policy per cell (PNG, PDF)",
-    "cost": "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
-    "budget-sweep": "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
-    "merge": "concatenate the shards of a sharded step into the file one job writes; sum their meta counts",
-    "plan": "jobs, prompts, judge calls, tokens, GPU-hours and API cost per stage, and jobs past their time limit",
-    "prefetch": "download every model, dataset and file a config names into the local caches (for offline jobs)",
-}
-NO_CONFIG = ("check-config", "merge", "plan", "prefetch")
+
+@dataclass(frozen=True)
+class Step:
+    help: str
+    arguments: tuple[tuple[str, dict], ...]
+    run: Callable  # run(args, job): job is the resolved job config, or None without --config
+    config: bool = True  # takes --config (a resolved job config)
+    output: bool = True  # takes --output
+
+
+STEPS: dict[str, Step] = {}
+
+
+def step(name: str, help: str, *arguments, config: bool = True, output: bool = True):
+    """Declare a sub-command: its help, its arguments (``arg(...)``) beside --config and --output, and
+    the function that runs it."""
+
+    def register(fn):
+        STEPS[name] = Step(help, arguments, fn, config, output)
+        return fn
+
+    return register
+
+
+def arg(flag: str, help: str, **kw) -> tuple[str, dict]:
+    return flag, {"help": help, **kw}
+
+
+def need(flag: str, help: str, **kw) -> tuple[str, dict]:
+    return arg(flag, help, required=True, **kw)
+
+
+SHARD = arg("--shard", "i/N: only the i-th of N contiguous parts of the prompts (harness/shards.py)")
+CACHE = arg("--cache", "judge-call cache (JSONL, kept across reruns)")
+PAIRS = need("--pairs", "TRL prompt/chosen/rejected pairs (JSONL)")
+CONFIGFILE = arg("--configfile", "experiment config (YAML)", default="config/config.yaml")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,130 +60,14 @@ def _parser() -> argparse.ArgumentParser:
         help="raise expected failures with their traceback (also HARNESS_DEBUG=1); else one line each",
     )
     sub = p.add_subparsers(dest="step", required=True, metavar="STEP")
-    subs = {name: sub.add_parser(name, help=text, description=text) for name, text in STEPS.items()}
-    subs["check-config"].add_argument("path", help="experiment config (YAML)")
-    for name, s in subs.items():
-        if name not in NO_CONFIG:
-            s.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
-        if name not in ("check-config", "plan", "prefetch"):
-            s.add_argument("--output", required=True, help="the file or directory this step writes")
-    subs["plan"].add_argument("--configfile", default="config/config.yaml", help="experiment config (YAML)")
-    subs["plan"].add_argument(
-        "--profile", default="profiles/slurm/config.yaml", help="profile whose per-rule runtime limits apply"
-    )
-    subs["plan"].add_argument(
-        "--workdir", default=".", help="workflow directory whose finished outputs make counts exact"
-    )
-    subs["plan"].add_argument("--output", help="also write the table here (Markdown)")
-    subs["plan"].add_argument("--json", help="also write the plan as JSON here")
-    subs["prefetch"].add_argument(
-        "--configfile", default="config/config.yaml", help="experiment config (YAML)"
-    )
-    subs["prefetch"].add_argument("--list", action="store_true", help="print the assets, download nothing")
-    for name in ("sample", "rank", "generate"):
-        subs[name].add_argument(
-            "--shard", help="i/N: only the i-th of N contiguous parts of the prompts (harness/shards.py)"
-        )
-    subs["merge"].add_argument(
-        "--inputs", nargs="+", required=True, help="the shards' record files, in order"
-    )
-    subs["merge"].add_argument("--metas", nargs="*", default=[], help="the shards' meta files (JSON)")
-    subs["merge"].add_argument("--meta", help="the merged meta file")
-    subs["finetune"].add_argument(
-        "--data", required=True, help="demonstrations (sft) or labelled preferences (reward), JSONL"
-    )
-    subs["finetune"].add_argument("--summary", required=True, help="loss per step and provenance (JSON)")
-    subs["sample"].add_argument("--prompts", required=True, help="prompts JSONL ({id, prompt})")
-    subs["sample"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
-    subs["rank"].add_argument("--completions", required=True, help="completions JSONL from `sample`")
-    subs["rank"].add_argument("--judgments", required=True, help="every score or comparison (JSONL)")
-    subs["rank"].add_argument("--meta", required=True, help="counts and provenance (JSON)")
-    subs["rank"].add_argument("--rankings", help="also write each prompt's best-first order (JSONL)")
-    subs["gold-accuracy"].add_argument("--preferences", required=True, help="labelled preferences (JSONL)")
-    subs["study-table"].add_argument(
-        "--rankings", nargs="+", required=True, help="rankings.jsonl of every ranker"
-    )
-    subs["study-table"].add_argument("--gold", nargs="+", default=[], help="gold-accuracy results (JSON)")
-    subs["study-table"].add_argument("--output-md", required=True, help="the Markdown tables")
-    for name in ("rank", "judge", "gold-accuracy"):
-        subs[name].add_argument("--cache", help="judge-call cache (JSONL, kept across reruns)")
-    subs["train"].add_argument("--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)")
-    subs["train"].add_argument("--log", required=True, help="per-step training log (JSONL)")
-    subs["train"].add_argument(
-        "--reference", help="reference log-probs from `reference-logps` (else computed here)"
-    )
-    subs["reference-logps"].add_argument(
-        "--pairs", required=True, help="TRL prompt/chosen/rejected pairs (JSONL)"
-    )
-    subs["train"].add_argument(
-        "--summary", required=True, help="final log-likelihood changes and provenance (JSON)"
-    )
-    subs["generate"].add_argument(
-        "--eval-set", required=True, help="AlpacaEval JSON or MT-Bench questions JSONL"
-    )
-    subs["generate"].add_argument(
-        "--meta", required=True, help="empty and truncated answers, provenance (JSON)"
-    )
-    subs["judge"].add_argument(
-        "--eval-set", required=True, help="references (AlpacaEval) or questions (MT-Bench)"
-    )
-    subs["judge"].add_argument("--answers", required=True, help="the model's answers from `generate`")
-    subs["judge"].add_argument(
-        "--meta", required=True, help="judge calls, cache hits, unparsable verdicts (JSON)"
-    )
-    subs["judge"].add_argument("--judge-prompts", help="MT-Bench: FastChat judge prompts (JSONL)")
-    subs["judge"].add_argument("--references", help="MT-Bench: FastChat reference answers (JSONL)")
-    subs["metrics"].add_argument("--judgments", required=True, help="annotations/judgments from `judge`")
-    subs["metrics"].add_argument("--eval-set", help="MT-Bench questions (for per-category means)")
-    subs["metrics"].add_argument("--answers", help="AlpacaEval: the model's outputs (for avg_length)")
-    subs["metrics"].add_argument(
-        "--difficulty", help="AlpacaEval: the output of `difficulty` (lc_method: joint)"
-    )
-    subs["difficulty"].add_argument("--eval-set", required=True, help="AlpacaEval instructions (JSON)")
-    subs["downstream-figure"].add_argument(
-        "--inputs", nargs="+", required=True, help="downstream metrics.json files"
-    )
-    subs["downstream-figure"].add_argument("--output-pdf", required=True, help="the figure as PDF")
-    subs["downstream"].add_argument("--data", help="the data file of the project's own lm-eval tasks")
-    subs["downstream"].add_argument("--metrics", required=True, help="the metrics file (JSON)")
-    subs["difficulty"].add_argument(
-        "--judgments",
-        nargs="+",
-        required=True,
-        help="annotations of each model named in the job config, in order",
-    )
-    subs["metrics"].add_argument(
-        "--upstream",
-        nargs="*",
-        default=[],
-        help="stage=benchmark.tsv,output.json of each upstream job (cost)",
-    )
-    subs["cost"].add_argument("--metrics", nargs="+", required=True, help="metrics.json files")
-    subs["cost"].add_argument(
-        "--pair-metas", nargs="*", default=[], help="pairs.meta.json files (judge calls)"
-    )
-    subs["cost"].add_argument("--output-md", required=True, help="the Markdown tables")
-    subs["report"].add_argument(
-        "--inputs", nargs="+", required=True, help="metrics.json and summary.json files"
-    )
-    subs["report"].add_argument("--output-md", required=True, help="the Markdown table")
-    subs["figures"].add_argument("--logs", nargs="+", required=True, help="train_log.jsonl files")
-    subs["figures"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
-    subs["mt-bench-categories"].add_argument(
-        "--inputs", nargs="+", required=True, help="MT-Bench metrics.json files"
-    )
-    for ext in ("md", "png", "pdf"):
-        subs["mt-bench-categories"].add_argument(
-            f"--output-{ext}", required=True, help=f"the {ext.upper()} output"
-        )
-    subs["budget-sweep"].add_argument(
-        "--inputs",
-        nargs="+",
-        required=True,
-        help="summary.json (and metrics.json) files of the sweep's cells",
-    )
-    subs["budget-sweep"].add_argument("--output-pdf", required=True, help="the same figure as PDF")
-    subs["budget-sweep"].add_argument("--output-csv", required=True, help="the sweep as a table")
+    for name, s in STEPS.items():
+        sp = sub.add_parser(name, help=s.help, description=s.help)
+        if s.config:
+            sp.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
+        if s.output:
+            sp.add_argument("--output", required=True, help="the file or directory this step writes")
+        for flag, kw in s.arguments:
+            sp.add_argument(flag, **kw)
     return p
 
 
@@ -224,40 +120,255 @@ def job_config(path: str) -> dict:
 
 
 def _step(args) -> None:
-    if args.step == "check-config":
-        from harness.config import load_config
+    s = STEPS[args.step]
+    if not s.config:
+        s.run(args, None)
+        return
+    job = job_config(args.config)
+    try:
+        s.run(args, job)
+    except KeyError as e:  # a hand-made or older job config lacking a setting this step reads
+        if not (e.args and isinstance(e.args[0], str)):
+            raise
+        from harness.config import ConfigError
 
-        load_config(args.path)
-        print(f"{args.path}: valid")
-    elif args.step in ("plan", "prefetch"):
-        _plan(args) if args.step == "plan" else _prefetch(args)
-    elif args.step == "merge":
-        from harness import shards
-
-        shards.merge(args.inputs, args.output, args.metas, args.meta)
-    else:
-        job = job_config(args.config)
-        try:
-            _dispatch(args, job)
-        except KeyError as e:  # a hand-made or older job config lacking a setting this step reads
-            if not (e.args and isinstance(e.args[0], str)):
-                raise
-            from harness.config import ConfigError
-
-            raise ConfigError(
-                f"{args.config}: no setting '{e.args[0]}' where the {args.step} step reads one (a job config "
-                "from another version of the harness? the workflow writes them anew; --debug shows where)"
-            ) from e
+        raise ConfigError(
+            f"{args.config}: no setting '{e.args[0]}' where the {args.step} step reads one (a job config "
+            "from another version of the harness? the workflow writes them anew; --debug shows where)"
+        ) from e
 
 
-def _prefetch(args) -> None:
-    from harness import prefetch
+# ---- the steps, in pipeline order ----
+
+
+@step("check-config", "validate an experiment config against config/schema.yaml",
+      arg("path", "experiment config (YAML)"), config=False, output=False)  # fmt: skip
+def _check_config(args, job) -> None:
     from harness.config import load_config
 
-    prefetch.run(load_config(args.configfile), args.list)
+    load_config(args.path)
+    print(f"{args.path}: valid")
 
 
-def _plan(args) -> None:
+@step(
+    "build-tiny-models",
+    "build the demo's tiny Llama policy, reward model and judge with a trained BPE tokenizer",
+)
+def _build_tiny(args, job) -> None:
+    from harness import tiny
+
+    tiny.run(job, args.output)
+
+
+@step("finetune", "train a model before the pipeline uses it: SFT on demonstrations or a Bradley-Terry reward model",
+      need("--data", "demonstrations (sft) or labelled preferences (reward), JSONL"),
+      need("--summary", "loss per step and provenance (JSON)"))  # fmt: skip
+def _finetune(args, job) -> None:
+    from harness import finetune
+
+    finetune.run(job, args.data, args.output, args.summary)
+
+
+@step("prepare-data", "bring prompts or an evaluation set into its local record format (file, hub or URL)")
+def _prepare(args, job) -> None:
+    from harness import data
+
+    n = data.run(job, args.output)
+    print(f"{args.output}: {n} records")
+
+
+@step("sample", "draw K completions per prompt from a policy",
+      need("--prompts", "prompts JSONL ({id, prompt})"), need("--meta", "counts and provenance (JSON)"), SHARD)  # fmt: skip
+def _sample(args, job) -> None:
+    from harness import sample
+
+    sample.run(job, args.prompts, args.output, args.meta, args.shard)
+
+
+@step("rank", "rank completions (reward model or iterative pairwise ranking) into preference pairs",
+      need("--completions", "completions JSONL from `sample`"),
+      need("--judgments", "every score or comparison (JSONL)"),
+      need("--meta", "counts and provenance (JSON)"),
+      arg("--rankings", "also write each prompt's best-first order (JSONL)"), CACHE, SHARD)  # fmt: skip
+def _rank(args, job) -> None:
+    from harness import rank
+
+    rank.run(
+        job, args.completions, args.output, args.judgments, args.meta, args.cache, args.rankings, args.shard
+    )
+
+
+@step("merge", "concatenate the shards of a sharded step into the file one job writes; sum their meta counts",
+      need("--inputs", "the shards' record files, in order", nargs="+"),
+      arg("--metas", "the shards' meta files (JSON)", nargs="*", default=[]),
+      arg("--meta", "the merged meta file"), config=False)  # fmt: skip
+def _merge(args, job) -> None:
+    from harness import shards
+
+    shards.merge(args.inputs, args.output, args.metas, args.meta)
+
+
+@step("gold-accuracy", "a ranker's accuracy on a labelled preference set (ranker study)",
+      need("--preferences", "labelled preferences (JSONL)"), CACHE)  # fmt: skip
+def _gold(args, job) -> None:
+    from harness import study
+
+    study.gold_accuracy(job, args.preferences, args.output, args.cache)
+
+
+@step("study-table", "the ranker-study tables: agreement, flips, cycles, gold accuracy",
+      need("--rankings", "rankings.jsonl of every ranker", nargs="+"),
+      arg("--gold", "gold-accuracy results (JSON)", nargs="+", default=[]),
+      need("--output-md", "the Markdown tables"))  # fmt: skip
+def _study_table(args, job) -> None:
+    from harness import study
+
+    study.table(job, args.rankings, args.gold, args.output, args.output_md)
+
+
+@step("reference-logps", "the reference model's log-probs of every pair, once per pairs file", PAIRS)
+def _reference(args, job) -> None:
+    from harness import train
+
+    train.reference_logps(job, args.pairs, args.output)
+
+
+@step("train", "train one preference objective on one pairs file (harness/objectives.py; TRL)",
+      PAIRS, need("--log", "per-step training log (JSONL)"),
+      arg("--reference", "reference log-probs from `reference-logps` (else computed here where needed)"),
+      need("--summary", "final log-likelihood changes and provenance (JSON)"))  # fmt: skip
+def _train(args, job) -> None:
+    from harness import train
+
+    train.run(job, args.pairs, args.output, args.log, args.summary, args.reference)
+
+
+@step("generate", "answer an evaluation set (AlpacaEval instructions or MT-Bench questions)",
+      need("--eval-set", "AlpacaEval JSON or MT-Bench questions JSONL"),
+      need("--meta", "empty and truncated answers, provenance (JSON)"), SHARD)  # fmt: skip
+def _generate(args, job) -> None:
+    from harness import generate
+
+    generate.run(job, args.eval_set, args.output, args.meta, args.shard)
+
+
+@step("judge", "judge answers: pairwise against references (AlpacaEval) or 1-10 grading (MT-Bench)",
+      need("--eval-set", "references (AlpacaEval) or questions (MT-Bench)"),
+      need("--answers", "the model's answers from `generate`"),
+      need("--meta", "judge calls, cache hits, unparsable verdicts (JSON)"),
+      arg("--judge-prompts", "MT-Bench: FastChat judge prompts (JSONL)"),
+      arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), CACHE)  # fmt: skip
+def _judge(args, job) -> None:
+    if job["benchmark"] == "alpaca_eval":
+        from harness import alpaca
+
+        alpaca.judge(job, args.eval_set, args.answers, args.output, args.meta, args.cache)
+        return
+    from harness import mt_bench
+
+    if not (args.judge_prompts and args.references):
+        raise ValueError("MT-Bench judging needs --judge-prompts and --references")
+    mt_bench.judge(job, args.eval_set, args.answers, args.output, args.meta, args.judge_prompts, args.references,
+                   args.cache)  # fmt: skip
+
+
+@step("metrics", "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
+      need("--judgments", "annotations/judgments from `judge`"),
+      arg("--eval-set", "MT-Bench questions (for per-category means)"),
+      arg("--answers", "AlpacaEval: the model's outputs (for avg_length)"),
+      arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)"),
+      arg("--upstream", "stage=benchmark.tsv,output.json of each upstream job (cost)", nargs="*", default=[]))  # fmt: skip
+def _metrics(args, job) -> None:
+    if job["benchmark"] == "alpaca_eval":
+        from harness import alpaca_metrics
+
+        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream, args.difficulty, args.answers)
+        return
+    from harness import mt_bench
+
+    mt_bench.metrics(job, args.eval_set, args.judgments, args.output, args.upstream)
+
+
+@step("downstream", "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
+      arg("--data", "the data file of the project's own lm-eval tasks"),
+      need("--metrics", "the metrics file (JSON)"))  # fmt: skip
+def _downstream(args, job) -> None:
+    from harness import downstream
+
+    downstream.run(job, args.data, args.output, args.metrics)
+
+
+@step("difficulty", "AlpacaEval instruction difficulty fitted jointly over many judged models (lc_method: joint)",
+      need("--eval-set", "AlpacaEval instructions (JSON)"),
+      need("--judgments", "annotations of each model named in the job config, in order", nargs="+"))  # fmt: skip
+def _difficulty(args, job) -> None:
+    from harness import alpaca_metrics
+
+    alpaca_metrics.fit_difficulty(job, args.eval_set, args.judgments, args.output)
+
+
+@step("report", "a table of cells (the main table, the baselines) as CSV and Markdown",
+      need("--inputs", "metrics.json and summary.json files", nargs="+"),
+      need("--output-md", "the Markdown table"))  # fmt: skip
+def _report(args, job) -> None:
+    from harness import report
+
+    report.run(job, args.inputs, args.output, args.output_md)
+
+
+@step("figures", "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
+      need("--logs", "train_log.jsonl files", nargs="+"), need("--output-pdf", "the same figure as PDF"))  # fmt: skip
+def _figures(args, job) -> None:
+    from harness import figures
+
+    figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
+
+
+@step("mt-bench-categories", "MT-Bench means per category with confidence intervals (CSV, Markdown, PNG, PDF)",
+      need("--inputs", "MT-Bench metrics.json files", nargs="+"),
+      *(need(f"--output-{ext}", f"the {ext.upper()} output") for ext in ("md", "png", "pdf")))  # fmt: skip
+def _mt_bench_categories(args, job) -> None:
+    from harness import report
+
+    report.mt_bench_categories(
+        job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf
+    )
+
+
+@step("downstream-figure", "change of downstream accuracy against the base policy per cell (PNG, PDF)",
+      need("--inputs", "downstream metrics.json files", nargs="+"), need("--output-pdf", "the figure as PDF"))  # fmt: skip
+def _downstream_figure(args, job) -> None:
+    from harness import report
+
+    report.downstream_figure(job, args.inputs, args.output, args.output_pdf)
+
+
+@step("cost", "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
+      need("--metrics", "metrics.json files", nargs="+"),
+      arg("--pair-metas", "pairs.meta.json files (judge calls)", nargs="*", default=[]),
+      need("--output-md", "the Markdown tables"))  # fmt: skip
+def _cost(args, job) -> None:
+    from harness import cost
+
+    cost.table(job, args.metrics, args.pair_metas, args.output, args.output_md)
+
+
+@step("budget-sweep", "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",
+      need("--inputs", "summary.json (and metrics.json) files of the sweep's cells", nargs="+"),
+      need("--output-pdf", "the same figure as PDF"), need("--output-csv", "the sweep as a table"))  # fmt: skip
+def _budget_sweep(args, job) -> None:
+    from harness import figures
+
+    figures.budget_sweep(args.inputs, args.output, args.output_pdf, args.output_csv)
+
+
+@step("plan", "jobs, prompts, judge calls, tokens, GPU-hours and API cost per stage, and jobs past their time limit",
+      CONFIGFILE,
+      arg("--profile", "profile whose per-rule runtime limits apply", default="profiles/slurm/config.yaml"),
+      arg("--workdir", "workflow directory whose finished outputs make counts exact", default="."),
+      arg("--output", "also write the table here (Markdown)"),
+      arg("--json", "also write the plan as JSON here"), config=False, output=False)  # fmt: skip
+def _plan(args, job) -> None:
     from pathlib import Path
 
     from harness import plan
@@ -274,116 +385,11 @@ def _plan(args) -> None:
         write_json(args.json, result)
 
 
-def _dispatch(args, job) -> None:
-    step = args.step
-    if step == "build-tiny-models":
-        from harness import tiny
+@step("prefetch", "download every model, dataset and file a config names into the local caches (for offline jobs)",
+      CONFIGFILE, arg("--list", "print the assets, download nothing", action="store_true"),
+      config=False, output=False)  # fmt: skip
+def _prefetch(args, job) -> None:
+    from harness import prefetch
+    from harness.config import load_config
 
-        tiny.run(job, args.output)
-    elif step == "finetune":
-        from harness import finetune
-
-        finetune.run(job, args.data, args.output, args.summary)
-    elif step == "prepare-data":
-        from harness import data
-
-        n = data.run(job, args.output)
-        print(f"{args.output}: {n} records")
-    elif step == "sample":
-        from harness import sample
-
-        sample.run(job, args.prompts, args.output, args.meta, args.shard)
-    elif step == "rank":
-        from harness import rank
-
-        rank.run(
-            job,
-            args.completions,
-            args.output,
-            args.judgments,
-            args.meta,
-            args.cache,
-            args.rankings,
-            args.shard,
-        )
-    elif step == "train":
-        from harness import train
-
-        train.run(job, args.pairs, args.output, args.log, args.summary, args.reference)
-    elif step == "reference-logps":
-        from harness import train
-
-        train.reference_logps(job, args.pairs, args.output)
-    elif step == "generate":
-        from harness import generate
-
-        generate.run(job, args.eval_set, args.output, args.meta, args.shard)
-    elif step == "judge" and job["benchmark"] == "alpaca_eval":
-        from harness import alpaca
-
-        alpaca.judge(job, args.eval_set, args.answers, args.output, args.meta, args.cache)
-    elif step == "judge":
-        from harness import mt_bench
-
-        if not (args.judge_prompts and args.references):
-            raise ValueError("MT-Bench judging needs --judge-prompts and --references")
-        mt_bench.judge(
-            job,
-            args.eval_set,
-            args.answers,
-            args.output,
-            args.meta,
-            args.judge_prompts,
-            args.references,
-            args.cache,
-        )
-    elif step == "metrics" and job["benchmark"] == "alpaca_eval":
-        from harness import alpaca_metrics
-
-        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream, args.difficulty, args.answers)
-    elif step == "downstream-figure":
-        from harness import report
-
-        report.downstream_figure(job, args.inputs, args.output, args.output_pdf)
-    elif step == "downstream":
-        from harness import downstream
-
-        downstream.run(job, args.data, args.output, args.metrics)
-    elif step == "difficulty":
-        from harness import alpaca_metrics
-
-        alpaca_metrics.fit_difficulty(job, args.eval_set, args.judgments, args.output)
-    elif step == "metrics":
-        from harness import mt_bench
-
-        mt_bench.metrics(job, args.eval_set, args.judgments, args.output, args.upstream)
-    elif step == "gold-accuracy":
-        from harness import study
-
-        study.gold_accuracy(job, args.preferences, args.output, args.cache)
-    elif step == "study-table":
-        from harness import study
-
-        study.table(job, args.rankings, args.gold, args.output, args.output_md)
-    elif step == "figures":
-        from harness import figures
-
-        figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
-    elif step == "mt-bench-categories":
-        from harness import report
-
-        report.mt_bench_categories(
-            job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf
-        )
-    elif step == "cost":
-        from harness import cost
-
-        cost.table(job, args.metrics, args.pair_metas, args.output, args.output_md)
-    elif step == "budget-sweep":
-        from harness import figures
-
-        figures.budget_sweep(args.inputs, args.output, args.output_pdf, args.output_csv)
-    elif step == "report":
-        from harness import report
-
-        report.run(job, args.inputs, args.output, args.output_md)
+    prefetch.run(load_config(args.configfile), args.list)

@@ -106,7 +106,9 @@ def workflow_check(cfg: dict, files, overrides) -> None:
 
 def loads_model(jcfg: dict) -> bool:
     """Whether a judge runs a model of ``models`` here (not an API endpoint, not the demo's oracle)."""
-    return jcfg["backend"] not in ("openai", "oracle")
+    from harness.backends import spec
+
+    return spec(jcfg["backend"]).loads_weights
 
 
 def check_references(cfg: dict, source: str) -> None:
@@ -125,7 +127,13 @@ def check_references(cfg: dict, source: str) -> None:
     if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
         pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
     mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
-    if mt_judge.get("backend") == "oracle" and (mt_judge.get("error_rate") or mt_judge.get("position_bias")):
+    from harness.backends import spec
+
+    if (
+        mt_judge.get("backend")
+        and spec(mt_judge["backend"]).ground_truth
+        and (mt_judge.get("error_rate") or mt_judge.get("position_bias"))
+    ):
         raise ConfigError(
             f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
             "its 1-10 ratings take no error_rate or position_bias"
@@ -134,7 +142,7 @@ def check_references(cfg: dict, source: str) -> None:
 
     templates = template_names()
     for where, judge in pairwise:
-        if judge["backend"] != "oracle" and not judge.get("template"):
+        if not spec(judge["backend"]).ground_truth and not judge.get("template"):
             raise ConfigError(
                 f"{source}: {where}: a pairwise judge needs a 'template' (a file of harness/templates)"
             )
@@ -210,6 +218,12 @@ def _check_grids(cfg: dict, source: str) -> None:
             raise ConfigError(f"{source}: regularizers/{name}: {e}") from None
     for i, name in enumerate(cfg.get("main_table", {}).get("regularizers") or []):
         need(f"main_table/regularizers/{i}", name, regs, "regularizers")
+    benches = cfg.get("evaluation", {})
+    for section, key in (("budget_sweep", "evaluate"), ("baselines", "benchmarks")):
+        for i, cell in enumerate(cfg.get(section, [])):
+            if isinstance(cell.get(key), list):
+                for j, b in enumerate(cell[key]):
+                    need(f"{section}/{i}/{key}/{j}", b, benches, "evaluation")
     for i, cell in enumerate(cfg.get("baselines", [])):
         need(f"baselines/{i}/policy", cell["policy"], cfg["policies"], "policies")
         need(f"baselines/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")

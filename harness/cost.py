@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from harness.io import RecordError, read_json, write_text
+from harness.tables import footer, totals  # noqa: F401 - totals: part of this module's interface
 
 STAGES = ("sample", "rank", "reference", "train", "generate", "judge")
 
@@ -71,21 +72,6 @@ def upstream(specs: list[str]) -> dict:
         "gpu_hours": sum(j["gpu_hours"] for j in measured),
         "cpu_hours": sum(j["cpu_hours"] for j in measured),
         "unmeasured": sorted(s for s, j in jobs.items() if not j["measured"]),
-    }
-
-
-def totals(paths: list[str]) -> dict:
-    """Measured jobs behind a set of metrics files (shared ones once), their GPU- and CPU-hours."""
-    seen: dict[str, dict] = {}
-    for path in paths:
-        data = read_json(path)
-        for j in data.get("provenance", {}).get("upstream", {}).get("jobs", {}).values():
-            if j["measured"]:
-                seen[j["benchmark"]] = j
-    return {
-        "jobs": len(seen),
-        "gpu_hours": sum(j["gpu_hours"] for j in seen.values()),
-        "cpu_hours": sum(j["cpu_hours"] for j in seen.values()),
     }
 
 
@@ -154,6 +140,4 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
             "",
             pd.DataFrame(calls).to_markdown(index=False, floatfmt=".2f"),
         ]
-    from harness.report import footer
-
     write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, metrics))

@@ -12,9 +12,10 @@ grey floor marks -delta, the lowest mean the budget allows. Also written as a CS
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import textwrap
 
-from harness.io import atomic_path, read_json, read_jsonl, write_text
+from harness.io import read_json, read_jsonl, write_text
+from harness.tables import save, to_csv
 
 
 def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -> None:
@@ -56,17 +57,6 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
     save(fig, output_png, output_pdf)
 
 
-def save(fig, output_png: str, output_pdf: str) -> None:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    for out, fmt in ((output_png, "png"), (output_pdf, "pdf")):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
-    plt.close(fig)
-
-
 def budget_of(regularizer: dict) -> float:
     """The allowed fall of log pi(y_w) (harness.objectives.budget): delta for bcr, 0 for dpop,
     infinity for plain DPO."""
@@ -99,11 +89,13 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.report import COLUMNS, to_csv
+    from harness.report import COLUMNS
 
     table = budget_table(inputs)
     panels = sorted(table.groupby(["policy", "ranker"]).groups)
-    evals = [c for c in ("alpaca_eval_lc", "mt_bench") if c in table and table[c].notna().any()]
+    evals = [
+        c for c in ("alpaca_eval_lc", "oracle_score", "mt_bench") if c in table and table[c].notna().any()
+    ]
     fig, axes = plt.subplots(
         1 + len(evals),
         len(panels),
@@ -120,7 +112,8 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
             std = sub[f"{col}_logratio_std"].fillna(0) if f"{col}_logratio_std" in sub else 0 * mean
             ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=name)
         floors = [-d if math.isfinite(d) else math.nan for d in sub["delta"]]
-        ax.plot(x, floors, "_", color="grey", ms=18, mew=2, label="−δ (budget floor)")
+        # drawn over the points (and wider than them), so that a point sitting on its floor leaves it visible
+        ax.plot(x, floors, "_", color="black", ms=26, mew=2.5, zorder=5, label="−δ (budget floor)")
         ax.axhline(0.0, color="grey", lw=0.6, ls=":")
         ax.set_title(f"{policy} / {ranker}")
         ax.set_ylabel("final change against the reference (nats)")
@@ -139,6 +132,11 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
         ax.set_xlabel("budget δ (nats)")
         for row in axes:
             row[col_no].grid(alpha=0.3)
-    fig.suptitle("Final log-likelihood change over the training pairs (and benchmarks) against the budget")
+    # wrapped to the figure's width: one panel is narrow (the title was cut at both edges)
+    fig.suptitle(
+        textwrap.fill(
+            "Final log-likelihood change over the training pairs against the budget δ", 9 * len(panels) + 40
+        )
+    )
     save(fig, output_png, output_pdf)
     write_text(output_csv, to_csv(table))

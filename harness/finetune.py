@@ -32,10 +32,10 @@ def _common_args(ft: dict, output_dir: str) -> dict:
         num_train_epochs=ft["epochs"],
         per_device_train_batch_size=ft["batch_size"],
         learning_rate=ft["learning_rate"],
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,  # transformers 5: a float below 1 is a ratio of the steps
+        lr_scheduler_type=ft["lr_scheduler_type"],
+        warmup_steps=float(ft["warmup_ratio"]),  # transformers 5: a float below 1 is a ratio of the steps
         max_length=ft["max_length"],
-        logging_steps=5,
+        logging_steps=ft["logging_steps"],
         save_strategy="no",
         report_to=[],
         bf16=False,

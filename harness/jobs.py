@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import re
 
+from harness.cells import BASE, evaluated_models  # noqa: F401 - part of this module's interface
+
 
 def write_job_config(cfg: dict, stem: str) -> str:
     """Write ``cfg`` as YAML to ``<stem>.<hash of the text>.yaml`` unless that file exists; return its path."""
@@ -34,17 +36,6 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
 STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream")
-BASE = "base"
-
-
-def evaluated_models(cfg: dict) -> list[tuple[str, str]]:
-    """(policy, model key) of every model the config evaluates: each policy's base, every main-table
-    cell and every budget-sweep cell with ``evaluate``."""
-    from harness.plan import cells
-
-    out = [(p, BASE) for p in cfg["policies"]]
-    out += [(p, f"{r}/{g}/seed{s}") for p, r, g, s in cells(cfg)[1]]
-    return list(dict.fromkeys(out))
 
 
 def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
@@ -66,10 +57,12 @@ def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
 
 
 def _judge(cfg, jcfg, paths):
+    from harness.backends import spec
+
     j = dict(jcfg)
-    if j["backend"] == "oracle":  # the demo world's ground truth: no model
+    if spec(j["backend"]).ground_truth:  # the demo world's ground truth: no model
         return j
-    if j["backend"] == "openai":  # the endpoint's model name; no weights to load here
+    if spec(j["backend"]).endpoint:  # the endpoint's model name; no weights to load here
         j["model"] = {
             "name": j["model"],
             "source": j["model"],

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.backends import spec
+
 PAIR_LABELS = (" A", " B")
 RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")  # FastChat's single-answer patterns, exactly
@@ -71,7 +73,7 @@ def judge_identity(jcfg: dict) -> dict:
     if isinstance(model, dict):
         source = model["source"]
         model = {"source": source, "revision": model.get("revision"), "base_url": model.get("base_url")}
-        if jcfg["backend"] != "openai" and Path(source).is_dir():
+        if not spec(jcfg["backend"]).endpoint and Path(source).is_dir():
             model["files_sha256"] = local_model_digest(source)
     return {"backend": jcfg["backend"], "model": model}
 
@@ -145,14 +147,14 @@ class _Judge:
         """A judge from a resolved judge config ``{backend, model, template, batch_size, max_prompt_tokens}``;
         ``identity`` adds what else its verdicts depend on. ``backend: oracle`` gives the demo world's
         oracle or a simulated judge (:mod:`harness.oracle`), which judges pairs only."""
-        if jcfg["backend"] == "oracle":
+        from harness.backends import get_backend
+
+        if spec(jcfg["backend"]).ground_truth:
             if cls is not PairwiseJudge:
                 raise ValueError("the oracle judge compares answers in pairs; it gives no 1-10 ratings")
             from harness.oracle import OracleJudge
 
             return OracleJudge.from_config(jcfg)
-        from harness.backends import get_backend
-
         backend_cls = get_backend(jcfg["backend"])
         settings = {k: jcfg[k] for k in getattr(backend_cls, "SETTINGS", ()) if k in jcfg}
         return cls(

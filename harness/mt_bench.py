@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from harness import cost
+from harness.backends import spec
 from harness.io import RecordError, write_json, write_jsonl
 from harness.provenance import provenance
 from harness.records import (
@@ -86,7 +87,7 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
         raise RecordError(
             f"{references}: no reference answer for question(s) {missing} (categories {sorted(need_ref)})"
         )
-    oracle = job["judge"]["backend"] == "oracle"  # the demo world: its answer key grades
+    oracle = spec(job["judge"]["backend"]).ground_truth  # the demo world: its answer key grades
     if oracle:
         from harness.oracle import OracleJudge
 

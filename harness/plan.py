@@ -18,6 +18,8 @@ import math
 from pathlib import Path
 
 from harness import ipr, sizing
+from harness.backends import spec
+from harness.cells import cells
 
 JUDGE_REPLY_TOKENS = {"pairwise": 16, "rating": 512}  # the judges' max_tokens (harness/judge.py)
 
@@ -71,17 +73,6 @@ def train_steps(pairs: int, t: dict, processes: int) -> int:
     batches = math.ceil(pairs / (t["per_device_train_batch_size"] * max(processes, 1)))
     per_epoch = max(batches // accum + int(batches % accum > 0), 1)
     return math.ceil(t["num_train_epochs"] * per_epoch)
-
-
-def cells(cfg: dict) -> tuple[list[tuple], list[tuple]]:
-    """(trained cells, evaluated cells) as (policy, ranker, regularizer, seed), each once."""
-    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
-    main = [(p, r, g, s) for p in cfg["policies"] for r in cfg["rankers"] for g in regs for s in cfg["seeds"]]
-    sweep = [(c["policy"], c["ranker"], g, s, c["evaluate"]) for c in cfg["budget_sweep"] for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
-    baselines = [(c["policy"], c["ranker"], g, s) for c in cfg.get("baselines", []) for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
-    trained = list(dict.fromkeys(main + [x[:4] for x in sweep] + baselines))
-    evaluated = list(dict.fromkeys(main + [x[:4] for x in sweep if x[4]] + baselines))
-    return trained, evaluated
 
 
 def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> dict:
@@ -151,9 +142,10 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * at)
                 reply = calls * JUDGE_REPLY_TOKENS["pairwise"]
                 g = sizing.judge_gpus(cfg, j)
-                model = j.get("model") if j["backend"] != "openai" else None
+                api = spec(j["backend"]).endpoint
+                model = j.get("model") if not api else None
                 add(f"{rule}_ipr", n, len(part), calls, judge_tok, reply, seconds(model, g, judge_tok, reply), g,
-                    _price(p, j.get("model"), judge_tok, reply) if j["backend"] == "openai" else None, shards=n)  # fmt: skip
+                    _price(p, j.get("model"), judge_tok, reply) if api else None, shards=n)  # fmt: skip
     trained, evaluated = cells(cfg)
     steps = {}
     from harness import objectives
@@ -180,8 +172,8 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         steps["/".join(map(str, c[:3])) + f"/seed{c[3]}"] = train_steps(pairs * per_pair, t, g)
         tokens = t["num_train_epochs"] * 2 * pairs * (pt + at)
         add("train", 1, pairs, 0, tokens, 0, seconds(c[0], g, 0, 0, tokens), g)
-    models = [(pol, "base") for pol in cfg["policies"]] + [(c[0], "cell") for c in evaluated]
     for bench, b in cfg["evaluation"].items():
+        models = [(pol, "base") for pol in cfg["policies"]] + [(c[0], "cell") for c in cells(cfg, bench)[1]]
         if bench == "downstream":  # lm-eval's tasks: jobs only (their sizes are lm-eval's datasets')
             for policy, _ in models:
                 add("downstream", 1, 0, gpus=sizing.model_gpus(cfg, policy))
@@ -203,7 +195,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
             calls = n_eval * turns
             judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
             reply = calls * (JUDGE_REPLY_TOKENS["rating" if bench == "mt_bench" else "pairwise"])
-            api = "annotator" in b or b["judge"]["backend"] == "openai"
+            api = "annotator" in b or spec(b["judge"]["backend"]).endpoint
             name = b["annotator"]["name"] if "annotator" in b else b["judge"].get("model")
             g = sizing.eval_judge_gpus(cfg, bench)
             add("judge", 1, n_eval, calls, judge_tok, reply,

@@ -264,6 +264,25 @@ def load_demonstrations(path) -> list[dict]:
     return rows
 
 
+def load_pairs(path) -> list[dict]:
+    """TRL conversational pairs (a ranker's output, the train step's input); every record needs
+    non-empty prompt, chosen and rejected, and the two answers must differ."""
+    rows = []
+    for lineno, rec in read_jsonl(path):
+        for name in ("prompt", "chosen", "rejected"):
+            msgs = rec.get(name)
+            if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
+                raise RecordError(f"{path}:{lineno}: field '{name}' must be a non-empty list of messages")
+            if name != "prompt" and not str(msgs[-1].get("content", "")).strip():
+                raise RecordError(f"{path}:{lineno}: field '{name}' has an empty answer")
+        if rec["chosen"] == rec["rejected"]:  # no gradient: a ranker never makes one (harness/rank.py)
+            raise RecordError(f"{path}:{lineno}: fields 'chosen' and 'rejected' are the same answer")
+        rows.append({k: rec[k] for k in ("prompt", "chosen", "rejected")})
+    if not rows:
+        raise RecordError(f"{path}: no preference pairs to train on (see the ranker's meta file)")
+    return rows
+
+
 def pair_record(prompt_id: str, prompt: str, chosen: str, rejected: str, **extra) -> dict:
     """A TRL conversational preference pair, plus bookkeeping fields TRL ignores."""
     return {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 
 from harness.io import read_json, write_text
-from harness.provenance import provenance
 from harness.stats import seed_mean_ci
+from harness.tables import footer, save, to_csv
 
 COLUMNS = {
     "alpaca_eval_lc": "AlpacaEval LC (%)",
@@ -23,6 +23,7 @@ COLUMNS = {
     "chosen_logratio": "Δ log π(y_w)",
     "rejected_logratio": "Δ log π(y_l)",
     "chosen_logp_token": "Δ log π(y_w) per token",
+    "over_budget": "over budget (%)",
 }
 KEYS = ["policy", "ranker", "regularizer"]
 
@@ -34,10 +35,13 @@ def _values(path: str) -> tuple[dict, dict]:
     if "benchmark" not in data:  # a training summary
         if data.get("logratio_unit", "sum") == "token":  # a reference-free objective's own measure
             return cell, {"chosen_logp_token": data["final_chosen_logratio"]}
-        return cell, {
+        out = {
             "chosen_logratio": data["final_chosen_logratio"],
             "rejected_logratio": data["final_rejected_logratio"],
         }
+        if data.get("final_over_budget") is not None:
+            out["over_budget"] = 100 * data["final_over_budget"]
+        return cell, out
     m = data["metrics"]
     if data["benchmark"] == "alpaca_eval":
         return cell, {
@@ -172,6 +176,11 @@ def to_markdown(df) -> str:
         "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
         "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
     ]
+    if "over_budget" in df:
+        notes.append(
+            "Over budget: the share of training pairs whose chosen log-likelihood ends more than δ below "
+            "the reference (BCR's penalty acts on those; DPOP's δ is 0)."
+        )
     if "chosen_logp_token" in df:
         notes.append(
             "Δ log π(y_w) per token: the change of the chosen answers' mean per-token log-likelihood over "
@@ -202,29 +211,6 @@ def to_markdown(df) -> str:
             "difficulty), not the official number; see the README."
         )
     return "\n".join(lines) + "\n" + "\n".join(notes) + "\n"
-
-
-def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
-    """The provenance line every Markdown table ends with (and the compute behind its metrics)."""
-    from harness.cost import totals
-
-    prov = provenance(job, started=started)
-    metrics = [p for p in inputs if p.endswith("metrics.json")]
-    spent = ""
-    if metrics:
-        t = totals(metrics)
-        spent = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
-    return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
-
-
-def to_csv(df) -> str:
-    """The table with each interval as two columns, ``<name>_ci_low`` and ``<name>_ci_high``."""
-    out = df.copy()
-    for c in [c for c in df.columns if c.endswith("_ci")]:
-        out[f"{c}_low"] = [v[0] if isinstance(v, list | tuple) else None for v in df[c]]
-        out[f"{c}_high"] = [v[1] if isinstance(v, list | tuple) else None for v in df[c]]
-        out = out.drop(columns=c)
-    return out.to_csv(index=False, float_format="%.4f")
 
 
 def run(job: dict, inputs: list[str], output_csv: str, output_md: str) -> None:
@@ -265,8 +251,6 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from harness.figures import save
 
     started = time.time()
     table, categories = category_table(inputs)
@@ -319,8 +303,6 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
-
-    from harness.figures import save
 
     table = build_table(inputs)
     cols = downstream_columns(table)

@@ -147,7 +147,7 @@ def table(job: dict, rankings: list[str], gold: list[str], output_csv: str, outp
         pd.concat([per_df.assign(table="rankers"), agree_df.assign(table="agreement")]).to_csv(
             tmp, index=False, float_format="%.4f"
         )
-    from harness.report import footer
+    from harness.tables import footer
 
     md = (
         "## Rankers\n\n"

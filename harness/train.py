@@ -13,30 +13,13 @@ import shutil
 import time
 from pathlib import Path
 
-from harness.io import RecordError, file_sha256, read_json, read_jsonl, write_json, write_jsonl
+from harness.io import RecordError, file_sha256, read_json, write_json, write_jsonl
 from harness.provenance import provenance
+from harness.records import load_pairs
 from harness.seeding import seed_everything
 from harness.sizing import accumulation, describe
 
 log = logging.getLogger(__name__)
-
-
-def load_pairs(path) -> list[dict]:
-    """TRL conversational pairs; every record needs non-empty prompt, chosen and rejected."""
-    rows = []
-    for lineno, rec in read_jsonl(path):
-        for field in ("prompt", "chosen", "rejected"):
-            msgs = rec.get(field)
-            if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
-                raise RecordError(f"{path}:{lineno}: field '{field}' must be a non-empty list of messages")
-            if field != "prompt" and not str(msgs[-1].get("content", "")).strip():
-                raise RecordError(f"{path}:{lineno}: field '{field}' has an empty answer")
-        if rec["chosen"] == rec["rejected"]:  # no gradient: a ranker never makes one (harness/rank.py)
-            raise RecordError(f"{path}:{lineno}: fields 'chosen' and 'rejected' are the same answer")
-        rows.append({k: rec[k] for k in ("prompt", "chosen", "rejected")})
-    if not rows:
-        raise RecordError(f"{path}: no preference pairs to train on (see the ranker's meta file)")
-    return rows
 
 
 def count_over_length(rows: list[dict], tokenizer, max_length: int) -> int:
@@ -359,6 +342,9 @@ def run(
         "final_rejected_logratio": change["rejected"],
         "logratio_unit": change["unit"],  # sum: summed log-likelihood; token: its per-token mean
         "final_reward_accuracy": final.get("eval_rewards/accuracies"),
+        # budget objectives: the fraction of training pairs whose chosen log-likelihood ends more than
+        # delta below the reference (where the penalty acts)
+        "final_over_budget": final.get("eval_bcr/over_budget"),
         "final_eval_loss": final.get("eval_loss"),
         "tokens_per_second": _mean(steps, "tokens_per_second"),
         "mfu": _mean(steps, "mfu"),

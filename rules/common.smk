@@ -4,7 +4,7 @@ import shlex
 
 from pathlib import Path
 
-from harness import jobs, objectives, site, sizing
+from harness import backends, cells, jobs, objectives, site, sizing
 from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
 from harness.locks import cancel_leftovers
 from harness.config import loads_model
@@ -150,12 +150,12 @@ def eval_judge_models(benchmark):
 def judge_api(benchmark):
     """1 for a judge behind an API (alpaca_eval annotator, OpenAI-compatible endpoint), else 0."""
     b = config["evaluation"][benchmark]
-    return int("annotator" in b or b["judge"]["backend"] == "openai")
+    return int("annotator" in b or backends.spec(b["judge"]["backend"]).endpoint)
 
 
 def ranker_api(ranker):
     r = config["rankers"][ranker]
-    return int(r["kind"] == "ipr" and r["judge"]["backend"] == "openai")
+    return int(r["kind"] == "ipr" and backends.spec(r["judge"]["backend"]).endpoint)
 
 
 # GPUs per job come from the config (harness/sizing.py), in every executor: 0 for models built from code,
@@ -298,8 +298,10 @@ def budget_sweep_inputs():
             for s in config["seeds"]:
                 cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
                 out.append(f"results/training/{cell}/summary.json")
-                if c["evaluate"]:
-                    out += [f"results/eval/{cell}/{b}/metrics.json" for b in BENCHMARKS]
+                out += [
+                    f"results/eval/{cell}/{b}/metrics.json"
+                    for b in cells.benchmarks_of(config, c, "evaluate")
+                ]
     return out
 
 
@@ -312,7 +314,10 @@ def baselines_inputs():
             for s in config["seeds"]:
                 cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
                 out.append(f"results/training/{cell}/summary.json")
-                out += [f"results/eval/{cell}/{b}/metrics.json" for b in BENCHMARKS]
+                out += [
+                    f"results/eval/{cell}/{b}/metrics.json"
+                    for b in cells.benchmarks_of(config, c, "benchmarks")
+                ]
     for p in dict.fromkeys(policies):
         out += [f"results/eval/{p}/{jobs.BASE}/{b}/metrics.json" for b in BENCHMARKS]
     return out
@@ -476,11 +481,14 @@ def deepspeed_input():
 
 def run_harness(gpus, processes=False):
     """How a step starts: on GPUs, inside the slot wrapper (harness/gpus.py gives the job its own devices
-    on a shared node); with ``processes``, one process per GPU under accelerate launch.
+    on a shared node); with ``processes``, one process per GPU under accelerate launch. A CPU job runs
+    one thread (``OMP_NUM_THREADS``, unless the environment sets it): each job is one of the
+    ``--cores`` slots, and torch's default of a thread per core made two 2-thread jobs on 2 cores
+    take 3 times as long as two 1-thread ones.
     """
     n = int(gpus)
     if n == 0:
-        return "python"
+        return "OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python"
     python = (
         f"accelerate launch --num_processes {n}" if processes and n > 1 else "python"
     )

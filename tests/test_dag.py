@@ -23,16 +23,18 @@ def test_demo_dry_run(wf):
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
     # the world demo: a base policy and a reward model fine-tuned first; 3 rankers (reward model, IPR with
-    # the oracle, IPR with a simulated judge) x 3 regularizers x 3 seeds = 27 trained models, +1 base = 28
-    # evaluated; the budget sweep adds DPOP on the oracle's pairs (3 seeds), not evaluated; reference
-    # log-probs once per pairs file; prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets;
-    # one joint fit of instruction difficulty over the 27 models judged against the base (lc_method: joint);
-    # MT-Bench (world questions, 3 more prepared files) and lm-eval's downstream tasks (1 data file) on all 28
+    # the oracle, IPR with a simulated judge) x 3 regularizers x 3 seeds = 27 trained models +1 base on
+    # every benchmark; the budget sweep trains 4 budgets on the oracle's pairs (12) and the baselines
+    # table IPO and SimPO (6), both evaluated on AlpacaEval only; reference log-probs once per pairs file;
+    # prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets; one joint fit of instruction
+    # difficulty over the 45 models judged against the base (lc_method: joint); MT-Bench (world
+    # questions, 3 more prepared files) and lm-eval's downstream tasks (1 data file) on the 28
     assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 10, "sample": 1, "rank": 1, "rank_ipr": 2,
-                 "train": 30, "reference_logps": 3, "generate": 56, "judge": 56, "metrics": 56, "report": 1,
+                 "train": 45, "reference_logps": 3, "generate": 74, "judge": 74, "metrics": 74, "report": 1,
                  "rank_study": 1, "rank_study_ipr": 2, "gold_accuracy": 2, "gold_accuracy_ipr": 4, "study_table": 1,
                  "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "lc_difficulty": 1,
-                 "downstream": 28, "downstream_figure": 1, "mt_bench_categories": 1, "total": 264}  # fmt: skip
+                 "downstream": 28, "downstream_figure": 1, "mt_bench_categories": 1, "baselines_table": 1,
+                 "total": 334}  # fmt: skip
 
 
 def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_reference(wf):
@@ -48,11 +50,8 @@ def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_refer
     )
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    assert (c["lc_difficulty"], c["judge"], c["generate"]) == (
-        1,
-        27,
-        28,
-    )  # the base's answers are the reference
+    # 45 trained models judged against the base, whose answers are the reference
+    assert (c["lc_difficulty"], c["judge"], c["generate"]) == (1, 45, 46)
     cell = "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json"
     r = snakemake(["-n", "-p", "--configfile", "config/demo.yaml", "--", cell], wf)
     assert r.returncode == 0, r.stderr
@@ -78,7 +77,7 @@ def test_job_configs_are_content_addressed(tmp_path):
     wf = copy_workflow(tmp_path)
     snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     before = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
-    assert len(before) == 263  # one per job but `all`
+    assert len(before) == 333  # one per job but `all`
     r = snakemake(
         ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
     )
@@ -152,7 +151,7 @@ def test_demo_on_slurm_asks_for_no_gpu(wf):
     r = snakemake(["-n", "--profile", "profiles/slurm", "--configfile", "config/demo.yaml"], wf, env=SITE_ENV)
     assert r.returncode == 0, r.stderr
     resources = [x for x in re.findall(r"^    resources: (.*)$", r.stdout, re.M) if "gpu=" in x]
-    assert len(resources) == 263  # every job but `all` (no command, run by Snakemake itself)
+    assert len(resources) == 333  # every job but `all` (no command, run by Snakemake itself)
     assert all("gpu=0" in x and "slurm_partition=short" in x for x in resources)
 
 
@@ -210,9 +209,12 @@ def test_budget_sweep_is_one_named_target(wf):
     r = snakemake(["-n", "budget_sweep", "--configfile", "config/demo.yaml"], wf)
     assert r.returncode == 0, r.stderr
     c = job_counts(r.stdout)
-    # the sweep's cells (dpop, bcr, dpo on the oracle's pairs, 3 seeds), trained and not evaluated
-    assert (c["train"], c["reference_logps"], c["rank_ipr"], c["budget_sweep"]) == (9, 1, 1, 1)
-    assert "generate" not in c and "report" not in c
+    # the sweep's cells (4 budgets on the oracle's pairs, 3 seeds) are evaluated on AlpacaEval only (its
+    # `evaluate`); their joint LC needs the instruction difficulty fitted over every model judged against
+    # the base, so all 45 trained models are judged on AlpacaEval (only): no MT-Bench, no table
+    assert (c["train"], c["budget_sweep"], c["lc_difficulty"]) == (45, 1, 1)
+    assert (c["generate"], c["judge"], c["metrics"]) == (46, 45, 12)
+    assert "report" not in c and "downstream" not in c
 
 
 def test_single_cell_builds_only_its_upstream(wf):

@@ -43,6 +43,7 @@ def planned(args: list[str], wf) -> list[tuple[str, dict]]:
 
 RANKERS = ("rm", "ipr-oracle", "ipr-judge")
 MAIN = ("dpo", "nll", "bcr")
+SWEEP = ("dpop-lr3e-4", "bcr-d0.5-lr3e-4", "bcr-d2-lr3e-4", "dpo-lr3e-4")  # budgets 0, 0.5, 2, infinity
 SEEDS = (0, 1, 2)
 
 
@@ -69,7 +70,8 @@ def test_demo_end_to_end(demo):
     metrics = json.loads((wf / "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json").read_text())
     assert metrics["metrics"]["lc_method"].startswith("joint") and "jointly" in metrics["metrics"]["lc_note"]
     difficulty = json.loads((wf / "results/eval/difficulty/alpaca_eval/tiny-policy.json").read_text())
-    assert len(difficulty["models"]) == 27 and len(difficulty["instructions"]) == 96
+    # + the 12 budget-sweep and 6 baselines cells, evaluated on AlpacaEval only
+    assert len(difficulty["models"]) == 45 and len(difficulty["instructions"]) == 96
     results = json.loads((wf / "results/eval/tiny-policy/base/downstream/results.json").read_text())
     assert (
         set(results["results"]) == {"world_exact", "world_choice"}
@@ -80,20 +82,29 @@ def test_demo_end_to_end(demo):
     categories = (wf / "results/tables/mt_bench_categories.md").read_text()
     assert all(g in categories for g in ("counting", "words", "numbers"))
 
-    trained = [(rk, rg) for rk in RANKERS for rg in MAIN] + [("ipr-oracle", "dpop")]  # + the sweep's own cell
+    trained = [(rk, rg) for rk in RANKERS for rg in MAIN]
+    trained += [("ipr-oracle", rg) for rg in SWEEP] + [("ipr-oracle", "ipo"), ("ipr-oracle", "simpo")]
     for (rk, rg), seed in ((c, s) for c in trained for s in SEEDS):
         log = wf / f"results/training/tiny-policy/{rk}/{rg}/seed{seed}/train_log.jsonl"
         steps = [json.loads(x) for x in log.read_text().splitlines()]
-        assert steps and all("logratio/chosen" in s and "logratio/rejected" in s for s in steps)
+        # SimPO (TRL's CPOTrainer) logs the policy's own log-probs: it has no reference
+        sides = (
+            ("logps/chosen", "logps/rejected") if rg == "simpo" else ("logratio/chosen", "logratio/rejected")
+        )
+        assert steps and all(all(k in s for k in sides) for s in steps), (rk, rg)
         assert ("bcr/penalty" in steps[-1]) == rg.startswith(("bcr", "dpop"))
+    baselines = (wf / "results/tables/baselines.md").read_text()
+    assert all(f"| tiny-policy | ipr-oracle | {rg} | 3 |" in baselines for rg in ("dpo", "ipo", "simpo"))
+    assert "| tiny-policy | base |" in baselines and "Δ log π(y_w) per token" in baselines
     for name in ("likelihood_trajectories", "budget_sweep", "mt_bench_categories", "downstream"):
         figure = wf / f"results/figures/{name}.png"
         assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
     sweep = (wf / "results/tables/budget_sweep.csv").read_text().splitlines()
     assert {tuple(line.split(",")[2:4]) for line in sweep[1:]} == {
-        ("dpop", "0.0000"),
-        ("bcr", "0.5000"),
-        ("dpo", "inf"),
+        ("dpop-lr3e-4", "0.0000"),
+        ("bcr-d0.5-lr3e-4", "0.5000"),
+        ("bcr-d2-lr3e-4", "2.0000"),
+        ("dpo-lr3e-4", "inf"),
     }
     _check_likelihood_shapes(wf)
 
@@ -155,13 +166,14 @@ def test_one_regularizer_parameter_reruns_only_its_cells(demo):
     assert all("/bcr/" in w["model"] for w in metrics if w["benchmark"] == "mt_bench")
     # AlpacaEval's joint LC: the difficulty is refitted over every model, so every model's LC follows
     assert len(_work(jobs, "lc_difficulty")) == 1
-    assert len([w for w in metrics if w["benchmark"] == "alpaca_eval"]) == 28
+    assert len([w for w in metrics if w["benchmark"] == "alpaca_eval"]) == 46
     assert not {"sample", "rank", "rank_ipr", "reference_logps", "finetune"} & {r for r, _ in jobs}
 
 
 def test_another_seed_adds_cells_without_touching_the_others(demo):
     jobs = planned([*DEMO, "--config", "seeds=[0, 1, 2, 3]"], demo)
-    assert {w["seed"] for w in _work(jobs, "train")} == {"3"} and len(_work(jobs, "train")) == 10
+    # 9 main-table cells, 4 of the sweep, 2 baselines (the baselines' DPO is the main table's)
+    assert {w["seed"] for w in _work(jobs, "train")} == {"3"} and len(_work(jobs, "train")) == 15
     assert all(w["model"].endswith("seed3") for w in _work(jobs, "generate"))
     assert "reference_logps" not in {r for r, _ in jobs}  # shared by every seed
 
@@ -189,13 +201,14 @@ def test_step_version_invalidates_on_purpose(demo):
     finally:
         rules.write_text(text)
     assert (
-        len(_work(jobs, "train")) == 30 and not _work(jobs, "rank_ipr") and not _work(jobs, "reference_logps")
+        len(_work(jobs, "train")) == 45 and not _work(jobs, "rank_ipr") and not _work(jobs, "reference_logps")
     )
-    # every trained model of the main table, for AlpacaEval and MT-Bench; not the base policy
-    assert len(_work(jobs, "generate")) == 54 and len(_work(jobs, "downstream")) == 27
+    # every evaluated trained model: the main table's on AlpacaEval and MT-Bench, the sweep's and the
+    # baselines' on AlpacaEval; not the base
+    assert len(_work(jobs, "generate")) == 27 * 2 + 12 + 6 and len(_work(jobs, "downstream")) == 27
 
 
-TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv")
+TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv", "baselines.md")
 
 
 def _table(path):
@@ -263,20 +276,25 @@ def _check_likelihood_shapes(wf):
     for rk in RANKERS:
         assert min(trajectory(rk, "nll")) >= -TOL and final(rk, "nll") >= -TOL  # NLL: no fall at all
         assert min(trajectory(rk, "bcr")) >= -(0.5 + TOL) and final(rk, "bcr") >= -(0.5 + TOL)
-    assert min(trajectory("ipr-oracle", "dpop")) >= -TOL
-    # the looser the constraint on the chosen likelihood, the lower it ends (means over the 3 seeds):
-    # plain DPO below BCR (delta 0.5), BCR at most a little above DPOP (delta 0)
+    # The sweep runs where the budget binds (learning rate 3e-4): plain DPO pulls the chosen
+    # log-likelihood far below the largest delta, so every finite budget is reached by some pairs
+    # (over budget > 0) and the final change is ordered by delta (means over the 3 seeds).
     import csv
 
     with open(wf / "results/tables/budget_sweep.csv") as f:
-        end = {r["regularizer"]: float(r["chosen_logratio"]) for r in csv.DictReader(f)}
-    assert end["dpo"] < end["bcr"] <= end["dpop"] + 0.05, end
+        rows = {r["regularizer"]: r for r in csv.DictReader(f)}
+    end = {g: float(rows[g]["chosen_logratio"]) for g in SWEEP}
+    assert end["dpo-lr3e-4"] < -2.0 - 1.0, end  # DPO alone: past the largest budget by a margin
+    assert all(float(rows[g]["over_budget"]) > 0 for g in SWEEP[:3]), rows
+    assert all(rows[g]["oracle_score"] and rows[g]["alpaca_eval_wr"] for g in SWEEP)  # evaluated: quality
+    assert end["dpo-lr3e-4"] < end["bcr-d2-lr3e-4"] < end["bcr-d0.5-lr3e-4"] <= end["dpop-lr3e-4"] + 0.05, end
 
 
 REPORTED = [
     "main.csv",
     "ranker_study.csv",
     "budget_sweep.csv",
+    "baselines.csv",
     "cost.csv",
     "likelihood_trajectories.png",
     "budget_sweep.png",
@@ -352,7 +370,7 @@ def test_plan_counts_what_the_demo_then_did(demo, tmp_path):
     for cell, steps in done["train_steps"].items():
         summary = json.loads((demo / f"results/training/{cell}/summary.json").read_text())
         assert summary["steps"] == steps, cell
-    assert len(done["train_steps"]) == 30
+    assert len(done["train_steps"]) == 45
     jobs = {rule: row["jobs"] for rule, row in done["stages"].items()}
     (tmp_path / "fresh").mkdir()
     fresh = job_counts(snakemake(["-n", *DEMO], copy_workflow(tmp_path / "fresh")).stdout)

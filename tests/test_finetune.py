@@ -24,6 +24,9 @@ def _job(models, name, kind, **over):
             "batch_size": 8,
             "max_length": 64,
             "seed": 0,
+            "lr_scheduler_type": "cosine",  # the schema's defaults
+            "warmup_ratio": 0.05,
+            "logging_steps": 5,
             **over,
         },
     }

@@ -180,3 +180,34 @@ def test_trainer_configs_take_the_objectives_own_settings():
     )  # fmt: skip
     orpo = objectives.settings("o", {"kind": "orpo", "lambda": 0.25})
     assert trl_config({**job, "regularizer": orpo}, "/tmp/x").beta == 0.25  # ORPO's lambda
+
+
+def test_judge_backends_in_the_schema_are_the_registry():
+    from harness.backends import REGISTRY
+
+    judge = SCHEMA["$defs"]["judge"]["properties"]["backend"]
+    assert judge["enum"] == list(REGISTRY)
+    assert [n for n, b in REGISTRY.items() if b.ground_truth] == ["oracle"]
+
+
+def test_sweep_and_baselines_choose_their_benchmarks():
+    """A budget sweep's `evaluate` and a baselines entry's `benchmarks` name the benchmarks their cells
+    are evaluated on; the cells, the plan and the joint LC fit follow."""
+    from harness.cells import cells, evaluated_models
+    from harness.config import load_config
+
+    cfg = load_config(ROOT / "config/demo.yaml")
+    cfg["budget_sweep"][0]["evaluate"] = ["alpaca_eval"]
+    cfg["baselines"][0]["benchmarks"] = ["alpaca_eval", "mt_bench"]
+    sweep = {
+        ("tiny-policy", "ipr-oracle", g, s) for g in cfg["budget_sweep"][0]["regularizers"] for s in (0, 1, 2)
+    }
+    base = {("tiny-policy", "ipr-oracle", g, s) for g in ("ipo", "simpo") for s in (0, 1, 2)}
+    assert sweep <= set(cells(cfg, "alpaca_eval")[1]) and not sweep & set(cells(cfg, "mt_bench")[1])
+    assert base <= set(cells(cfg, "mt_bench")[1]) and not base & set(cells(cfg, "downstream")[1])
+    assert len(evaluated_models(cfg, "alpaca_eval")) == 1 + 27 + 12 + 6
+    assert len(evaluated_models(cfg, "downstream")) == 1 + 27
+    bad = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    bad["budget_sweep"][0]["evaluate"] = ["alpaca"]
+    with pytest.raises(ConfigError, match="budget_sweep/0/evaluate/0: 'alpaca' is not a key of evaluation"):
+        validate(bad, "demo.yaml")

@@ -142,7 +142,7 @@ def test_rank_reward_model(tiny_models, tmp_path):
 
 
 def test_train_rejects_empty_answers(tmp_path):
-    from harness.train import load_pairs
+    from harness.records import load_pairs
 
     p = _write(
         tmp_path / "pairs.jsonl",
@@ -165,7 +165,7 @@ def test_train_rejects_empty_answers(tmp_path):
 def test_unknown_backend_lists_valid_ones():
     from harness.backends import get_backend
 
-    with pytest.raises(ValueError, match="valid backends: openai, transformers, vllm"):
+    with pytest.raises(ValueError, match="valid backends: openai, oracle, transformers, vllm"):
         get_backend("tgi")
 
 

@@ -6,26 +6,48 @@ A backend loads one model and offers two calls:
 - ``option_logprobs(prompts, options, batch_size, max_prompt_tokens)``: the log-probability of each
   option string as the continuation of each prompt (judges read verdicts from these).
 A backend without label log-probabilities (``supports_label_logprobs = False``, the OpenAI-compatible
-one) offers ``complete(prompts, max_tokens)`` instead, and judges parse its text.
+one) offers ``complete(prompts, max_tokens)`` instead, and judges parse its text. ``oracle`` is the
+demo world's ground-truth judge (harness/oracle.py), registered here so that code asks what a
+backend is (``spec(name)``) instead of testing its name.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Backend:
+    module: str
+    cls: str
+    loads_weights: (
+        bool  # loads a model of `models` here (its revision and files are part of a judge's identity)
+    )
+    endpoint: bool = False  # an API: `model` is the endpoint's model name, the work is billed, not GPU time
+    ground_truth: bool = False  # the demo world's oracle: judges from the answer key; no model, no template
+
 
 REGISTRY = {
-    "transformers": ("harness.backends.hf", "TransformersBackend"),
-    "vllm": ("harness.backends.vllm", "VLLMBackend"),
-    "openai": ("harness.backends.openai_compat", "OpenAIBackend"),
+    "transformers": Backend("harness.backends.hf", "TransformersBackend", loads_weights=True),
+    "vllm": Backend("harness.backends.vllm", "VLLMBackend", loads_weights=True),
+    "openai": Backend("harness.backends.openai_compat", "OpenAIBackend", loads_weights=False, endpoint=True),
+    # the demo world's oracle (or a simulated judge with its errors): a pairwise judge, not a language model
+    "oracle": Backend("harness.oracle", "OracleJudge", loads_weights=False, ground_truth=True),
 }
+
+
+def spec(name: str) -> Backend:
+    """What kind of backend ``name`` is; unknown names list the valid ones."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown backend '{name}'; valid backends: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
 
 
 def get_backend(name: str):
     """Return the backend class registered as ``name``; unknown names list the valid ones."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown backend '{name}'; valid backends: {', '.join(sorted(REGISTRY))}")
-    module, cls = REGISTRY[name]
-    return getattr(importlib.import_module(module), cls)
+    b = spec(name)
+    return getattr(importlib.import_module(b.module), b.cls)
 
 
 def load_backend(name: str, model: dict, **kwargs):

@@ -1,0 +1,42 @@
+"""Which cells a config trains and evaluates (standard library only): the main table's grid, the
+budget sweep's partial grids and the baselines table, each cell once. jobs, plan and alpaca_metrics
+read it, so none of them imports another for it."""
+
+from __future__ import annotations
+
+BASE = "base"
+
+
+def evaluated_models(cfg: dict, benchmark: str | None = None) -> list[tuple[str, str]]:
+    """(policy, model key) of every model the config evaluates (on ``benchmark``, where given): each
+    policy's base, every main-table cell, every budget-sweep cell it evaluates and every
+    baselines-table cell."""
+    out = [(p, BASE) for p in cfg["policies"]]
+    out += [(p, f"{r}/{g}/seed{s}") for p, r, g, s in cells(cfg, benchmark)[1]]
+    return list(dict.fromkeys(out))
+
+
+def benchmarks_of(cfg: dict, entry: dict, key: str) -> list[str]:
+    """The benchmarks a budget-sweep (``evaluate``) or baselines (``benchmarks``) entry evaluates on:
+    all of ``evaluation`` for true or null, none for false, else the ones it lists."""
+    chosen = entry.get(key)
+    if chosen is True or (chosen is None and key == "benchmarks"):
+        return list(cfg["evaluation"])
+    return list(chosen or [])
+
+
+def cells(cfg: dict, benchmark: str | None = None) -> tuple[list[tuple], list[tuple]]:
+    """(trained cells, evaluated cells) as (policy, ranker, regularizer, seed), each once; with
+    ``benchmark``, the evaluated cells are those evaluated on it."""
+
+    def on(entry, key):
+        names = benchmarks_of(cfg, entry, key)
+        return bool(names) if benchmark is None else benchmark in names
+
+    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
+    main = [(p, r, g, s) for p in cfg["policies"] for r in cfg["rankers"] for g in regs for s in cfg["seeds"]]
+    sweep = [(c["policy"], c["ranker"], g, s, on(c, "evaluate")) for c in cfg["budget_sweep"] for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
+    base = [(c["policy"], c["ranker"], g, s, on(c, "benchmarks")) for c in cfg.get("baselines", []) for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
+    trained = list(dict.fromkeys(main + [x[:4] for x in sweep + base]))
+    evaluated = list(dict.fromkeys(main + [x[:4] for x in sweep + base if x[4]]))
+    return trained, evaluated

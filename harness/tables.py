@@ -1,0 +1,61 @@
+"""Helpers every table and figure step shares (report, cost, figures, study): a leaf module, so
+that those steps import it and not each other.
+
+``footer``: the provenance line (and compute) a Markdown table ends with; ``totals``: the measured
+jobs behind a set of metrics files; ``to_csv``: a table with each interval as two columns;
+``save``: a figure as PNG and PDF, written atomically.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.io import atomic_path, read_json
+from harness.provenance import provenance
+
+
+def totals(paths: list[str]) -> dict:
+    """Measured jobs behind a set of metrics files (shared ones once), their GPU- and CPU-hours."""
+    seen: dict[str, dict] = {}
+    for path in paths:
+        data = read_json(path)
+        for j in data.get("provenance", {}).get("upstream", {}).get("jobs", {}).values():
+            if j["measured"]:
+                seen[j["benchmark"]] = j
+    return {
+        "jobs": len(seen),
+        "gpu_hours": sum(j["gpu_hours"] for j in seen.values()),
+        "cpu_hours": sum(j["cpu_hours"] for j in seen.values()),
+    }
+
+
+def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
+    """The provenance line every Markdown table ends with (and the compute behind its metrics)."""
+    prov = provenance(job, started=started)
+    metrics = [p for p in inputs if p.endswith("metrics.json")]
+    spent = ""
+    if metrics:
+        t = totals(metrics)
+        spent = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
+    return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+
+
+def to_csv(df) -> str:
+    """The table with each interval as two columns, ``<name>_ci_low`` and ``<name>_ci_high``."""
+    out = df.copy()
+    for c in [c for c in df.columns if c.endswith("_ci")]:
+        out[f"{c}_low"] = [v[0] if isinstance(v, list | tuple) else None for v in df[c]]
+        out[f"{c}_high"] = [v[1] if isinstance(v, list | tuple) else None for v in df[c]]
+        out = out.drop(columns=c)
+    return out.to_csv(index=False, float_format="%.4f")
+
+
+def save(fig, output_png: str, output_pdf: str) -> None:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    for out, fmt in ((output_png, "png"), (output_pdf, "pdf")):
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150)
+    plt.close(fig)

@@ -50,6 +50,8 @@ class Objective:
     budget: float | str | None = None  # allowed fall of log pi(y_w): a number, a key, or None
     reference: bool = True  # reads the reference log-probs (a reference_logps job per pairs file)
     examples_per_pair: int = 1  # what the trainer's batch counts: pairs, or (KTO) two examples a pair
+    # a reference-free trainer's own log-probs (eval_logps/*): summed (sum) or per-token means (token)
+    own_logps: str = "sum"
 
 
 def _beta(default=None, what="DPO inverse temperature") -> Key:
@@ -142,6 +144,7 @@ OBJECTIVES: dict[str, Objective] = {
         losses=(("simpo", 1.0),),
         trainer_args={"simpo_gamma": "gamma", "cpo_alpha": "lambda"},
         reference=False,
+        own_logps="token",
     ),
     "cpo": Objective(
         "CPO (Xu et al. 2024): -log sigmoid(beta (l_w - l_l)) + lambda x NLL(y_w), no reference; TRL CPO sigmoid",
@@ -174,6 +177,7 @@ OBJECTIVES: dict[str, Objective] = {
         losses=(),
         trainer_args={"beta": "lambda"},
         reference=False,
+        own_logps="token",
     ),
     "kto": Objective(
         "KTO (Ethayarajh et al. 2024): each pair as a desirable and an undesirable answer, "

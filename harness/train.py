@@ -396,8 +396,7 @@ def _logp_change(objective, final: dict, initial: dict | None, stamp: Path) -> d
         write_json(stamp, initial)
     elif stamp.exists():
         initial = read_json(stamp)
-    averaged = objective.trainer == "orpo" or objective.losses[0][0] in ("simpo", "ipo")
-    out = {"unit": "token" if averaged else "sum"}
+    out = {"unit": objective.own_logps}
     for side in ("chosen", "rejected"):
         key = f"eval_logps/{side}"
         out[side] = final[key] - initial[key] if initial and key in final and key in initial else None

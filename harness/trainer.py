@@ -51,6 +51,10 @@ class HarnessDPOTrainer(DPOTrainer):
                 f"kind {regularizer['kind']} trains with TRL's {objective.trainer} trainer, not DPOTrainer"
             )
         self.term = objective.term
+        # the sigmoid DPO loss is logged as a loss part only where it is one (weighted in TRL's loss)
+        self._dpo_part = any(
+            t == "sigmoid" and w for t, w in zip(*objectives.loss_types(regularizer), strict=True)
+        )
         self.reference_logps = reference_logps  # {"chosen": [...], "rejected": [...]} from `reference-logps`
         super().__init__(*args, **kwargs)
         if not self.precompute_ref_logps:
@@ -114,9 +118,9 @@ class HarnessDPOTrainer(DPOTrainer):
         self._metrics[mode]["logratio/rejected"].append(gather((l_l - r_l).detach()).mean().item())
         # loss parts, unweighted, from the same log-probs (tests/test_trainer_parity.py: they sum to TRL's loss)
         with torch.no_grad():
-            self._metrics[mode]["loss/dpo"].append(
-                gather(dpo_sigmoid(l_w, l_l, r_w, r_l, self.beta).reshape(1)).mean().item()
-            )
+            if self._dpo_part:
+                dpo = dpo_sigmoid(l_w, l_l, r_w, r_l, self.beta)
+                self._metrics[mode]["loss/dpo"].append(gather(dpo.reshape(1)).mean().item())
             if self.regularizer["kind"] == "nll":
                 nll = nll_per_token(chosen_tok, chosen_mask)
                 self._metrics[mode]["loss/nll"].append(gather(nll.reshape(1)).mean().item())

@@ -259,6 +259,9 @@ def test_dpo_family_baselines(tiny_models, tmp_path, kind, keys, formula):
         got = ours.compute_loss(ours.model, batch).item()
     expected = formula(*_parts(ours, batch), ours.beta, reg).item()
     assert got == pytest.approx(expected, rel=1e-5, abs=1e-5)
+    assert all(
+        "loss/dpo" not in m for m in ours._metrics.values()
+    )  # the sigmoid DPO loss is no part of these losses
     if kind != "rdpo":  # the same loss from TRL's own DPOTrainer configured by hand
         from harness import objectives
 

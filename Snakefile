@@ -50,6 +50,7 @@ rule all:
     default_target: True
     input:
         "results/tables/main.md",
+        ["results/tables/comparisons.md"] if config["comparisons"] else [],
         "results/tables/ranker_study.md",
         "results/tables/cost.md",
         "results/figures/likelihood_trajectories.png",

@@ -233,12 +233,25 @@ def lc_resolved(cfg: dict, policy: str) -> str:
 
 def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) -> dict:
     """LC win rate, its bootstrap interval and the method used (see the module docstring)."""
+    est = lc_estimator(df, job, difficulty)
+    ci = bootstrap_ci(len(df), est["replicate"], seed, job["bootstrap"]["lc_samples"])
+    return {
+        "value": est["value"],
+        "ci": ci,
+        "method": est["method"],
+        **({"note": est["note"]} if est["note"] else {}),
+    }
+
+
+def lc_estimator(df, job: dict, difficulty: dict | None = None) -> dict:
+    """The LC win rate of annotations ``df`` by the job's method: ``value``, ``replicate(idx)`` (the
+    GLM refitted on rows ``idx`` at the regularisation C chosen on all rows: what a bootstrap draw
+    computes), ``method`` and ``note``."""
     from alpaca_eval.metrics.glm_winrate import GLM_INFO, get_length_controlled_winrate
 
-    method, samples = job["lc_method"], job["bootstrap"]["lc_samples"]
+    method = job["lc_method"]
     if "index" not in df:  # the instruction's position in the eval set, for its difficulty
         df = df.assign(index=np.arange(len(df)))
-    out = None
     if method in ("official", "auto"):
         try:
             path = _gamed_path(job)
@@ -248,22 +261,23 @@ def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) 
                 )
                 info = GLM_INFO["length_controlled_v1"]
                 _, C = _fit(df, info, "official")
+            where = f"local file {path}" if path else "alpaca_eval's hub data"
 
-                def replicate(idx):
+            def official(idx):
+                with _gamed_data(path):
                     return _fit(df.iloc[idx].reset_index(drop=True), info, "official", C)[0]
 
-                ci = bootstrap_ci(len(df), replicate, seed, samples)
-            where = f"local file {path}" if path else "alpaca_eval's hub data"
-            out = {
+            return {
                 "value": float(lc["length_controlled_winrate"]),
-                "ci": ci,
+                "replicate": official,
                 "method": f"official length_controlled_v1 ({where})",
+                "note": None,
             }
         except (OSError, ValueError, RecordError, KeyError) as e:  # offline, or data that does not fit
             if method == "official":
                 raise RuntimeError(f"official LC win rate needs alpaca_eval's df_gamed.csv: {e}") from e
             log.warning("official LC GLM unavailable (%s: %s); falling back", type(e).__name__, e)
-    if out is None and (method == "joint" or (method == "auto" and difficulty is not None)):
+    if method == "joint" or (method == "auto" and difficulty is not None):
         if difficulty is None:
             raise RecordError(
                 "lc_method joint needs the jointly fitted instruction difficulty (--difficulty)"
@@ -277,35 +291,21 @@ def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) 
         info = GLM_INFO["length_controlled_noreg"]  # v1's formula; no gamed baselines to regularise to
         by = difficulty["by_instruction"]
         value, C = _fit(df, info, "joint", difficulty=by)
-        ci = bootstrap_ci(
-            len(df),
-            lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "joint", C, by)[0],
-            seed,
-            samples,
-        )
-        out = {
+        return {
             "value": value,
-            "ci": ci,
+            "replicate": lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "joint", C, by)[0],
             "method": f"joint (length_controlled_v1 formula, instruction difficulty fitted on "
             f"{difficulty['n_models']} models)",
             "note": JOINT,
         }
-    if out is None:
-        info = GLM_INFO["length_controlled_minimal"]
-        value, C = _fit(df, info, "approximate")
-        ci = bootstrap_ci(
-            len(df),
-            lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "approximate", C)[0],
-            seed,
-            samples,
-        )
-        out = {
-            "value": value,
-            "ci": ci,
-            "method": "approximate (no instruction difficulty)",
-            "note": APPROXIMATION,
-        }
-    return out
+    info = GLM_INFO["length_controlled_minimal"]
+    value, C = _fit(df, info, "approximate")
+    return {
+        "value": value,
+        "replicate": lambda idx: _fit(df.iloc[idx].reset_index(drop=True), info, "approximate", C)[0],
+        "method": "approximate (no instruction difficulty)",
+        "note": APPROXIMATION,
+    }
 
 
 def load_difficulty(path: str) -> dict:

@@ -291,11 +291,12 @@ def _metrics(args, job) -> None:
 
 @step("downstream", "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
       arg("--data", "the data file of the project's own lm-eval tasks"),
-      need("--metrics", "the metrics file (JSON)"))  # fmt: skip
+      need("--metrics", "the metrics file (JSON)"),
+      arg("--samples", "also lm-eval's per-sample results, a row per document and metric (JSONL)"))  # fmt: skip
 def _downstream(args, job) -> None:
     from harness import downstream
 
-    downstream.run(job, args.data, args.output, args.metrics)
+    downstream.run(job, args.data, args.output, args.metrics, args.samples)
 
 
 @step("difficulty", "AlpacaEval instruction difficulty fitted jointly over many judged models (lc_method: joint)",
@@ -314,6 +315,15 @@ def _report(args, job) -> None:
     from harness import report
 
     report.run(job, args.inputs, args.output, args.output_md)
+
+
+@step("compare", "paired differences between cells with intervals, Holm p-values and MDE (CSV, Markdown, forest plot)",
+      need("--inputs", "per-prompt files: AlpacaEval and MT-Bench judgments, lm-eval samples, the LC difficulty", nargs="+"),
+      *(need(f"--output-{ext}", f"the {ext.upper()} output") for ext in ("md", "png", "pdf")))  # fmt: skip
+def _compare(args, job) -> None:
+    from harness import compare
+
+    compare.run(job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf)
 
 
 @step("figures", "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",

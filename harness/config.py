@@ -229,6 +229,16 @@ def _check_grids(cfg: dict, source: str) -> None:
         need(f"baselines/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
         for j, name in enumerate(cell["regularizers"]):
             need(f"baselines/{i}/regularizers/{j}", name, regs, "regularizers")
+    for i, c in enumerate(cfg.get("comparisons", [])):
+        where = f"comparisons/{i}/reference"
+        if c["vary"] == "regularizer":
+            need(where, c["reference"], regs, "regularizers")
+        elif c["vary"] == "ranker":
+            need(where, c["reference"], cfg["rankers"], "rankers")
+        elif c["reference"] != "base":
+            raise ConfigError(
+                f"{source}: {where}: vary: model compares with the base policy: reference: base"
+            )
     sweepable = objectives.sweepable()
     for i, cell in enumerate(cfg.get("budget_sweep", [])):
         need(f"budget_sweep/{i}/policy", cell["policy"], cfg["policies"], "policies")

@@ -84,6 +84,19 @@ def _model(job: dict):
         )
 
 
+def _per_sample(task: str, logged: list[dict]) -> list[dict]:
+    """lm-eval's per-sample log of a task as one row per document, filter and metric:
+    ``{task, doc_id, filter, metric, value}`` (the documents' texts and responses left out)."""
+    rows = []
+    for rec in logged:
+        for metric in rec.get("metrics", []):
+            value = rec.get(metric)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                rows.append({"task": task, "doc_id": rec["doc_id"], "filter": rec.get("filter", "none"),
+                             "metric": metric, "value": float(value)})  # fmt: skip
+    return rows
+
+
 def _value(results: dict, task: dict) -> tuple[float, float | None]:
     """The task's chosen metric and its stderr (lm-eval's ``<metric>`` and ``<metric>_stderr`` keys)."""
     row = results["results"].get(task["name"])
@@ -100,7 +113,9 @@ def _value(results: dict, task: dict) -> tuple[float, float | None]:
     return float(row[key]), (None if stderr in (None, "N/A") else float(stderr))
 
 
-def run(job: dict, data: str | None, output: str, metrics_output: str) -> None:
+def run(
+    job: dict, data: str | None, output: str, metrics_output: str, samples_output: str | None = None
+) -> None:
     import lm_eval
     from lm_eval.tasks import TaskManager
     from lm_eval.utils import handle_non_serializable
@@ -118,6 +133,7 @@ def run(job: dict, data: str | None, output: str, metrics_output: str) -> None:
         )
     lm = _model(job)
     merged: dict = {}
+    samples: list[dict] = []
     for shots in sorted({t["num_fewshot"] for t in d["tasks"]}):
         names = [t["name"] for t in d["tasks"] if t["num_fewshot"] == shots]
         log.info("lm-eval: %s at %d-shot", ", ".join(names), shots)
@@ -130,12 +146,14 @@ def run(job: dict, data: str | None, output: str, metrics_output: str) -> None:
             fewshot_as_multiturn=d["apply_chat_template"],
             limit=d.get("limit"),
             bootstrap_iters=d["bootstrap_iters"],
-            log_samples=False,
+            log_samples=samples_output is not None,
             random_seed=job["seed"],
             numpy_random_seed=job["seed"],
             torch_random_seed=job["seed"],
             fewshot_random_seed=job["seed"],
         )
+        for task, logged in (out.pop("samples", None) or {}).items():
+            samples += _per_sample(task, logged)
         for key, value in out.items():
             if isinstance(value, dict) and key != "config":
                 merged.setdefault(key, {}).update(value)
@@ -159,6 +177,8 @@ def run(job: dict, data: str | None, output: str, metrics_output: str) -> None:
         }
     prov = provenance(job, seed=job["seed"], started=started)
     merged["provenance"] = prov
+    if samples_output is not None:  # per document, what paired comparisons resample (harness/compare.py)
+        write_text(samples_output, "".join(json.dumps(r, sort_keys=True) + "\n" for r in samples))
     write_text(output, json.dumps(merged, indent=2, default=handle_non_serializable, sort_keys=True) + "\n")
     write_json(
         metrics_output,

@@ -35,7 +35,7 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream")
+STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream", "compare")
 
 
 def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
@@ -275,6 +275,46 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             **b["lc_joint"],
             "dataset": b["instructions"],
         }
+    if step == "compare":
+        return _compare(cfg)
     if step in ("report", "figures"):
         return {"step": step, "name": key}
     raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")
+
+
+def _compare(cfg: dict) -> dict:
+    """The comparisons job: which comparisons, over which main-table cells, each benchmark's resample
+    counts (the per-cell intervals' own), AlpacaEval's LC method per policy, lm-eval's task metrics."""
+    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
+    ev = cfg["evaluation"]
+    benchmarks = {}
+    if "alpaca_eval" in ev:
+        b = ev["alpaca_eval"]["bootstrap"]
+        benchmarks["alpaca_eval"] = {"samples": b["samples"], "lc_samples": b["lc_samples"]}
+    if "mt_bench" in ev:
+        benchmarks["mt_bench"] = {"samples": ev["mt_bench"]["bootstrap"]["samples"]}
+    if "downstream" in ev:
+        tasks = [{"name": t["name"], "metric": t["metric"]} for t in ev["downstream"]["tasks"]]
+        benchmarks["downstream"] = {"samples": 1000, "tasks": tasks}  # documents resampled per comparison
+    lc = {}
+    if "alpaca_eval" in ev:
+        from harness.alpaca_metrics import lc_group, lc_resolved
+
+        lc = {
+            p: {
+                "group": lc_group(cfg, p),
+                "method": lc_resolved(cfg, p),
+                "lc_data": ev["alpaca_eval"].get("lc_data"),
+            }
+            for p in cfg["policies"]
+        }
+    settings = cfg["comparison_settings"]
+    return {
+        "step": "compare",
+        "comparisons": cfg["comparisons"],
+        "cells": [[p, r, g] for p in cfg["policies"] for r in cfg["rankers"] for g in regs],
+        "benchmarks": benchmarks,
+        "lc": lc,
+        "seed": settings["seed"],
+        "more_seeds": settings["more_seeds"],
+    }

@@ -50,10 +50,12 @@ def to_csv(df) -> str:
     return out.to_csv(index=False, float_format="%.4f")
 
 
-def save(fig, output_png: str, output_pdf: str) -> None:
+def save(fig, output_png: str, output_pdf: str, tight: bool = True) -> None:
+    """``tight``: lay the figure out first (False where the caller has placed things itself)."""
     import matplotlib.pyplot as plt
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     for out, fmt in ((output_png, "png"), (output_pdf, "pdf")):
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(out) as tmp:

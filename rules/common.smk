@@ -358,6 +358,28 @@ def main_table_inputs():
     return out
 
 
+def comparison_inputs():
+    """The per-prompt files the comparisons resample: every main-table model's (and each base's)
+    AlpacaEval and MT-Bench judgments and lm-eval per-sample results, the joint LC difficulty.
+    """
+    ext = {
+        "alpaca_eval": "judgments.json",
+        "mt_bench": "judgments.jsonl",
+        "downstream": "samples.jsonl",
+    }
+    out = []
+    for p in config["policies"]:
+        for m in model_keys():
+            out += [
+                f"results/eval/{p}/{m}/{b}/{ext[b]}" for b in BENCHMARKS if b in ext
+            ]
+        if "alpaca_eval" in BENCHMARKS and lc_resolved(config, p) == "joint":
+            out.append(
+                f"results/eval/difficulty/alpaca_eval/{lc_group(config, p)}.json"
+            )
+    return list(dict.fromkeys(out))
+
+
 def downstream_metrics():
     """Downstream (lm-eval) metrics of every model in the main table (none without it in config)."""
     return [

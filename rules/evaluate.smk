@@ -161,6 +161,7 @@ rule downstream:
     output:
         results="results/eval/{policy}/{model}/downstream/results.json",
         metrics="results/eval/{policy}/{model}/downstream/metrics.json",
+        samples="results/eval/{policy}/{model}/downstream/samples.jsonl",
     log:
         "logs/downstream/{policy}/{model}.log",
     benchmark:
@@ -172,7 +173,7 @@ rule downstream:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         data=lambda wc, input: f"--data {input.data}" if input.data else "",
-        step_version=1,
+        step_version=2,  # 2: lm-eval's per-sample results (samples.jsonl) for paired comparisons
     shell:
         "{params.run} -m harness downstream --config {input.config} {params.data}"
-        " --output {output.results} --metrics {output.metrics} > {log} 2>&1"
+        " --output {output.results} --metrics {output.metrics} --samples {output.samples} > {log} 2>&1"

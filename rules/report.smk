@@ -1,5 +1,5 @@
-# Stage 5: tables and figures. Named targets: main_table, baselines_table, training_curves,
-# budget_sweep, mt_bench_categories, cost (and ranker_study).
+# Stage 5: tables and figures. Named targets: main_table, comparisons, baselines_table,
+# training_curves, budget_sweep, mt_bench_categories, cost (and ranker_study).
 
 
 rule report:
@@ -29,6 +29,37 @@ rule report:
 rule main_table:
     input:
         rules.report.output.md,
+
+
+rule comparisons:
+    input:
+        config=job_config("compare", "main"),
+        inputs=comparison_inputs(),
+    output:
+        csv=report(
+            "results/tables/comparisons.csv",
+            caption="captions/comparisons.rst",
+            category="Tables",
+        ),
+        md="results/tables/comparisons.md",
+        png=report(
+            "results/figures/comparisons.png",
+            caption="captions/comparisons.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/comparisons.pdf",
+    log:
+        "logs/report/comparisons.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness compare --config {input.config} --inputs {input.inputs}"
+        " --output {output.csv} --output-md {output.md} --output-png {output.png}"
+        " --output-pdf {output.pdf} > {log} 2>&1"
 
 
 rule baselines_table:

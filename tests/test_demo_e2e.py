@@ -20,7 +20,17 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    """A finished demo workspace (the whole DAG run once for every test of this module)."""
+    """A finished demo workspace (the whole DAG run once for every test of this module).
+
+    HARNESS_TEST_DEMO=DIR uses a copy of a finished demo workspace of this code instead (to iterate
+    on these tests without the 20-minute run; CI never sets it)."""
+    given = os.environ.get("HARNESS_TEST_DEMO")
+    if given:
+        import shutil
+
+        wf = tmp_path_factory.mktemp("demo") / "wf"
+        shutil.copytree(given, wf, symlinks=True, ignore=shutil.ignore_patterns(".venv*", ".git"))
+        return wf
     wf = copy_workflow(tmp_path_factory.mktemp("demo"))
     r = snakemake(DEMO, wf, timeout=1800)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
@@ -129,6 +139,43 @@ def test_demo_end_to_end(demo):
     assert job_counts(again.stdout) == {}
 
 
+def test_comparisons_recompute_from_the_files_they_name(demo):
+    """results/tables/comparisons.csv: every configured comparison on every benchmark metric; one
+    row's difference recomputed by hand from the per-prompt files the row names (the oracle's win rate:
+    per instruction preference - 1, mean over instructions, then over seeds)."""
+    import csv
+
+    with open(demo / "results/tables/comparisons.csv") as f:
+        rows = list(csv.DictReader(f))
+    metrics = {r["metric"] for r in rows}
+    assert {"AlpacaEval LC (%)", "AlpacaEval WR (%)", "Oracle score (0-100)", "MT-Bench (1-10)"} <= metrics
+    assert {"world_exact (%)", "world_choice (%)"} <= metrics
+    per_metric = (
+        6 + 6 + 9
+    )  # per ranker 2 regularizers vs dpo; per regularizer 2 rankers vs rm; 9 cells vs base
+    assert all(sum(r["metric"] == m for r in rows) == per_metric for m in metrics)
+    row = next(
+        r for r in rows if r["metric"] == "AlpacaEval WR (%)" and r["label"] == "ipr-oracle: bcr − dpo"
+    )
+
+    def cell_mean(pattern):
+        seeds = re.search(r"seed\{([\d,]+)\}", pattern).group(1).split(",")
+        means = []
+        for s in seeds:
+            annotations = json.loads((demo / pattern.replace(f"{{{','.join(seeds)}}}", s)).read_text())
+            means.append(100 * sum(a["preference"] - 1 for a in annotations) / len(annotations))
+        return sum(means) / len(means)
+
+    assert float(row["diff"]) == pytest.approx(
+        cell_mean(row["files_a"]) - cell_mean(row["files_b"]), abs=1e-3
+    )
+    low, high = float(row["diff_ci_low"]), float(row["diff_ci_high"])
+    assert low < float(row["diff"]) < high and float(row["p"]) <= float(row["p_holm"]) <= 1
+    assert "Holm" in (demo / "results/tables/comparisons.md").read_text()
+    figure = demo / "results/figures/comparisons.png"
+    assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
+
+
 def test_dpo_with_bcr_on_the_oracles_pairs_beats_the_base_policy(demo):
     """By construction: pairs ranked by the truth, a policy trained on them wins against its start.
     Over 3 seeds, the 95% t-interval of the oracle's win rate over the base policy lies above 50%."""
@@ -208,7 +255,7 @@ def test_step_version_invalidates_on_purpose(demo):
     assert len(_work(jobs, "generate")) == 27 * 2 + 12 + 6 and len(_work(jobs, "downstream")) == 27
 
 
-TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv", "baselines.md")
+TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv", "baselines.md", "comparisons.csv")
 
 
 def _table(path):
@@ -217,9 +264,23 @@ def _table(path):
 
 
 def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
-    wf = copy_workflow(tmp_path)
+    """A copy of the finished demo reruns one cell's three trainings (and what depends on them) and
+    is killed with SIGKILL (the whole process group) once one training has finished and another has
+    written a checkpoint; what `make demo` runs then resumes that training from its checkpoint, reruns only what
+    was unfinished, and ends at the demo's own tables. (The copy, not a second demo from scratch:
+    one demo run serves every end-to-end test.)"""
+    import shutil
+    import threading
+    import time
+
+    wf = tmp_path / "wf"
+    shutil.copytree(demo, wf, symlinks=True)  # with .snakemake: Snakemake sees the demo's finished jobs
+    cell = "tiny-policy/rm/nll"
+    redo = ["--forcerun", *(f"results/training/{cell}/seed{s}/summary.json" for s in SEEDS)]
+    todo = job_counts(snakemake(["-n", *DEMO, *redo], wf).stdout)
+    assert todo["train"] == 3 and todo["total"] < 120, todo  # the cell and what depends on it
     first = subprocess.Popen(
-        [*snakemake_command(), *DEMO],
+        [*snakemake_command(), "--cores", "1", *DEMO[2:], *redo],  # one job at a time: a training in flight
         cwd=wf,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -227,17 +288,33 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
         env=dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(wf)),
         start_new_session=True,  # its own process group: the kill takes every job with it
     )
-    finished, lines = {}, []
-    for line in first.stdout:
-        lines.append(line)
-        m = re.search(r"Finished jobid: (\d+) \(Rule: (\w+)\)", line)
-        if m:
-            finished[m.group(1)] = m.group(2)
-        if list(finished.values()).count("train") >= 2:  # in the middle of training, far from the end
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(first.stdout), daemon=True)
+    reader.start()
+
+    def finished() -> dict:
+        found = (re.search(r"Finished jobid: (\d+) \(Rule: (\w+)\)", x) for x in list(lines))
+        return {m.group(1): m.group(2) for m in found if m}
+
+    def in_flight_checkpoint() -> str | None:
+        """The seed whose unfinished training has a complete checkpoint (trainer_state.json is written
+        last); a training in flight has no summary (Snakemake removes a job's outputs as it starts)."""
+        for seed in SEEDS:
+            done = (wf / f"results/training/{cell}/seed{seed}/summary.json").exists()
+            partial = wf / f"results/checkpoints/{cell}/seed{seed}.partial/trainer"
+            if not done and any(partial.glob("checkpoint-*/trainer_state.json")):
+                return f"seed{seed}"
+        return None
+
+    deadline, killed = time.monotonic() + 900, None
+    while first.poll() is None and time.monotonic() < deadline:
+        if list(finished().values()).count("train") >= 1 and (killed := in_flight_checkpoint()):
             os.killpg(first.pid, signal.SIGKILL)
             break
+        time.sleep(0.1)
     first.wait(timeout=60)
-    assert first.returncode == -signal.SIGKILL, "".join(lines[-50:])
+    reader.join(timeout=10)
+    assert killed and first.returncode == -signal.SIGKILL, "".join(lines[-50:])
     assert (wf / ".snakemake/locks").exists() and any((wf / ".snakemake/locks").iterdir())
 
     # what `make demo` runs: clear the killed run's lock, then the workflow
@@ -246,11 +323,12 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
     )
     second = snakemake(DEMO, wf, timeout=1800)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
-    total = sum(
-        v for k, v in job_counts(snakemake(["-n", "--forceall", *DEMO], wf).stdout).items() if k != "total"
-    )
-    rerun = job_counts(second.stdout).get("total", 0)
-    assert rerun <= total - len(finished)  # only unfinished jobs ran again (the killed ones among them)
+    rerun = job_counts(second.stdout + second.stderr).get("total", 0)
+    assert rerun <= todo["total"] - len(
+        finished()
+    )  # only unfinished jobs ran again (the killed one among them)
+    summary = json.loads((wf / f"results/training/{cell}/{killed}/summary.json").read_text())
+    assert summary["resumed_from"] and summary["resumed_from"].startswith("checkpoint-"), summary
     for name in TABLES:
         assert _table(wf / "results/tables" / name) == _table(demo / "results/tables" / name), name
 
@@ -292,6 +370,8 @@ def _check_likelihood_shapes(wf):
 
 REPORTED = [
     "main.csv",
+    "comparisons.csv",
+    "comparisons.png",
     "ranker_study.csv",
     "budget_sweep.csv",
     "baselines.csv",

@@ -68,10 +68,6 @@ def _per_seed(cell: Cell, idx: np.ndarray | None) -> np.ndarray:
     return np.array([[f(i) for f in cell] for i in idx], dtype=float)
 
 
-def _seeds(cell: Cell) -> int:
-    return cell[0].shape[0] if isinstance(cell, tuple) else len(cell)
-
-
 def draws(n: int, samples: int, seed: int) -> np.ndarray:
     """The prompt resamples (``samples`` x ``n`` indices) every cell of one benchmark is evaluated on."""
     return np.random.default_rng(seed).integers(0, n, size=(samples, n))

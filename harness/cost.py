@@ -3,7 +3,8 @@
 A job's cost joins its benchmark TSV (wall seconds ``s``, ``cpu_time``) with the provenance of its
 output (``gpus``: the GPUs it ran on, 0 on CPU). Every metrics file embeds the cost of its upstream
 jobs (sampling, ranking, reference log-probs, training, generation, judging); step `cost` turns all of
-them into one table per stage and per cell, with judge calls per prompt per ranker.
+them into one table per stage and per cell, with the rank step's calls per prompt per ranker (judge
+calls for IPR, completions scored for a reward model).
 """
 
 from __future__ import annotations
@@ -112,15 +113,18 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
     for path in pair_metas:
         meta = read_json(path)
         prompts = max(int(meta.get("prompts", 0)), 1)
+        ipr = meta.get("kind") == "ipr"
         calls.append(
             {
                 "policy": Path(path).parent.parent.name,
                 "ranker": meta.get("ranker", Path(path).parent.name),
                 "kind": meta.get("kind"),
-                # IPR: judge prompts (both orders); reward model: completions scored
-                "calls_per_prompt": (meta.get("judge_prompts") or meta.get("reward_model_calls", 0))
-                / prompts,
-                "paid_calls_per_prompt": meta.get("judge_calls", meta.get("reward_model_calls", 0)) / prompts,
+                # LLM-judge prompts the rank step sent (both orders of each comparison), cached or not
+                "judge_calls_per_prompt": meta.get("judge_prompts", 0) / prompts if ipr else 0.0,
+                # of those, the ones not answered from the judge cache (what an API bills)
+                "paid_judge_calls_per_prompt": meta.get("judge_calls", 0) / prompts if ipr else 0.0,
+                # a reward model scores completions: forward passes, not judge calls
+                "reward_model_scores_per_prompt": 0.0 if ipr else meta.get("reward_model_calls", 0) / prompts,
             }
         )
     write_text(output_csv, df.to_csv(index=False, float_format="%.6f"))
@@ -136,8 +140,13 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
     if calls:
         lines += [
             "",
-            "## Judge calls per prompt",
+            "## Ranking calls per prompt (the pipeline's rank step)",
             "",
             pd.DataFrame(calls).to_markdown(index=False, floatfmt=".2f"),
+            "",
+            "Judge calls: prompts sent to the LLM judge by the rank step (IPR's procedure, both orders of "
+            "each comparison), and of those the ones not served from the judge cache. A reward model makes "
+            "no judge calls; its column counts completions scored. The ranker study's round robin (every "
+            "pair judged) makes more: results/tables/ranker_study.md.",
         ]
     write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, metrics))

@@ -83,7 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     devices = pool()
     if n == 0 or os.environ.get("SLURM_JOB_ID") or not devices:
         os.execvp(command[0], command)
-    ids, fds = acquire(n, devices, Path(os.environ.get("HARNESS_GPU_LOCKS", ".snakemake/gpu-slots")))
+    try:
+        ids, fds = acquire(n, devices, Path(os.environ.get("HARNESS_GPU_LOCKS", ".snakemake/gpu-slots")))
+    except ValueError as e:  # more GPUs than the node has: one line, no traceback
+        sys.exit(f"harness.gpus: {e}; set the rule's GPUs lower or run with --resources gpu=<GPUs here>")
     for fd in fds:
         os.set_inheritable(fd, True)  # the command holds the locks from here on
     os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(ids)

@@ -86,7 +86,9 @@ def _per_ranker(rows: list[dict]) -> dict:
     ranked = [r for r in rows if r["order"]]
     return {
         "prompts": len(ranked),
-        "judge_calls_per_prompt": 2 * len(comps) / max(len(ranked), 1),
+        # the study's round robin: every pair of completions, both orders (not the pipeline's IPR,
+        # whose calls are in results/tables/cost.md)
+        "round_robin_judge_calls_per_prompt": 2 * len(comps) / max(len(ranked), 1),
         "position_flip_rate": float(np.mean([(c["p_i_as_a"] > 0.5) != (c["p_i_as_b"] > 0.5) for c in comps]))
         if comps
         else None,
@@ -155,8 +157,9 @@ def table(job: dict, rankings: list[str], gold: list[str], output_csv: str, outp
         + "\n## Agreement between rankers (same completions)\n\n"
         + _md(agree_df)
         + "\nGold accuracy: share of labelled pairs where the ranker prefers the chosen answer (a tie counts "
-        "one half), averaged over the sets of each distribution. Judge calls count both orders.\n"
-        + footer(job, started)
+        "one half), averaged over the sets of each distribution. Judge calls per prompt are this study's round "
+        "robin (every pair of completions, both orders); the pipeline's own ranking calls (IPR's procedure, "
+        "fewer) are in results/tables/cost.md. A reward model makes no judge calls.\n" + footer(job, started)
     )
     write_text(output_md, md)
 

@@ -38,8 +38,13 @@ def test_upstream_block_and_tables(tmp_path):
     meta.write_text(
         json.dumps({"ranker": "ipr", "kind": "ipr", "prompts": 10, "judge_prompts": 70, "judge_calls": 35})
     )
+    rm = tmp_path / "pairs" / "p" / "rm" / "pairs.meta.json"
+    rm.parent.mkdir(parents=True)
+    rm.write_text(
+        json.dumps({"ranker": "rm", "kind": "reward_model", "prompts": 10, "reward_model_calls": 31})
+    )
     csv, md = tmp_path / "cost.csv", tmp_path / "cost.md"
-    cost.table({"step": "report"}, [str(metrics), str(metrics)], [str(meta)], str(csv), str(md))
+    cost.table({"step": "report"}, [str(metrics), str(metrics)], [str(meta), str(rm)], str(csv), str(md))
     rows = [
         [c.strip() for c in line.strip("|").split("|")]
         for line in md.read_text().splitlines()
@@ -48,7 +53,8 @@ def test_upstream_block_and_tables(tmp_path):
     assert ["train", "1", "7200.0000", "16.0000", "0.5000"] in rows
     assert ["p", "ipr", "bcr", "9360.0000", "16.5000", "1.7500"] in rows  # train, generate, judge of the cell
     assert ["p", "—", "—", "3600.0000", "1.0000", "0.1667"] in rows  # sampling, shared by the policy's cells
-    assert ["p", "ipr", "ipr", "7.00", "3.50"] in rows  # judge prompts and paid calls per prompt
+    assert ["p", "ipr", "ipr", "7.00", "3.50", "0.00"] in rows  # judge prompts and paid calls per prompt
+    assert ["p", "rm", "reward_model", "0.00", "0.00", "3.10"] in rows  # no judge calls: completions scored
     assert len(csv.read_text().splitlines()) == 1 + 4  # the same metrics file twice: each job once
     assert cost.totals([str(metrics)]) == {
         "jobs": 4,

@@ -148,3 +148,20 @@ def test_pool_errors_and_pass_through(tmp_path):
         timeout=60,
     )
     assert r.returncode == 0 and r.stdout.strip() == "None"
+
+
+def test_more_gpus_than_the_pool_is_one_line(tmp_path):
+    env = {
+        **os.environ,
+        "HARNESS_GPU_POOL": "0,1",
+        "HARNESS_GPU_LOCKS": str(tmp_path),
+        "PYTHONPATH": pythonpath(),
+    }
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.gpus", "4", "--", "true"], env=env, capture_output=True, text=True
+    )
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        "harness.gpus: a job asks for 4 GPUs but the pool has 2 (0,1); set the rule's GPUs lower or run "
+        "with --resources gpu=<GPUs here>"
+    ]

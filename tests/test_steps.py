@@ -313,7 +313,7 @@ def test_study_metrics_by_hand():
     stats = _per_ranker([{"order": [0, 1, 2], "comparisons": cyc}, {"order": None, "comparisons": []}])
     assert stats == {
         "prompts": 1,
-        "judge_calls_per_prompt": 6.0,
+        "round_robin_judge_calls_per_prompt": 6.0,
         "position_flip_rate": pytest.approx(1 / 3),
         "intransitive_triples_per_prompt": 1.0,
     }

@@ -17,8 +17,13 @@ import textwrap
 from harness.io import read_json, read_jsonl, write_text
 from harness.tables import save, to_csv
 
+MARKERS = "osD^vP*X"
+
 
 def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -> None:
+    """Chosen and rejected log-likelihood change per step, one panel per (policy, ranker), wrapped two
+    to a row; regularizers told apart by colour and marker, chosen (solid) from rejected (dashed) by
+    line style; one legend for the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -32,29 +37,48 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
     panels = sorted(df.groupby(["policy", "ranker"]).groups)
     regs = sorted(df["regularizer"].unique())
     colours = {r: plt.get_cmap("tab10")(n % 10) for n, r in enumerate(regs)}
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False, sharey=True)
-    for ax, (policy, ranker) in zip(axes[0], panels, strict=True):
+    markers = {r: MARKERS[n % len(MARKERS)] for n, r in enumerate(regs)}
+    cols = min(2, len(panels))
+    nrows = -(-len(panels) // cols)
+    spare = nrows * cols > len(panels)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.2 * cols, 4.2 * nrows + (0 if spare else 0.8)),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, (policy, ranker) in zip(axes.flat, panels, strict=False):
         sub = df[(df["policy"] == policy) & (df["ranker"] == ranker)]
-        for reg, g in sub.groupby("regularizer"):
+        for n, (reg, g) in enumerate(sub.groupby("regularizer")):
             for col, style in (("logratio/chosen", "-"), ("logratio/rejected", "--")):
                 stats = g.groupby("step")[col].agg(["mean", "min", "max"])
-                ax.plot(
-                    stats.index,
-                    stats["mean"],
-                    style,
-                    color=colours[reg],
-                    label=f"{reg} {'chosen' if 'chosen' in col else 'rejected'}",
-                )
+                every = max(1, len(stats) // 8)
+                ax.plot(stats.index, stats["mean"], style, color=colours[reg], marker=markers[reg], ms=4,
+                        markevery=(n % every, every), lw=1.6, zorder=3 + n)  # fmt: skip
                 if g["seed"].nunique() > 1:
-                    ax.fill_between(stats.index, stats["min"], stats["max"], color=colours[reg], alpha=0.15)
+                    ax.fill_between(stats.index, stats["min"], stats["max"], color=colours[reg], alpha=0.12)
         ax.axhline(0.0, color="grey", lw=0.8)
-        ax.set_title(f"{policy} / {ranker}")
+        ax.set_title(f"{policy} / {ranker}", fontsize=11)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("log π(y) − log π_ref(y)  (nats, batch mean)")
-    axes[0][-1].legend(fontsize=8, loc="best")
-    fig.suptitle("Chosen (solid) and rejected (dashed) log-likelihood change during training")
-    save(fig, output_png, output_pdf)
+    for row in axes:
+        row[0].set_ylabel("log π(y) − log π_ref(y)  (nats)")
+    free = list(axes.flat)[len(panels) :]
+    for ax in free:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colours[r], marker=markers[r], label=r) for r in regs]
+    handles += [
+        plt.Line2D([], [], color="0.3", ls="-", label="chosen y_w"),
+        plt.Line2D([], [], color="0.3", ls="--", label="rejected y_l"),
+    ]
+    if len(regs) and "seed" in df and df["seed"].nunique() > 1:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15, label="range over seeds"))
+    fig.suptitle("Chosen and rejected log-likelihood change during training (batch means, seed mean)")
+    if free:
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
+        box = free[0].get_position()
+        fig.legend(handles=handles, loc="center", bbox_to_anchor=(box.x0 + box.width / 2, box.y0 + box.height / 2),
+                   fontsize=10, frameon=False)  # fmt: skip
+    else:
+        fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=9, frameon=False)
+    save(fig, output_png, output_pdf, tight=False)
 
 
 def budget_of(regularizer: dict) -> float:
@@ -82,6 +106,34 @@ def budget_table(inputs: list[str]):
     return table.sort_values(["policy", "ranker", "delta"]).reset_index(drop=True)
 
 
+def _budget_positions(deltas: list[float]) -> tuple[list[float], float | None]:
+    """x positions of the budgets: finite ones at their value, infinity a fixed gap past the largest
+    (where the axis is drawn broken); and infinity's position, or None."""
+    finite = [d for d in deltas if math.isfinite(d)]
+    top = max(finite, default=0.0) or 1.0
+    inf_x = top * 1.35
+    return [d if math.isfinite(d) else inf_x for d in deltas], (inf_x if len(finite) < len(deltas) else None)
+
+
+def _line_with_break(ax, x, y, err, style, label, inf_x) -> None:
+    """Points with error bars; the line joins the finite budgets and is dotted across the break to ∞."""
+    line = ax.errorbar(x, y, yerr=err, fmt=style[0], capsize=3, label=label)
+    colour = line[0].get_color()
+    fin = [(a, b) for a, b in zip(x, y, strict=True) if inf_x is None or a != inf_x]
+    ax.plot([a for a, _ in fin], [b for _, b in fin], style[1:], color=colour)
+    if inf_x is not None and fin:
+        end = next(b for a, b in zip(x, y, strict=True) if a == inf_x)
+        ax.plot([fin[-1][0], inf_x], [fin[-1][1], end], ":", color=colour)
+
+
+def _axis_break(ax, inf_x: float) -> None:
+    """Two slanted strokes on the x axis between the largest finite budget and ∞."""
+    at = inf_x / 1.35 * 1.17
+    kw = {"transform": ax.get_xaxis_transform(), "color": "black", "lw": 1.2, "clip_on": False, "zorder": 6}
+    for dx in (-0.012, 0.012):
+        ax.plot([at + dx * inf_x - 0.01 * inf_x, at + dx * inf_x + 0.01 * inf_x], [-0.02, 0.02], **kw)
+
+
 def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv: str) -> None:
     """Figure and CSV of the sweep from training summaries (and evaluation metrics, where evaluated)."""
     import matplotlib
@@ -105,12 +157,12 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     )
     for col_no, (policy, ranker) in enumerate(panels):
         sub = table[(table["policy"] == policy) & (table["ranker"] == ranker)]
-        x = list(range(len(sub)))  # budgets as evenly spaced categories: 0, 0.25, ..., infinity
+        x, inf_x = _budget_positions(list(sub["delta"]))
         ax = axes[0][col_no]
         for col, style, name in (("chosen", "o-", "log π(y_w)"), ("rejected", "s--", "log π(y_l)")):
             mean = sub[f"{col}_logratio"]
             std = sub[f"{col}_logratio_std"].fillna(0) if f"{col}_logratio_std" in sub else 0 * mean
-            ax.errorbar(x, mean, yerr=std, fmt=style, capsize=3, label=name)
+            _line_with_break(ax, x, list(mean), list(std), style, name, inf_x)
         floors = [-d if math.isfinite(d) else math.nan for d in sub["delta"]]
         # drawn over the points (and wider than them), so that a point sitting on its floor leaves it visible
         ax.plot(x, floors, "_", color="black", ms=26, mew=2.5, zorder=5, label="−δ (budget floor)")
@@ -121,17 +173,19 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
         for row_no, metric in enumerate(evals, start=1):
             ax = axes[row_no][col_no]
             std = sub[f"{metric}_std"].fillna(0) if f"{metric}_std" in sub else 0 * sub[metric]
-            ax.errorbar(x, sub[metric], yerr=std, fmt="o-", capsize=3)
+            _line_with_break(ax, x, list(sub[metric]), list(std), "o-", None, inf_x)
             ax.set_ylabel(COLUMNS[metric])
         ax = axes[-1][col_no]
         labels = [
-            f"{d:g}\n({r})" if d in (0, math.inf) else f"{d:g}"
+            ("∞" if d == math.inf else f"{d:g}") + (f"\n({r})" if d in (0, math.inf) else "")
             for d, r in zip(sub["delta"], sub["regularizer"], strict=True)
         ]
         ax.set_xticks(x, labels)
-        ax.set_xlabel("budget δ (nats)")
+        ax.set_xlabel("budget δ (nats; ∞ after the break: no budget)")
         for row in axes:
             row[col_no].grid(alpha=0.3)
+            if inf_x is not None:
+                _axis_break(row[col_no], inf_x)
     # wrapped to the figure's width: one panel is narrow (the title was cut at both edges)
     fig.suptitle(
         textwrap.fill(

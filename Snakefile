@@ -1,5 +1,6 @@
 # Reproduction of Chen et al. 2024 (arXiv 2411.05875): sample -> rank -> train -> evaluate -> report.
 # Paper config by default; the offline demo: `snakemake --cores all --configfile config/demo.yaml`.
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -34,7 +35,16 @@ except ConfigError as e:
 validate(config, "config/schema.yaml")
 
 
-report: "rules/captions/workflow.rst"
+# The report opens on the results once `landing` has made its page (results/report/landing.html);
+# before that, on the workflow's description alone.
+REPORT_TEXT = (
+    "rules/captions/workflow_landing.rst"
+    if os.path.exists("results/report/landing.html")
+    else "rules/captions/workflow.rst"
+)
+
+
+report: REPORT_TEXT
 
 
 include: "rules/common.smk"
@@ -53,6 +63,7 @@ rule all:
         ["results/tables/comparisons.md"] if config["comparisons"] else [],
         "results/tables/ranker_study.md",
         "results/tables/cost.md",
+        "results/report/landing.html",
         "results/figures/likelihood_trajectories.png",
         ["results/figures/mt_bench_categories.png"]
         if "mt_bench" in config["evaluation"]

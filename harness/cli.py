@@ -326,6 +326,15 @@ def _compare(args, job) -> None:
     compare.run(job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf)
 
 
+@step("landing", "the HTML report's first screen: the main, comparison and ranker tables and every figure with its caption",
+      need("--tables", "Markdown tables", nargs="+"), need("--figures", "PNG figures", nargs="+"),
+      arg("--captions", "the folder of caption files (name.rst)", default="rules/captions"), config=False)  # fmt: skip
+def _landing(args, job) -> None:
+    from harness import landing
+
+    landing.run(args.tables, args.figures, args.captions, args.output)
+
+
 @step("figures", "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
       need("--logs", "train_log.jsonl files", nargs="+"), need("--output-pdf", "the same figure as PDF"))  # fmt: skip
 def _figures(args, job) -> None:

@@ -7,7 +7,10 @@ Two page loads, both in headless Chromium (Debian's ``chromium-headless-shell`` 
    JavaScript error;
 2. every image the report embeds (its ``results`` table of data URIs), each in an ``<img>`` of a probe
    page: each must load in Chromium with a non-zero size.
-``--expect`` names files that must be among the report's results. Exit status 0 when all holds.
+``--expect`` names files that must be among the report's results. With ``--first-screen`` the
+report's first screen (1400 x 900) must show the results: its description holds the main table (the
+``landing`` page) and the screenshot (``--screenshot``, kept where given) is not blank. Exit status 0
+when all holds.
 """
 
 from __future__ import annotations
@@ -49,7 +52,34 @@ def embedded_results(html: str) -> dict:
     return json.loads(m.group(1))
 
 
-def check(report: Path, expect: list[str]) -> list[str]:
+SCREEN = (1400, 900)
+
+
+def first_screen(report: Path, exe: str, dom: str, screenshot: Path | None = None) -> list[str]:
+    """The report opens on its results: the main table in the description, a first screen not blank."""
+    from matplotlib.image import imread
+
+    problems = []
+    if "<h2>Main table</h2>" not in dom or "<table" not in dom:
+        problems.append("the first screen shows no main table (no landing page in the report's description)")
+    with tempfile.TemporaryDirectory() as tmp:
+        shot = screenshot or Path(tmp) / "first.png"
+        subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000", "--hide-scrollbars",
+             f"--window-size={SCREEN[0]},{SCREEN[1]}", f"--screenshot={shot}", report.resolve().as_uri()],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        if not shot.exists():
+            return [*problems, "no screenshot of the first screen"]
+        pixels = imread(shot)[..., :3]
+    content = pixels[:, pixels.shape[1] // 5 :]  # right of the navigation bar
+    inked = float((content.mean(axis=2) < 0.85).mean())
+    if inked < 0.03:
+        problems.append(f"the first screen is blank ({100 * inked:.1f}% of it drawn)")
+    return problems
+
+
+def check(report: Path, expect: list[str], screen: bool = False, screenshot: Path | None = None) -> list[str]:
     """Problems found; an empty list means the report is good."""
     exe = browser()
     if exe is None:
@@ -72,6 +102,8 @@ def check(report: Path, expect: list[str]) -> list[str]:
         f"category {c} is not in the rendered navigation" for c in categories if app and c not in app.group(1)
     ]
     problems += [f"JavaScript error: {line.strip()}" for line in console.splitlines() if "Uncaught" in line]
+    if screen:
+        problems += first_screen(report, exe, dom, screenshot)
 
     images = {k: r for k, r in results.items() if r.get("mime_type") in IMAGE_TYPES}
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,8 +133,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("report", type=Path)
     ap.add_argument("--expect", nargs="*", default=[], help="file names that must be among the results")
+    ap.add_argument("--first-screen", action="store_true", help="the first screen must show the main table")
+    ap.add_argument("--screenshot", type=Path, help="keep the first screen's screenshot here (PNG)")
     args = ap.parse_args(argv)
-    problems = check(args.report, args.expect)
+    problems = check(args.report, args.expect, args.first_screen or bool(args.screenshot), args.screenshot)
     for p in problems:
         print(f"{args.report}: {p}", file=sys.stderr)
     sys.exit(1 if problems else 0)

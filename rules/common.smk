@@ -358,6 +358,41 @@ def main_table_inputs():
     return out
 
 
+LANDING_CAPTIONS = (
+    "comparisons",
+    "likelihood_trajectories",
+    "budget_sweep",
+    "mt_bench_categories",
+    "downstream",
+)
+
+
+def landing_tables():
+    """The tables the report's first screen shows, where config makes them."""
+    out = ["results/tables/main.md"]
+    out += ["results/tables/comparisons.md"] if config["comparisons"] else []
+    out.append("results/tables/ranker_study.md")
+    out += ["results/tables/baselines.md"] if config["baselines"] else []
+    return out
+
+
+def landing_figures():
+    out = ["results/figures/likelihood_trajectories.png"]
+    out += ["results/figures/comparisons.png"] if config["comparisons"] else []
+    out += ["results/figures/budget_sweep.png"] if config["budget_sweep"] else []
+    out += (
+        ["results/figures/mt_bench_categories.png"]
+        if "mt_bench" in config["evaluation"]
+        else []
+    )
+    out += (
+        ["results/figures/downstream.png"]
+        if "downstream" in config["evaluation"]
+        else []
+    )
+    return out
+
+
 def comparison_inputs():
     """The per-prompt files the comparisons resample: every main-table model's (and each base's)
     AlpacaEval and MT-Bench judgments and lm-eval per-sample results, the joint LC difficulty.

@@ -1,5 +1,6 @@
 # Stage 5: tables and figures. Named targets: main_table, comparisons, baselines_table,
-# training_curves, budget_sweep, mt_bench_categories, cost (and ranker_study).
+# training_curves, budget_sweep, mt_bench_categories, cost (and ranker_study); `landing` is the HTML
+# report's first screen (results/report/landing.html, the report's description once it exists).
 
 
 rule report:
@@ -60,6 +61,26 @@ rule comparisons:
         "python -m harness compare --config {input.config} --inputs {input.inputs}"
         " --output {output.csv} --output-md {output.md} --output-png {output.png}"
         " --output-pdf {output.pdf} > {log} 2>&1"
+
+
+rule landing:
+    input:
+        tables=landing_tables(),
+        figures=landing_figures(),
+        captions=[f"rules/captions/{c}.rst" for c in LANDING_CAPTIONS],
+    output:
+        "results/report/landing.html",
+    log:
+        "logs/report/landing.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness landing --tables {input.tables} --figures {input.figures}"
+        " --captions rules/captions --output {output} > {log} 2>&1"
 
 
 rule baselines_table:

@@ -150,9 +150,8 @@ def test_comparisons_recompute_from_the_files_they_name(demo):
     metrics = {r["metric"] for r in rows}
     assert {"AlpacaEval LC (%)", "AlpacaEval WR (%)", "Oracle score (0-100)", "MT-Bench (1-10)"} <= metrics
     assert {"world_exact (%)", "world_choice (%)"} <= metrics
-    per_metric = (
-        6 + 6 + 9
-    )  # per ranker 2 regularizers vs dpo; per regularizer 2 rankers vs rm; 9 cells vs base
+    # per ranker 2 regularizers vs dpo and 2 vs nll; per regularizer 2 rankers vs rm; 9 cells vs base
+    per_metric = 6 + 6 + 6 + 9
     assert all(sum(r["metric"] == m for r in rows) == per_metric for m in metrics)
     row = next(
         r for r in rows if r["metric"] == "AlpacaEval WR (%)" and r["label"] == "ipr-oracle: bcr − dpo"
@@ -395,7 +394,10 @@ def test_html_report_opens_in_chromium_with_every_figure(demo):
         pytest.skip(
             "no headless Chromium (Debian: apt-get install chromium-headless-shell; .ci/run installs it)"
         )
-    assert check(demo / "results/report.html", REPORTED) == []
+    # the first screen shows the results (the landing page), not a blank band and a rule graph
+    shot = demo / "results/report_first_screen.png"
+    assert check(demo / "results/report.html", REPORTED, screen=True, screenshot=shot) == []
+    assert shot.stat().st_size > 50_000
 
 
 def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path):

@@ -25,6 +25,12 @@ def benchmarks_of(cfg: dict, entry: dict, key: str) -> list[str]:
     return list(chosen or [])
 
 
+def main_cells(cfg: dict) -> list[tuple[str, str, str]]:
+    """(policy, ranker, regularizer) of the main table: every policy x ranker x its regularizers."""
+    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
+    return [(p, r, g) for p in cfg["policies"] for r in cfg["rankers"] for g in regs]
+
+
 def cells(cfg: dict, benchmark: str | None = None) -> tuple[list[tuple], list[tuple]]:
     """(trained cells, evaluated cells) as (policy, ranker, regularizer, seed), each once; with
     ``benchmark``, the evaluated cells are those evaluated on it."""
@@ -33,8 +39,7 @@ def cells(cfg: dict, benchmark: str | None = None) -> tuple[list[tuple], list[tu
         names = benchmarks_of(cfg, entry, key)
         return bool(names) if benchmark is None else benchmark in names
 
-    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
-    main = [(p, r, g, s) for p in cfg["policies"] for r in cfg["rankers"] for g in regs for s in cfg["seeds"]]
+    main = [(p, r, g, s) for p, r, g in main_cells(cfg) for s in cfg["seeds"]]
     sweep = [(c["policy"], c["ranker"], g, s, on(c, "evaluate")) for c in cfg["budget_sweep"] for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
     base = [(c["policy"], c["ranker"], g, s, on(c, "benchmarks")) for c in cfg.get("baselines", []) for g in c["regularizers"] for s in cfg["seeds"]]  # fmt: skip
     trained = list(dict.fromkeys(main + [x[:4] for x in sweep + base]))

@@ -205,9 +205,12 @@ def alpaca_cells(files: dict, job: dict, difficulty: dict) -> tuple[list, dict]:
     from harness.alpaca_metrics import lc_estimator, load_difficulty, win_values
     from harness.records import load_annotations
 
+    loaded = {group: load_difficulty(path) for group, path in difficulty.items()}  # each file once
     order, metrics = None, {"lc": {}, "wr": {}, "oracle_score": {}}
     for cell, seeds in files.items():
         wr, oracle, lc = [], [], []
+        lc_of = job["lc"][cell[0]]
+        lc_job = {"lc_method": lc_of["method"], "lc_data": lc_of.get("lc_data")}
         for seed in sorted(seeds, key=lambda s: -1 if s is None else s):
             path = seeds[seed]
             df = pd.DataFrame(load_annotations(path))
@@ -217,10 +220,7 @@ def alpaca_cells(files: dict, job: dict, difficulty: dict) -> tuple[list, dict]:
             wr.append(100 * win_values(df["preference"])[0])
             if "oracle_score_2" in df:
                 oracle.append(100 * df["oracle_score_2"].to_numpy(dtype=float))
-            group = job["lc"][cell[0]]["group"]
-            lc_job = {"lc_method": job["lc"][cell[0]]["method"], "lc_data": job["lc"][cell[0]].get("lc_data")}
-            diff = load_difficulty(difficulty[group]) if group in difficulty else None
-            est = lc_estimator(df.assign(index=np.arange(len(df))), lc_job, diff)
+            est = lc_estimator(df.assign(index=np.arange(len(df))), lc_job, loaded.get(lc_of["group"]))
             lc.append(lambda idx, e=est: e["value"] if idx is None else e["replicate"](idx))
         metrics["wr"][cell] = mean_cell(np.array(wr))
         if oracle:

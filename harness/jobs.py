@@ -285,7 +285,8 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
 def _compare(cfg: dict) -> dict:
     """The comparisons job: which comparisons, over which main-table cells, each benchmark's resample
     counts (the per-cell intervals' own), AlpacaEval's LC method per policy, lm-eval's task metrics."""
-    regs = cfg["main_table"]["regularizers"] or list(cfg["regularizers"])
+    from harness.cells import main_cells
+
     ev = cfg["evaluation"]
     benchmarks = {}
     if "alpaca_eval" in ev:
@@ -312,7 +313,7 @@ def _compare(cfg: dict) -> dict:
     return {
         "step": "compare",
         "comparisons": cfg["comparisons"],
-        "cells": [[p, r, g] for p in cfg["policies"] for r in cfg["rankers"] for g in regs],
+        "cells": [list(c) for c in main_cells(cfg)],
         "benchmarks": benchmarks,
         "lc": lc,
         "seed": settings["seed"],

@@ -358,15 +358,6 @@ def main_table_inputs():
     return out
 
 
-LANDING_CAPTIONS = (
-    "comparisons",
-    "likelihood_trajectories",
-    "budget_sweep",
-    "mt_bench_categories",
-    "downstream",
-)
-
-
 def landing_tables():
     """The tables the report's first screen shows, where config makes them."""
     out = ["results/tables/main.md"]

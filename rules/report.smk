@@ -67,7 +67,9 @@ rule landing:
     input:
         tables=landing_tables(),
         figures=landing_figures(),
-        captions=[f"rules/captions/{c}.rst" for c in LANDING_CAPTIONS],
+        captions=[  # each figure's caption (a caption edit reruns the page)
+            f"rules/captions/{Path(f).stem}.rst" for f in landing_figures()
+        ],
     output:
         "results/report/landing.html",
     log:

@@ -13,7 +13,7 @@ import time
 
 from harness.io import read_json, write_text
 from harness.stats import seed_mean_ci
-from harness.tables import footer, save, to_csv
+from harness.tables import COMPUTE_NOTE, footer, save, to_csv
 
 COLUMNS = {
     "alpaca_eval_lc": "AlpacaEval LC (%)",
@@ -217,7 +217,7 @@ def run(job: dict, inputs: list[str], output_csv: str, output_md: str) -> None:
     started = time.time()
     df = build_table(inputs)
     write_text(output_csv, to_csv(df))
-    write_text(output_md, to_markdown(df) + footer(job, started, inputs))
+    write_text(output_md, to_markdown(df) + COMPUTE_NOTE + footer(job, started))
 
 
 def category_table(inputs: list[str]):
@@ -263,7 +263,7 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
         cells = [row["policy"], row["ranker"], row["regularizer"], str(row["seeds"])]
         lines.append("| " + " | ".join(cells + [fmt(row, c) for c in cols]) + " |")
     write_text(output_csv, to_csv(table))
-    write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, inputs))
+    write_text(output_md, "\n".join(lines) + "\n" + COMPUTE_NOTE + footer(job, started))
 
     fig, ax = plt.subplots(figsize=(min(16, max(8, 0.2 * len(cols) * len(table) + 3)), 5))
     width = 0.8 / len(table)

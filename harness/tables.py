@@ -30,7 +30,12 @@ def totals(paths: list[str]) -> dict:
 
 
 def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
-    """The provenance line every Markdown table ends with (and the compute behind its metrics)."""
+    """The provenance line every Markdown table ends with: the commit and config it came from.
+
+    With metrics files among ``inputs`` (the cost table) it also states the compute measured behind
+    them. Result tables leave that out and point to the cost table instead: wall-clock hours differ
+    between any two runs, and a result table is the same bytes on every rerun of one commit on one
+    machine (README, "What the demo shows")."""
     prov = provenance(job, started=started)
     metrics = [p for p in inputs if p.endswith("metrics.json")]
     spent = ""
@@ -38,6 +43,9 @@ def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
         t = totals(metrics)
         spent = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
     return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+
+
+COMPUTE_NOTE = "\nThe compute behind these numbers (jobs, GPU- and CPU-hours as measured) is in results/tables/cost.md.\n"
 
 
 def to_csv(df) -> str:

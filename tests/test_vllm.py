@@ -60,6 +60,7 @@ def test_vllm_backend_on_cpu(vllm_model):
     got = json.loads(lines[-1].removeprefix("RESULT "))
 
     assert [len(c) for c in got["completions"]] == [3, 3]
+    assert got["engine_processes"] >= 1 and got["alive_after_close"] == 0  # close() stopped them
     assert all(
         c["finish_reason"] in ("stop", "length") and c["n_tokens"] <= 8 for o in got["completions"] for c in o
     )

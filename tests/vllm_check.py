@@ -4,6 +4,7 @@ Prints one JSON object: completions for two prompts and the option log-probs of 
 """
 
 import json
+import multiprocessing
 import sys
 from pathlib import Path
 
@@ -17,6 +18,11 @@ def main() -> None:
     prompts = [backend.chat_prompt([{"role": "user", "content": q}]) for q in json.loads(sys.argv[2])]
     outs = backend.generate(prompts, n=3, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
     logps, truncated = backend.option_logprobs(prompts, [" A", " B"], max_prompt_tokens=512)
+    engine = multiprocessing.active_children()
+    backend.close()
+    backend.close()  # a second close (the one at exit) is a no-op
+    for p in engine:  # stopped, or killed after vLLM's grace period: reaped within seconds
+        p.join(10)
     print(
         "RESULT "
         + json.dumps(
@@ -28,6 +34,8 @@ def main() -> None:
                 "logps": logps.tolist(),
                 "truncated": truncated,
                 "prompts": prompts,
+                "engine_processes": len(engine),
+                "alive_after_close": sum(p.is_alive() for p in engine),
             }
         )
     )

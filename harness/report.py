@@ -13,7 +13,7 @@ import time
 
 from harness.io import read_json, write_text
 from harness.stats import seed_mean_ci
-from harness.tables import COMPUTE_NOTE, footer, save, to_csv
+from harness.tables import COMPUTE_NOTE, bar_styles, footer, save, to_csv
 
 COLUMNS = {
     "alpaca_eval_lc": "AlpacaEval LC (%)",
@@ -267,6 +267,8 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
 
     fig, ax = plt.subplots(figsize=(min(16, max(8, 0.2 * len(cols) * len(table) + 3)), 5))
     width = 0.8 / len(table)
+    styles = bar_styles(table.to_dict("records"))
+    policies = set(table["policy"])
     x = np.arange(len(cols))
     for i, (_, row) in enumerate(table.iterrows()):
         means = np.array([row.get(c) if row.get(c) is not None else np.nan for c in cols], dtype=float)
@@ -284,14 +286,15 @@ def mt_bench_categories(job: dict, inputs: list[str], output_csv: str, output_md
             width,
             yerr=err,
             capsize=2,
-            label=f"{row['policy']}: {label}",
+            label=label if len(policies) == 1 else f"{row['policy']}: {label}",
+            **styles[(row["ranker"], row["regularizer"])],
         )
     ax.set_xticks(x, cols, rotation=20)
     ax.set_ylim(0, 10.5)
     ax.set_ylabel("MT-Bench score (1-10), 95% interval")
     ax.set_title("MT-Bench by category")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     save(fig, output_png, output_pdf)
 
 
@@ -309,7 +312,8 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
     if not cols:
         raise ValueError("no downstream metrics among the inputs")
     policies = list(dict.fromkeys(table["policy"]))
-    fig, axes = plt.subplots(1, len(policies), figsize=(max(7, 1.6 * len(cols) + 4) * len(policies), 4.5),
+    styles = bar_styles(table.to_dict("records"))
+    fig, axes = plt.subplots(1, len(policies), figsize=(max(7, 1.6 * len(cols) + 4) * len(policies), 5),
                              squeeze=False)  # fmt: skip
     for ax, policy in zip(axes[0], policies, strict=True):
         rows = table[(table["policy"] == policy) & (table["ranker"] != "base")]
@@ -320,11 +324,14 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
             err = np.array([[m - ci[0], ci[1] - m] if isinstance(ci := row.get(f"{c}_ci"), list | tuple) else [0, 0]
                             for m, c in zip(means, cols, strict=True)]).T  # fmt: skip
             ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=err, capsize=2,
-                   label=f"{row['ranker']} / {row['regularizer']}")  # fmt: skip
+                   label=f"{row['ranker']} / {row['regularizer']}", **styles[(row["ranker"], row["regularizer"])])  # fmt: skip
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, [c.removeprefix("ds_") for c in cols])
         ax.set_ylabel("change against the base policy (points)")
         ax.set_title(f"{policy}: downstream accuracy after preference optimisation")
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    save(fig, output_png, output_pdf)
+        ax.grid(axis="y", alpha=0.3)
+    # one legend for the figure, below the panels: colour is the regularizer, hatching the ranker
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=min(5, len(labels)), loc="lower center")
+    fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 5), 1, 1))
+    save(fig, output_png, output_pdf, tight=False)

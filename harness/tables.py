@@ -69,3 +69,27 @@ def save(fig, output_png: str, output_pdf: str, tight: bool = True) -> None:
         with atomic_path(out) as tmp:
             fig.savefig(tmp, format=fmt, dpi=150)
     plt.close(fig)
+
+
+HATCHES = ("", "//", "..", "xx", "\\\\", "++", "--", "oo")
+
+
+def bar_styles(rows) -> dict[tuple[str, str], dict]:
+    """A bar style per (ranker, regularizer): the colour says the regularizer, the hatch the ranker, so
+    that bars read apart in grey print too and the same cell looks the same in every figure. The base
+    policy is grey and plain."""
+    import matplotlib
+
+    cells = sorted({(r["ranker"], r["regularizer"]) for r in rows if r["ranker"] != "base"})
+    regs = sorted({g for _, g in cells})
+    rankers = sorted({k for k, _ in cells})
+    colours = matplotlib.colormaps["tab10"].colors
+    out = {("base", "—"): {"color": "0.6", "hatch": "", "edgecolor": "black", "linewidth": 0.5}}
+    for ranker, reg in cells:
+        out[(ranker, reg)] = {
+            "color": colours[regs.index(reg) % len(colours)],
+            "hatch": HATCHES[rankers.index(ranker) % len(HATCHES)],
+            "edgecolor": "black",
+            "linewidth": 0.5,
+        }
+    return out

@@ -11,6 +11,7 @@ test that counts them.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -134,3 +135,118 @@ def test_readme_command_runs(cmd, tmp_path):
     assert r.returncode == 0, (
         f"`{cmd}` (run as {' '.join(argv)}) exited {r.returncode}:\n{r.stdout[-1500:]}{r.stderr[-1500:]}"
     )
+
+
+def guide(title: str) -> str:
+    """The README's text from the guide ``**<title>**`` to the next guide or section."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index(f"**{title}")
+    ends = [i for i in (text.find("\n**Add ", start + 1), text.find("\n## ", start)) if i > 0]
+    return text[start : min(ends)]
+
+
+def blocks(text: str, lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", text, re.S)
+
+
+def paper_config_copy(tmp_path):
+    import yaml
+
+    wf = tmp_path / "wf"
+    wf.mkdir()
+    copy_workflow(wf)
+    return wf, yaml.safe_load((wf / "config/config.yaml").read_text())
+
+
+def test_dataset_guide_runs_as_written(tmp_path):
+    """The guide's prompt file, its config block applied to a copy of the paper config, the prepare
+    step run for real (and once more with a bad record), then the dry run of what it feeds."""
+    import yaml
+
+    from .workflow import snakemake
+
+    text = guide("Add a dataset")
+    (data,) = blocks(text, "jsonl")
+    (block,) = blocks(text, "yaml")
+    target = re.search(r"Save it as `([^`]+)`", text).group(1)
+    wf, cfg = paper_config_copy(tmp_path)
+    (wf / target).write_text(data)
+    cfg["prompts"] = yaml.safe_load(block)["prompts"]  # "replace the `prompts:` block"
+    (wf / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+    r = snakemake(["--cores", "1", "results/data/prompts.jsonl"], wf)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = [json.loads(x) for x in (wf / "results/data/prompts.jsonl").read_text().splitlines()]
+    assert got == [json.loads(x) for x in data.splitlines()]
+
+    planned = snakemake(["-n"], wf)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert re.search(r"^sample\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
+
+    (wf / target).write_text(data + '{"id": "mine-0004"}\n')
+    r = snakemake(["--cores", "1", "results/data/prompts.jsonl"], wf)
+    log = (wf / "logs/prepare_data/prompts.jsonl.log").read_text()
+    assert r.returncode != 0 and f"{target}:4: missing field 'prompt'" in log, log[-2000:]
+
+
+def test_benchmark_guide_runs_as_written(tmp_path, tiny_models):
+    """The guide's lm-eval task and its data, run by the harness's downstream step (lm-eval's
+    simple_evaluate) on a tiny policy; and its config block planned on a copy of the paper config."""
+    import yaml
+
+    from harness import downstream
+
+    from .conftest import model_ref
+    from .workflow import snakemake
+
+    text = guide("Add a benchmark")
+    task_yaml, block = blocks(text, "yaml")
+    (data,) = blocks(text, "jsonl")
+    task_file = task_yaml.splitlines()[0].removeprefix("# ")
+    data_file = re.search(r"With that file as `([^`]+)`", text).group(1)
+    ds = yaml.safe_load(block)["evaluation"]["downstream"]
+    assert ds["data"] == {"path": data_file} and task_file.startswith(ds["include_path"] + "/")
+
+    wf, cfg = paper_config_copy(tmp_path)
+    (wf / task_file).parent.mkdir(parents=True)
+    (wf / task_file).write_text(task_yaml)
+    (wf / data_file).write_text(data)
+
+    d = {"tasks": ds["tasks"], "include_path": str(wf / ds["include_path"]), "include_defaults": False,
+         "backend": "hf", "batch_size": 8, "apply_chat_template": False, "bootstrap_iters": 0, "limit": None}  # fmt: skip
+    job = {"step": "downstream", "downstream": d, "model": model_ref(tiny_models / "policy"), "seed": 0,
+           "cell": {"policy": "p", "ranker": "base", "regularizer": "—", "seed": 0}}  # fmt: skip
+    out, metrics = tmp_path / "results.json", tmp_path / "metrics.json"
+    downstream.run(job, str(wf / data_file), str(out), str(metrics))
+    results = json.loads(out.read_text())
+    assert results["n-samples"]["capitals"]["effective"] == len(data.splitlines()) == 3
+    assert 0 <= results["results"]["capitals"]["acc,none"] <= 1
+    assert json.loads(metrics.read_text())["metrics"]["tasks"]["capitals"]["metric"] == "acc"
+
+    mine = cfg["evaluation"]["downstream"]
+    mine.update({k: v for k, v in ds.items() if k != "tasks"})
+    mine["tasks"] += ds["tasks"]  # beside the others
+    (wf / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    planned = snakemake(["-n"], wf)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert re.search(r"^prepare_data\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
+    assert re.search(r"^downstream\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
+
+
+def test_each_glossary_term_is_explained_where_it_first_appears():
+    """Its first use (outside code) links to the Glossary, or spells the term out right there."""
+    text = (ROOT / "README.md").read_text()
+    glossary = text.index("## Glossary")
+    body = re.sub(r"```.*?```", lambda m: " " * len(m.group(0)), text[:glossary], flags=re.S)
+    terms = re.findall(r"^- \*\*([^*]+)\*\*:", text[glossary:], re.M)
+    spelled = {"IPR": "iterative pairwise\n   ranking (IPR)", "habit": "*habit*, one systematic",
+               "MDE": "minimum detectable difference (MDE)"}  # fmt: skip
+    names = [t.strip() for term in terms for t in term.split("/")]
+    assert {"cell", "IPR", "BCR", "DPOP", "LC", "MFU"} <= set(names), names
+    for name in names:
+        first = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", body)
+        assert first, f"{name}: in the Glossary but never used before it"
+        near = body[max(0, first.start() - 40) : first.end() + 40]
+        assert body[first.end() : first.end() + 12] == "](#glossary)" or spelled.get(name, "\0") in near, (
+            f"{name} first appears unexplained: ...{near}..."
+        )

@@ -28,6 +28,7 @@ div.prose.max-w-lg { max-width: 62rem !important; }
 .hl .scroll { overflow-x: auto; max-width: 100%; }
 .hl img { max-width: 100%; border: 1px solid #eee; }
 .hl p.note { font-size: 11px; color: #555; margin: 2px 0 8px; }
+.hl code::before, .hl code::after { content: none !important; }  /* the report's prose style quotes code in backticks */
 .hl h2 { font-size: 16px; margin: 14px 0 4px; } .hl h3 { font-size: 13px; margin: 10px 0 2px; }
 </style>"""
 

@@ -76,8 +76,8 @@ HATCHES = ("", "//", "..", "xx", "\\\\", "++", "--", "oo")
 
 def bar_styles(rows) -> dict[tuple[str, str], dict]:
     """A bar style per (ranker, regularizer): the colour says the regularizer, the hatch the ranker, so
-    that bars read apart in grey print too and the same cell looks the same in every figure. The base
-    policy is grey and plain."""
+    that bars read apart in grey print too; the same rows give the same styles in every bar figure.
+    The base policy is grey and plain."""
     import matplotlib
 
     cells = sorted({(r["ranker"], r["regularizer"]) for r in rows if r["ranker"] != "base"})

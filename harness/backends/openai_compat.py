@@ -7,7 +7,9 @@ arrives (judges cache it then), and a request that fails fails only itself:
 - rate limits (429), server errors (5xx), timeouts, refused or dropped connections and replies the
   server cut off (vLLM's ``finish_reason`` "abort" or "error", as when it shuts down) are retried
   with exponential backoff (2 s doubling to at most 30 s, plus up to 25% jitter, never less), so the
-  default 12 retries wait at least 4.5 minutes: longer than a judge server's restart;
+  default 20 retries wait at least 8.5 minutes: longer than a judge server's restart, which for a
+  70B judge is minutes of loading weights (the tiny test server's restart alone took 100 s on a
+  loaded 2-core CI machine, and 12 retries, 270 s, fell short of a 3-minute outage plus it);
 - any other 4xx (a prompt over the server's context, an unknown model name, a bad key) is not
   retried: the prompt's result is a :class:`Failure` carrying the status and the server's message.
 The API key is read from the environment variable named in the config, never from the config itself.
@@ -69,7 +71,7 @@ class OpenAIBackend:
         model: dict,
         concurrency: int = 64,
         timeout_s: float = 120.0,
-        retries: int = 12,
+        retries: int = 20,
         retry_base_s: float = RETRY_BASE_S,
         retry_cap_s: float = RETRY_CAP_S,
     ):

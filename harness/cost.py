@@ -53,6 +53,10 @@ def job_cost(tsv: str, prov_file: str) -> dict:
         return {"benchmark": tsv, "measured": False, "gpus": gpus}
     per_shard = [_seconds(t) for t in files]
     wall, cpu = sum(w for w, _ in per_shard), sum(c for _, c in per_shard)
+    if prov.get("warm_start") and len(files) == 1:
+        # a warm-started job (harness/warm.py) ran in a worker outside its job's process tree: its
+        # CPU is what the step measured itself when it wrote its provenance
+        cpu = float(prov.get("cpu_s", 0.0))
     return {
         "benchmark": tsv,
         "measured": True,

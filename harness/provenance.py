@@ -85,7 +85,18 @@ def provenance(job_config: dict | None = None, seed: int | None = None, started:
         prov["models"], prov["datasets"] = _revisions(job_config)
     if started is not None:
         prov["wall_time_s"] = round(time.time() - started, 3)
+    if os.environ.get("HARNESS_WARM_WORKER"):  # harness/warm.py: the job's CPU is not where Snakemake looks
+        prov["warm_start"] = True
+        prov["cpu_s"] = round(cpu_seconds(), 2)
     return prov
+
+
+def cpu_seconds() -> float:
+    """CPU seconds this process and its finished children have used so far (user and system)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _revisions(cfg) -> tuple[dict[str, str | None], dict[str, str | None]]:

@@ -4,7 +4,7 @@ import shlex
 
 from pathlib import Path
 
-from harness import backends, cells, jobs, objectives, site, sizing
+from harness import backends, cells, jobs, objectives, site, sizing, warm
 from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
 from harness.locks import cancel_leftovers
 from harness.config import loads_model
@@ -565,3 +565,14 @@ onstart:
             raise SystemExit(str(e)) from None
         # this run holds the directory lock: jobs still queued here belong to a killed run
         cancel_leftovers(Path(workflow.workdir_init))
+    elif config.get("warm_start") and workflow.executor_plugin.name == "local":
+        # one process imports the heavy libraries once; each job's step is forked from it
+        warm.start(log=Path(workflow.workdir_init) / "logs/warm_start.log")
+
+
+onsuccess:
+    warm.stop()
+
+
+onerror:
+    warm.stop()

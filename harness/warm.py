@@ -167,9 +167,9 @@ def preload(names=PRELOAD, log=sys.stderr) -> None:
         sys.modules["matplotlib"].use("Agg")
 
 
-def serve(path: str, parent: int) -> None:
+def serve(path: str, parent: int, names=PRELOAD) -> None:
     """Accept jobs on ``path`` until ``parent`` exits or SIGTERM arrives; one forked worker each."""
-    preload()
+    preload(names)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path + ".new")
     listener.listen(64)
@@ -304,9 +304,9 @@ def _watch(conn: socket.socket) -> None:
 _server = None
 
 
-def start(log: str | Path) -> str:
-    """Start a server for this process's jobs; sets ``HARNESS_WARM_SOCKET`` in this environment
-    (which the jobs inherit) and returns the socket's path."""
+def start(log: str | Path, names=PRELOAD) -> str:
+    """Start a server for this process's jobs, importing ``names``; sets ``HARNESS_WARM_SOCKET`` in
+    this environment (which the jobs inherit) and returns the socket's path (there once it answers)."""
     global _server
     import atexit
     import subprocess
@@ -316,7 +316,7 @@ def start(log: str | Path) -> str:
     Path(log).parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         _server = subprocess.Popen(
-            [sys.executable, "-m", "harness.warm", path, str(os.getpid())],
+            [sys.executable, "-m", "harness.warm", path, str(os.getpid()), ",".join(names)],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -334,7 +334,7 @@ def stop() -> None:
     os.environ.pop(PREFIX_ENV, None)
     if _server is None:
         return
-    _server.terminate()
+    _server.terminate()  # its workers are finished jobs by now: Snakemake waits for its jobs
     try:
         _server.wait(timeout=30)
     except Exception:
@@ -353,4 +353,4 @@ def stop() -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+    serve(sys.argv[1], int(sys.argv[2]), [n for n in sys.argv[3].split(",") if n])

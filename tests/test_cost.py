@@ -63,6 +63,22 @@ def test_upstream_block_and_tables(tmp_path):
     }
 
 
+def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypatch):
+    """A warm-start worker (harness/warm.py) is outside its job's process tree, so the benchmark's
+    cpu_time is the waiting client's; the step's own measurement counts instead."""
+    from harness.provenance import provenance
+
+    monkeypatch.setenv("HARNESS_WARM_WORKER", "1")
+    prov = provenance()
+    assert prov["warm_start"] is True and prov["cpu_s"] > 0  # this test process has used some CPU
+    tsv, out = tmp_path / "train.tsv", tmp_path / "train.json"
+    tsv.write_text(TSV.format(s=100, cpu=0.05))
+    out.write_text(json.dumps({"provenance": {"gpus": 0, "warm_start": True, "cpu_s": 90.0}}))
+    assert cost.upstream([f"train={tsv},{out}"])["cpu_hours"] == pytest.approx(90 / 3600)
+    monkeypatch.delenv("HARNESS_WARM_WORKER")
+    assert "warm_start" not in provenance() and "cpu_s" not in provenance()
+
+
 def test_missing_benchmark_is_reported_not_invented(tmp_path):
     prov = tmp_path / "out.json"
     prov.write_text(json.dumps({"provenance": {"gpus": 2}}))

@@ -65,6 +65,13 @@ def _main_rows(wf) -> dict:
         return {(r["ranker"], r["regularizer"]): r for r in csv.DictReader(f)}
 
 
+def _csv_rows(path) -> list[dict]:
+    import csv
+
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def test_demo_end_to_end(demo):
     wf = demo
     table = (wf / "results/tables/main.md").read_text().splitlines()
@@ -117,6 +124,15 @@ def test_demo_end_to_end(demo):
         ("dpo-lr3e-4", "inf"),
     }
     _check_likelihood_shapes(wf)
+
+    # the demo ran warm (harness/warm.py): its steps were forked from one server, and the cost table
+    # still counts their CPU (each step's own measurement), close to their wall time on one thread
+    assert "warm start: serving on " in (wf / "logs/warm_start.log").read_text()
+    summary = json.loads((wf / "results/training/tiny-policy/rm/nll/seed0/summary.json").read_text())
+    assert summary["provenance"]["warm_start"] is True and summary["provenance"]["cpu_s"] > 1
+    train = [r for r in _csv_rows(wf / "results/tables/cost.csv") if r["stage"] == "train"]
+    cpu_s, wall_s = (sum(float(r[k]) for r in train) for k in ("cpu_hours", "wall_s"))
+    assert len(train) >= 27 and 0.5 < cpu_s * 3600 / wall_s < 2.5
 
     study = (wf / "results/tables/ranker_study.md").read_text()
     assert all(f"| tiny-policy | {r} |" in study for r in RANKERS)

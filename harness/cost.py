@@ -53,10 +53,11 @@ def job_cost(tsv: str, prov_file: str) -> dict:
         return {"benchmark": tsv, "measured": False, "gpus": gpus}
     per_shard = [_seconds(t) for t in files]
     wall, cpu = sum(w for w, _ in per_shard), sum(c for _, c in per_shard)
-    if prov.get("warm_start") and len(files) == 1:
+    if prov.get("warm_start") and "cpu_s" in prov:
         # a warm-started job (harness/warm.py) ran in a worker outside its job's process tree: its
-        # CPU is what the step measured itself when it wrote its provenance
-        cpu = float(prov.get("cpu_s", 0.0))
+        # CPU is what the step measured itself when it wrote its provenance (summed over the shards
+        # of a sharded stage by its merge)
+        cpu = float(prov["cpu_s"])
     return {
         "benchmark": tsv,
         "measured": True,

@@ -59,10 +59,14 @@ def _sum(values: list):
 
 
 def merge_meta(metas: list[dict]) -> dict:
-    """One meta file from the shards': counts summed, settings and provenance from the first shard."""
+    """One meta file from the shards': counts summed, settings and provenance from the first shard
+    (with the CPU seconds of all shards where they ran warm: harness/warm.py, harness/cost.py)."""
     merged = {
         k: (metas[0][k] if k == "provenance" else _sum([m[k] for m in metas if k in m])) for k in metas[0]
     }
+    provs = [m.get("provenance") or {} for m in metas]
+    if provs[0].get("warm_start") and all("cpu_s" in p for p in provs):
+        merged["provenance"] = {**provs[0], "cpu_s": round(sum(p["cpu_s"] for p in provs), 2)}
     merged["merged_shards"] = len(metas)
     return merged
 

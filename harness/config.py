@@ -195,6 +195,15 @@ def check_sources(cfg: dict, source: str) -> None:
         if path is not None and not Path(path).is_file():
             where = "/".join((*keys, "path"))
             raise ConfigError(f"{source}: {where}: no such file '{path}' (relative to {Path.cwd()})")
+    for name, m in cfg["models"].items():
+        if "gguf" in m:
+            from harness.convert import gguf_path
+            from harness.errors import ModelError
+
+            try:
+                gguf_path(m["gguf"], name)
+            except ModelError as e:
+                raise ConfigError(f"{source}: {e}") from None
 
 
 def load_config(path) -> dict:

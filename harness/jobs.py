@@ -5,7 +5,7 @@ called from the rules' input functions); the heavy step reads only that file, so
 by hand, and a job reruns exactly when its own resolved config changes: a new content is a new file
 name, which Snakemake sees as a changed input set.
 
-Keys: build ``tiny``; finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
+Keys: build ``tiny``; convert and finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
 ``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
 ``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; downstream
 ``<policy>/<model>``; difficulty ``alpaca_eval/<reference group>``; report ``main``.
@@ -35,14 +35,19 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream", "compare")
+STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream", "compare", "convert")
 
 
 def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
     """``{source, revision, dtype, trust_remote_code}`` for a key of ``models``: the fine-tuned model
     where the entry has ``finetune`` (``tuned=False``: the model it is fine-tuned from)."""
     m = cfg["models"][name]
-    source = paths["built_model"].format(name=name) if "build" in m else m["source"]
+    if "build" in m:
+        source = paths["built_model"].format(name=name)
+    elif "gguf" in m:
+        source = paths["converted_model"].format(name=name)
+    else:
+        source = m["source"]
     revision = m.get("revision")
     if tuned and "finetune" in m:
         source, revision = paths["tuned_model"].format(name=name), None
@@ -110,6 +115,13 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "build":
         built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
         return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
+    if step == "convert":
+        from harness.convert import gguf_path
+        from harness.io import file_sha256
+
+        spec = cfg["models"][key]["gguf"]
+        # the file's bytes are part of the job: another file at the same path converts again
+        return {"step": step, "name": key, "gguf": spec, "sha256": file_sha256(gguf_path(spec, key))}
     if step == "finetune":
         return {
             "step": step,

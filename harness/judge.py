@@ -169,9 +169,9 @@ class _Judge:
         )
 
     def fit(self, renders: list, answers: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
-        """Answers cut so that each prompt fits ``max_prompt_tokens``, for backends that count tokens
-        (text endpoints); the template and the question are never cut. Other backends get the answers as
-        they are (the transformers and vLLM backends cut the prompt's left end themselves, counted).
+        """Answers cut so that each prompt fits ``max_prompt_tokens`` (with a label-scoring backend, the
+        longest label included); the template, the question and the verdict instruction are never cut.
+        Every backend that loads or serves a model counts tokens; the demo's oracle reads no prompt.
 
         Args:
             renders: per prompt, a function of its answers giving the prompt string the backend is sent.
@@ -183,6 +183,8 @@ class _Judge:
         if not hasattr(self.backend, "count_tokens"):
             return out
         limit = self.max_prompt_tokens
+        if getattr(self.backend, "supports_label_logprobs", True):  # the label is scored after the prompt
+            limit -= max(self.backend.count_tokens(list(self.LABELS)))
         # no token is shorter than a byte, so only prompts longer in bytes can be over the limit
         todo = [i for i, a in enumerate(out) if len(renders[i](*a).encode()) + 64 > limit]
         for _ in range(4):  # each pass cuts by the excess measured, plus a margin
@@ -206,7 +208,10 @@ class _Judge:
         return out
 
     def _counts(self, prompts: list[str]) -> list[int]:
-        """Token counts from the backend, cached beside the verdicts (a rerun asks nothing)."""
+        """Token counts from the backend; an endpoint's are cached beside the verdicts (a rerun asks
+        nothing), a local tokenizer's are counted again (cheap, and no cache hit to count)."""
+        if getattr(self.backend, "supports_label_logprobs", True):
+            return self.backend.count_tokens(prompts)
         keys = [f"{p}\x00token count" for p in prompts]
         found = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
         todo = [i for i, v in enumerate(found) if v is None]

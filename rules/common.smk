@@ -22,6 +22,7 @@ shell.prefix(
 PATHS = {
     "built_model": "results/models/tiny/{name}",
     "tuned_model": "results/models/tuned/{name}",
+    "converted_model": "results/models/gguf/{name}",
     "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
 }
 BENCHMARKS = list(config["evaluation"])
@@ -75,6 +76,7 @@ def benchmarks_where(sharded):
 
 
 TUNED = [n for n, m in config["models"].items() if "finetune" in m]
+CONVERTED = [n for n, m in config["models"].items() if "gguf" in m]
 TRAINED = (
     rf"(?:{_alt(config['rankers'])})/(?:{_alt(config['regularizers'])})/seed{SEED}"
 )
@@ -89,6 +91,7 @@ wildcard_constraints:
     model=rf"base|{TRAINED}",
     dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|downstream\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
     tuned=_alt(TUNED) or NEVER,
+    converted=_alt(CONVERTED) or NEVER,
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
     shard=r"[1-9]\d*",
@@ -113,11 +116,17 @@ def job_config(step, key):
 
 
 def built_models_input(names, tuned=True):
-    """The tiny-model build output if any of ``names`` is built from code, and the fine-tuned
-    model of each that has ``finetune`` (``tuned=False``: only what it is fine-tuned from).
+    """The tiny-model build output if any of ``names`` is built from code, the converted directory
+    of each given as a GGUF file, and the fine-tuned model of each that has ``finetune``
+    (``tuned=False``: only what it is fine-tuned from).
     """
     built = any("build" in config["models"][n] for n in names)
     out = ["results/models/tiny"] if built else []
+    out += [
+        PATHS["converted_model"].format(name=n)
+        for n in names
+        if "gguf" in config["models"][n]
+    ]
     if tuned:
         out += [
             PATHS["tuned_model"].format(name=n)
@@ -537,8 +546,12 @@ def run_harness(gpus, processes=False):
     n = int(gpus)
     if n == 0:
         return "OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} python"
+    # --multi_gpu said, not left to accelerate's guess: it starts one process where it counts fewer
+    # than 2 devices, or where a default accelerate config says otherwise (tests/test_multiprocess.py)
     python = (
-        f"accelerate launch --num_processes {n}" if processes and n > 1 else "python"
+        f"accelerate launch --multi_gpu --num_processes {n}"
+        if processes and n > 1
+        else "python"
     )
     return f"HARNESS_GPUS={n} python -m harness.gpus {n} -- {python}"
 

@@ -1,4 +1,5 @@
-# Stage 1: models built from code (demo) and fine-tuned (the demo's base policy and reward model),
+# Stage 1: models built from code (demo), converted from GGUF files and fine-tuned (the demo's base
+# policy and reward model),
 # datasets in local record format, K samples per prompt.
 
 
@@ -18,6 +19,23 @@ rule build_tiny_models:
         step_version=1,
     shell:
         "python -m harness build-tiny-models --config {input.config} --output {output} > {log} 2>&1"
+
+
+rule convert_gguf:
+    input:
+        config=job_config("convert", "{converted}"),
+    output:
+        directory("results/models/gguf/{converted}"),
+    log:
+        "logs/convert_gguf/{converted}.log",
+    conda:
+        "../envs/train.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness convert-gguf --config {input.config} --output {output} > {log} 2>&1"
 
 
 rule finetune:

@@ -167,3 +167,20 @@ def server():
 
     yield start
     httpd.shutdown()
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory) -> Path:
+    """The real SmolLM2-135M-Instruct, converted from its GGUF file by the convert-gguf step (once a session)."""
+    from . import real_model
+
+    real_model.require_package()
+    return real_model.convert(tmp_path_factory.mktemp("real") / "smollm2")
+
+
+@pytest.fixture(scope="session")
+def smollm2_bos(smollm2, tmp_path_factory) -> Path:
+    """SmolLM2 whose tokenizer and chat template both add a BOS token, as Llama-3's and Gemma's do."""
+    from . import real_model
+
+    return real_model.bos_variant(smollm2, tmp_path_factory.mktemp("real") / "smollm2-bos")

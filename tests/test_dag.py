@@ -135,7 +135,7 @@ def test_slurm_profile_dry_run_sizes_jobs_from_config(wf):
     train = _block(r.stdout, "train")
     assert "gpu=8" in train and "slurm_partition=a100q" in train and "gpu_model=a100" in train
     assert "slurm_account=lab" in train and "mem_mb=512000" in train
-    assert "accelerate launch --num_processes 8 -m harness train" in train
+    assert "accelerate launch --multi_gpu --num_processes 8 -m harness train" in train
     assert "python -m harness.gpus 8 --" in train  # a no-op inside SLURM jobs, device slots on a workstation
     assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")  # models.llama3-70b-instruct.gpus
     assert "gpu=1" in _block(r.stdout, "sample") and "gpu=1" in _block(r.stdout, "generate")
@@ -162,7 +162,7 @@ def test_local_gpu_node_trains_on_eight_gpus_at_batch_128(wf):
     r = snakemake(["-n", "-p", "--resources", "gpu=8", "--", target], wf)
     assert r.returncode == 0, r.stderr
     train = _block(r.stdout, "train")
-    assert "gpu=8" in train and "accelerate launch --num_processes 8 -m harness train" in train
+    assert "gpu=8" in train and "accelerate launch --multi_gpu --num_processes 8 -m harness train" in train
     assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")
     config = re.search(r"input: (results/configs/train/\S+\.yaml)", train).group(1)
     job = yaml.safe_load((wf / config).read_text())

@@ -140,6 +140,10 @@ class TransformersBackend:
             ids = [x[-room:] for x in ids]
         return tok.pad({"input_ids": ids}, return_tensors="pt", padding=True)
 
+    def count_tokens(self, prompts: list[str]) -> list[int]:
+        """Tokens of each prompt as this backend sends it (the judges fit their answers with it)."""
+        return [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
+
     def chat_prompt(self, messages: list[dict]) -> str:
         """The model's own chat template, ending where the assistant's turn begins."""
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

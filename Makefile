@@ -13,7 +13,7 @@ SNAKEMAKE := PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake
 
 VLLM_VENV ?= .venv-vllm
 
-.PHONY: env demo report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm real-env
+.PHONY: env demo real report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm real-env
 
 env: $(STAMP)
 
@@ -41,6 +41,22 @@ demo: $(STAMP)
 	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
 	$(BIN)/python -m harness.locks
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	@cat results/tables/main.md
+
+# The pipeline on a real published model (SmolLM2-135M-Instruct, config/real.yaml), offline on CPU: the
+# model is converted from its GGUF file, then served by a real vLLM OpenAI-compatible server (vllm-cpu,
+# on 127.0.0.1:$(REAL_PORT)) for the judges while Snakemake runs; the server stops with the run.
+REAL_PORT ?= 8741
+REAL_ENV = HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH HARNESS_REAL_JUDGE_KEY=$${HARNESS_REAL_JUDGE_KEY:-local}
+REAL_RUN = $(BIN)/snakemake --cores $(CORES)  # targets before --configfile, which takes several files
+real: $(STAMP) $(REAL_STAMP) vllm-cpu-env
+	$(BIN)/python -m harness.locks
+	$(REAL_ENV) $(REAL_RUN) results/models/gguf/smollm2 --configfile config/real.yaml
+	@# the judges' server only when there is work: a finished run starts nothing
+	@if $(REAL_ENV) $(REAL_RUN) -n --configfile config/real.yaml 2>&1 | grep -q "Nothing to be done"; then echo "config/real.yaml: nothing to be done"; \
+	else $(REAL_ENV) $(BIN)/python -m harness.vllm_server --python $(VLLM_VENV)/bin/python \
+	  --model results/models/gguf/smollm2 --name smollm2 --port $(REAL_PORT) --log logs/vllm_server.log \
+	  -- $(REAL_RUN) --configfile config/real.yaml; fi
 	@cat results/tables/main.md
 
 # The HTML report of the demo (run `make demo` first): every table and figure with its caption.

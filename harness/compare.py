@@ -401,6 +401,9 @@ def to_markdown(rows: list[dict], job: dict) -> str:
         head = "| policy | comparison | Δ | 95% interval | p (Holm) | MDE 80% |"
         out += [head + (f" MDE, {more} seeds |" if more else ""), "|" + "---|" * (6 + bool(more))]
         for r in group:
+            if not np.isfinite(r["diff"]):  # a cell with no value (e.g. every MT-Bench grade unparsable)
+                out.append(f"| {r['policy']} | {r['label']} | — | — | — | — |" + (" — |" if more else ""))
+                continue
             star = " *" if r["p_holm"] < 0.05 else ""
             line = (
                 f"| {r['policy']} | {r['label']} | {_fmt(r['diff'])}{star} | "
@@ -416,6 +419,12 @@ def to_markdown(rows: list[dict], job: dict) -> str:
         "MDE: the smallest true difference found at alpha 0.05 with 80% power by this design"
         + (f", and with {more} seeds a cell" if more else "")
         + ". Per-prompt files of each comparison: results/tables/comparisons.csv (files_a, files_b)."
+        + (
+            " —: no difference to compute, a cell has no value (every MT-Bench grade unparsable, say; "
+            "the metrics files count them)."
+            if any(not np.isfinite(r["diff"]) for r in rows)
+            else ""
+        )
     )
     return "\n".join(out) + "\n"
 
@@ -453,7 +462,7 @@ def figure(rows: list[dict], output_png: str, output_pdf: str) -> None:
     comparisons = list(dict.fromkeys(r["comparison"] for r in rows))
     colours = {c: plt.cm.tab10(i) for i, c in enumerate(comparisons)}
     for ax, ((_bench, metric), group) in zip(axes.flat, groups.items(), strict=False):
-        for r in group:
+        for r in (r for r in group if np.isfinite(r["diff"])):
             y = labels.index(label(r))
             c = colours[r["comparison"]]
             ax.plot(r["ci"], [y, y], color=c, lw=1.6)

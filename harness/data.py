@@ -172,7 +172,8 @@ def _hub_split_to_prompts(hub: dict, kind: str = "prompts") -> Path:
 def run(job: dict, output: str) -> int:
     """Write the dataset named by ``job['kind']`` to ``output``; return the number of records."""
     kind, source = job["kind"], job["source"]
-    limit = source.get("limit")
+    skip = source.get("skip") or 0  # a window of the file: [skip, skip + limit)
+    limit = None if source.get("limit") is None else skip + source["limit"]
     if job.get("source_sha256"):  # the file the workflow planned with, not one edited since
         from harness.io import file_sha256
 
@@ -181,16 +182,22 @@ def run(job: dict, output: str) -> int:
                 f"{source['path']}: changed since the workflow planned this job; rerun the workflow"
             )
     if kind == "prompts":
-        rows = [{"id": p.id, "prompt": p.prompt} for p in load_prompts(_fetch(source, ".jsonl"))][:limit]
+        raw = _fetch(source, ".jsonl")
+        if raw.suffix == ".json":  # AlpacaEval's instructions (a JSON list): ids are their places in it
+            found = [{"id": f"alpaca_eval/{i}", "prompt": r["instruction"]}
+                     for i, r in enumerate(load_alpaca_instructions(raw))]  # fmt: skip
+        else:
+            found = [{"id": p.id, "prompt": p.prompt} for p in load_prompts(raw)]
+        rows = found[skip:limit]
         write_jsonl(output, rows)
     elif kind == "alpaca_eval":
-        rows = load_alpaca_instructions(_fetch(source, ".json", "alpaca_eval"))[:limit]
+        rows = load_alpaca_instructions(_fetch(source, ".json", "alpaca_eval"))[skip:limit]
         write_json(output, rows)
     elif kind == "mt_bench":
         rows = [
             {"question_id": q.question_id, "category": q.category, "turns": list(q.turns)}
             for q in load_mt_questions(_fetch(source, ".jsonl", kind))
-        ][:limit]
+        ][skip:limit]
         write_jsonl(output, rows)
     elif kind == "mt_bench_judge_prompts":
         prompts = load_judge_prompts(_fetch(source, ".jsonl"))
@@ -205,11 +212,11 @@ def run(job: dict, output: str) -> int:
     elif kind == "downstream":  # the data file of the project's lm-eval tasks, as it comes
         from harness.io import read_jsonl
 
-        rows = [rec for _, rec in read_jsonl(_fetch(source, ".jsonl", kind))][:limit]
+        rows = [rec for _, rec in read_jsonl(_fetch(source, ".jsonl", kind))][skip:limit]
         write_jsonl(output, rows)
     elif kind == "preferences":
         identical = [] if "hub" in source else None  # a hub set's few equal answers: left out, counted
-        rows = load_preferences(_fetch(source, ".jsonl", kind), identical)[:limit]
+        rows = load_preferences(_fetch(source, ".jsonl", kind), identical)[skip:limit]
         if identical:
             log.warning(
                 "%d pairs with the same chosen and rejected text left out (ids %s ...)",
@@ -219,7 +226,7 @@ def run(job: dict, output: str) -> int:
             print(f"{output}: {len(identical)} pairs with equal answers left out")
         write_jsonl(output, rows)
     elif kind == "demonstrations":
-        rows = load_demonstrations(_fetch(source, ".jsonl", kind))[:limit]
+        rows = load_demonstrations(_fetch(source, ".jsonl", kind))[skip:limit]
         write_jsonl(output, rows)
     else:
         raise RecordError(

@@ -112,8 +112,11 @@ class _Judge:
         identity: dict | None = None,
         max_failures: int = 0,
         reask_unparsable: bool = False,
+        reply_tokens: int | None = None,
     ):
         self.backend = backend
+        if reply_tokens is not None:  # the judge's `reply_tokens`; else the class's own
+            self.REPLY_TOKENS = reply_tokens
         self.template_name = template
         self.template = load_template(template) if template else None
         self.batch_size = batch_size
@@ -140,6 +143,12 @@ class _Judge:
                 # the decoding of a text verdict (greedy, this many tokens)
                 decoding={"temperature": 0.0, "max_tokens": self.REPLY_TOKENS},
             )
+            if getattr(backend, "supports_label_logprobs", False) and not getattr(
+                backend, "label_in_prompt", True
+            ):
+                ident.update(
+                    decoding={"temperature": 0.0, "max_tokens": 1, "top_logprobs": backend.TOP_LOGPROBS}
+                )
             self.cache = JudgeCache(cache_path, ident)
 
     @classmethod
@@ -155,6 +164,8 @@ class _Judge:
             from harness.oracle import OracleJudge
 
             return OracleJudge.from_config(jcfg)
+        if jcfg.get("verdict", "text") == "logprobs" and cls is not PairwiseJudge:
+            raise ValueError("judge verdict: logprobs reads one label token: for pairwise judges only")
         backend_cls = get_backend(jcfg["backend"])
         settings = {k: jcfg[k] for k in getattr(backend_cls, "SETTINGS", ()) if k in jcfg}
         return cls(
@@ -166,6 +177,7 @@ class _Judge:
             identity={**judge_identity(jcfg), **identity},
             max_failures=jcfg.get("max_failures", 0),
             reask_unparsable=jcfg.get("reask_unparsable", False),
+            reply_tokens=jcfg.get("reply_tokens"),
         )
 
     def fit(self, renders: list, answers: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -183,7 +195,7 @@ class _Judge:
         if not hasattr(self.backend, "count_tokens"):
             return out
         limit = self.max_prompt_tokens
-        if getattr(self.backend, "supports_label_logprobs", True):  # the label is scored after the prompt
+        if self._local_labels():  # the label is scored after the prompt, inside the model's context
             limit -= max(self.backend.count_tokens(list(self.LABELS)))
         # no token is shorter than a byte, so only prompts longer in bytes can be over the limit
         todo = [i for i, a in enumerate(out) if len(renders[i](*a).encode()) + 64 > limit]
@@ -207,10 +219,16 @@ class _Judge:
         self.truncated += sum(a != b for a, b in zip(out, answers, strict=True))
         return out
 
+    def _local_labels(self) -> bool:
+        """Labels scored as a continuation of the prompt (transformers, vLLM), not read from a reply."""
+        return getattr(self.backend, "supports_label_logprobs", True) and getattr(
+            self.backend, "label_in_prompt", True
+        )
+
     def _counts(self, prompts: list[str]) -> list[int]:
         """Token counts from the backend; an endpoint's are cached beside the verdicts (a rerun asks
         nothing), a local tokenizer's are counted again (cheap, and no cache hit to count)."""
-        if getattr(self.backend, "supports_label_logprobs", True):
+        if getattr(self.backend, "label_in_prompt", True):
             return self.backend.count_tokens(prompts)
         keys = [f"{p}\x00token count" for p in prompts]
         found = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
@@ -236,7 +254,7 @@ class _Judge:
         todo = [i for i, v in enumerate(answers) if v is None]
         if todo:
             sub = [prompts[i] for i in todo]
-            if getattr(self.backend, "supports_label_logprobs", True):
+            if self._local_labels():
                 logps, truncated = self.backend.option_logprobs(
                     sub, list(self.LABELS), self.batch_size, self.max_prompt_tokens, desc=desc
                 )
@@ -244,6 +262,15 @@ class _Judge:
                 self.truncated += truncated
                 if self.cache:
                     self.cache.store([keys[i] for i in todo], fresh)
+            elif getattr(
+                self.backend, "supports_label_logprobs", False
+            ):  # an endpoint's first-token log-probs
+                store = self.cache and (lambda j, v: self.cache.store([keys[todo[j]]], [v], sync=False))
+                fresh, _ = self.backend.option_logprobs(
+                    sub, list(self.LABELS), self.batch_size, self.max_prompt_tokens, desc=desc, on_reply=store
+                )
+                if self.cache:
+                    self.cache.sync()
             else:  # an endpoint: each reply is cached as it arrives, a failure fails only its prompt
                 store = self.cache and (lambda j, text: self.cache.store([keys[todo[j]]], [text], sync=False))
                 fresh = self.backend.complete(sub, max_tokens=self.REPLY_TOKENS, desc=desc, on_reply=store)
@@ -317,6 +344,9 @@ class PairwiseJudge(_Judge):
                 choice = parse_choice(answer)
                 self.unparsable += choice is None
                 out.append({"A": 1.0, "B": 0.0, None: 0.5}[choice])
+            elif not answer:  # an endpoint's reply whose top log-probs held neither label
+                self.unparsable += 1
+                out.append(0.5)
             else:
                 out.append(float(softmax_first(np.asarray([answer]))[0]))
         return np.asarray(out)

@@ -140,7 +140,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 j = r["judge"]
                 calls = 2 * sum(_comparisons(procedure, c) for c in part)
                 judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * at)
-                reply = calls * JUDGE_REPLY_TOKENS["pairwise"]
+                reply = calls * _reply_tokens(j, "pairwise")
                 g = sizing.judge_gpus(cfg, j)
                 api = spec(j["backend"]).endpoint
                 model = j.get("model") if not api else None
@@ -194,7 +194,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 seconds(policy, g, turns * n_eval * pt, turns * n_eval * e_at), g, shards=n)  # fmt: skip
             calls = n_eval * turns
             judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
-            reply = calls * (JUDGE_REPLY_TOKENS["rating" if bench == "mt_bench" else "pairwise"])
+            reply = calls * _reply_tokens(b.get("judge", {}), "rating" if bench == "mt_bench" else "pairwise")
             api = "annotator" in b or spec(b["judge"]["backend"]).endpoint
             name = b["annotator"]["name"] if "annotator" in b else b["judge"].get("model")
             g = sizing.eval_judge_gpus(cfg, bench)
@@ -212,6 +212,13 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         "api_cost": sum(r["api_cost"] or 0.0 for r in stages.values()),
         "over_limit": sorted(r for r, row in stages.items() if row["over_limit"]),
     }
+
+
+def _reply_tokens(judge: dict, kind: str) -> int:
+    """The most tokens a judge's reply takes: one with log-prob verdicts, its reply_tokens, else the default."""
+    if judge.get("verdict") == "logprobs":
+        return 1
+    return judge.get("reply_tokens") or JUDGE_REPLY_TOKENS[kind]
 
 
 def _price(p: dict, model: str | None, prompt_tokens: float, reply_tokens: float) -> float | None:

@@ -114,7 +114,7 @@ def _revisions(cfg) -> tuple[dict[str, str | None], dict[str, str | None]]:
                     "revision"
                 ]
             for kind in ("url", "path"):
-                if isinstance(node.get(kind), str) and set(node) <= {"url", "path", "limit"}:
+                if isinstance(node.get(kind), str) and set(node) <= {"url", "path", "limit", "skip"}:
                     datasets[node[kind]] = None  # a URL pins its commit in itself; a path is local
             for v in node.values():
                 walk(v)

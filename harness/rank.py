@@ -232,10 +232,14 @@ def run(
     # equal reward-model scores make none
     decided = {r["prompt_id"] for r in records if r.get("kind") == "pairwise" and not r["tie"]}
     pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0, "below_margin": 0}
+    tied_kept = 0  # pairs.keep_tied: all-tie prompts paired by the ties' mean probabilities
     for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True):
         choice, reason = choose_pair(order, sc, job["ranker"]["pairs"], pc.id, job["seed"])
         if choice is not None and kind == "ipr" and pc.id not in decided:
-            choice, reason = None, "tied"
+            if job["ranker"]["pairs"].get("keep_tied"):
+                tied_kept += 1
+            else:
+                choice, reason = None, "tied"
         if choice is None:
             no_pair[reason] += 1
             continue
@@ -291,6 +295,7 @@ def run(
             "prompts": len(data),
             "pairs": len(pairs),
             "no_pair": no_pair,
+            **({"pairs_from_ties": tied_kept} if kind == "ipr" else {}),
             "completions_left_out": counts,
             **stats,
             "provenance": provenance(job, started=started),

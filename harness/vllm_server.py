@@ -116,3 +116,45 @@ class VLLMServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m harness.vllm_server --python P --model DIR --name N --port PORT -- CMD ...``: serve
+    the model while CMD runs (``make real``), then stop the server; exits with CMD's status."""
+    import argparse
+    import sys
+
+    ap = argparse.ArgumentParser(prog="python -m harness.vllm_server", description=main.__doc__.split(":")[0])
+    ap.add_argument("--python", required=True, help="the interpreter of an environment with vLLM")
+    ap.add_argument("--model", required=True, help="model directory to serve")
+    ap.add_argument("--name", required=True, help="served model name (the judges' `model`)")
+    ap.add_argument("--port", type=int, required=True, help="port on 127.0.0.1 (the judges' base_url)")
+    ap.add_argument("--log", help="server log (default /tmp/vllm-server-PORT.log)")
+    ap.add_argument("--max-model-len", type=int, default=4096, help="the served context in tokens")
+    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- then the command to run while serving")
+    args = ap.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        ap.error("no command to run after --")
+    for path, what in ((args.python, "--python"), (args.model, "--model")):
+        if not Path(path).exists():
+            sys.exit(f"error: {what} {path}: no such file or directory")
+    server = VLLMServer(args.python, args.model, name=args.name, port=args.port, log=args.log,
+                        extra_args=("--max-model-len", str(args.max_model_len)))  # fmt: skip
+    if server.healthy():
+        sys.exit(f"error: 127.0.0.1:{args.port} already answers: stop that server or choose another port")
+    print(f"serving {args.model} as '{args.name}' at {server.url} (log {server.log}) ...", flush=True)
+    try:
+        took = server.start()
+        print(f"server ready in {took:.0f} s", flush=True)
+        return subprocess.run(command).returncode
+    except RuntimeError as e:
+        sys.exit(f"error: {str(e).splitlines()[0]}")
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

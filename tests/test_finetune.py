@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from harness import data, finetune, world
@@ -107,3 +109,21 @@ def test_world_sources_give_each_dataset_kind(tmp_path):
         ] == [1.0, 1.0]
     with pytest.raises(RecordError, match="eval split only"):
         data.world_rows({"n": 2, "split": "train"}, "mt_bench")
+
+
+def test_a_source_window_skips_then_limits_and_prompts_read_alpaca_eval_files(tmp_path):
+    """``skip`` + ``limit`` cut a window of a file (training prompts apart from the evaluation prompts of
+    the same AlpacaEval file); prompts read from an AlpacaEval JSON list keep their place as id."""
+    src = tmp_path / "alpaca.json"
+    src.write_text(json.dumps([{"instruction": f"Question {i}?", "output": f"A{i}", "generator": "g"}
+                               for i in range(10)]))  # fmt: skip
+    out = tmp_path / "prompts.jsonl"
+    assert data.run({"kind": "prompts", "source": {"path": str(src), "skip": 6, "limit": 3}}, str(out)) == 3
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert rows == [{"id": f"alpaca_eval/{i}", "prompt": f"Question {i}?"} for i in (6, 7, 8)]
+    evals = tmp_path / "alpaca_eval.json"
+    data.run({"kind": "alpaca_eval", "source": {"path": str(src), "limit": 4}}, str(evals))
+    held_out = {r["instruction"] for r in json.loads(evals.read_text())}
+    assert held_out == {f"Question {i}?" for i in range(4)} and not held_out & {r["prompt"] for r in rows}
+    data.run({"kind": "prompts", "source": {"path": str(src), "skip": 8}}, str(out))  # to the end
+    assert len(out.read_text().splitlines()) == 2

@@ -127,3 +127,43 @@ def test_missing_api_key_names_the_variable(monkeypatch):
         OpenAIBackend(
             {"source": "judge", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "NO_SUCH_KEY_VAR"}
         )
+
+
+def test_logprob_verdicts_from_an_endpoint_reply_first_token(server, monkeypatch, tmp_path):
+    """verdict: logprobs asks one token with its top log-probs and reads P(A) from the two labels (as
+    alpaca_eval's weighted annotators read theirs); a reply listing neither label is unparsable (a tie),
+    a reply without logprobs fails only its prompt; a rerun is served from the cache."""
+    import math
+
+    def reply(body):
+        q = body["messages"][0]["content"]
+        if "q-neither" in q:
+            return 200, chat_completion("The", {"The": -0.1, "Both": -2.0})
+        if "q-bare" in q:
+            return 200, chat_completion("A")  # no logprobs in the reply
+        return 200, chat_completion("A", {"A": -0.2, " B": -1.8, "C": -4.0})
+
+    url, script = server(reply)
+    backend = _backend(url, monkeypatch, verdict="logprobs", retries=0)
+    cache = tmp_path / "cache.jsonl"
+    judge = PairwiseJudge(
+        backend, "pairwise_v1.txt", cache_path=str(cache), identity={"m": 1}, max_failures=1
+    )
+    p = judge.prob_a([("q-good", "a", "b"), ("q-neither", "a", "b"), ("q-bare", "a", "b")])
+    assert p[0] == pytest.approx(1 / (1 + math.exp(-1.8 + 0.2)))
+    assert p[1] == 0.5 and p[2] == 0.5
+    stats = judge.stats()
+    assert stats["judge_unparsable"] == 1 and stats["judge_failed"] == 1 and stats["judge_calls"] == 3
+    body = script.seen[0]
+    assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+    again = PairwiseJudge(
+        _backend(url, monkeypatch, verdict="logprobs"),
+        "pairwise_v1.txt",
+        cache_path=str(cache),
+        identity={"m": 1},
+    )
+    assert again.prob_a([("q-good", "a", "b"), ("q-neither", "a", "b")]).tolist() == p[:2].tolist()
+    assert again.stats()["judge_calls"] == 0 and again.stats()["judge_unparsable"] == 1
+    with pytest.raises(ValueError, match="pairwise judges only"):
+        RatingJudge.from_config({"backend": "openai", "verdict": "logprobs", "model": {}, "batch_size": 1,
+                                 "max_prompt_tokens": 10})  # fmt: skip

@@ -276,4 +276,53 @@ def test_transformers_and_vllm_agree_on_the_real_model(smollm2):
         if a.text == b["text"]:
             assert (a.n_tokens, a.finish_reason) == (b["n_tokens"], b["finish_reason"])
     logps, _ = hf.option_logprobs(got["prompts"], [" A", " B"], max_prompt_tokens=1024)
+    print(f"label log-probs: largest difference {np.abs(np.asarray(got['logps']) - logps).max():.2e} nats")
     np.testing.assert_allclose(np.asarray(got["logps"]), logps, atol=0.02)
+
+
+def test_scorer_conversion_scores_yes_minus_no_after_the_question(smollm2, tmp_path):
+    """The zero-shot scorer (config/real.yaml's scoring ranker) is the LM itself: its score for a
+    conversation equals logit(Yes) - logit(No) of the causal LM after the question its template adds."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from harness import convert
+    from harness.rank import score_reward_model
+
+    question = "Was that answer helpful and correct? Answer Yes or No."
+    spec = {"package": real_model.PACKAGE, "file": real_model.FILE,
+            "scorer": {"question": question, "positive": "Yes", "negative": "No"}}  # fmt: skip
+    out = tmp_path / "scorer"
+    convert.run({"step": "convert", "name": "scorer", "gguf": spec}, str(out))
+    convs = [[{"role": "user", "content": QUESTIONS[0]}, {"role": "assistant", "content": a}]
+             for a in ("The capital of France is Paris.", "I like turtles.")]  # fmt: skip
+    scores = score_reward_model(ref(out), convs, batch_size=2)  # one padded batch
+
+    tok = AutoTokenizer.from_pretrained(out)
+    lm = AutoModelForCausalLM.from_pretrained(smollm2, dtype=torch.float32).eval()
+    yes, no = (tok.convert_tokens_to_ids(t) for t in ("Yes", "No"))
+    for conv, score in zip(convs, scores, strict=True):
+        text = tok.apply_chat_template(conv, tokenize=False)
+        assert text.endswith(f"{question}<|im_end|>\n<|im_start|>assistant\n")
+        assert text.count("<|im_start|>system") == 1  # the question is a turn, not a new conversation
+        with torch.no_grad():
+            logits = lm(**tok(text, add_special_tokens=False, return_tensors="pt")).logits[0, -1]
+        assert score == pytest.approx((logits[yes] - logits[no]).item(), abs=1e-4)
+    with pytest.raises(Exception, match="one token each"):
+        bad = {**spec, "scorer": {**spec["scorer"], "positive": "Absolutely yes"}}
+        convert.run({"step": "convert", "name": "scorer", "gguf": bad}, str(tmp_path / "bad"))
+
+
+def test_serving_wrapper_refuses_a_missing_environment_in_one_line(tmp_path):
+    """`make real`'s server wrapper: a missing vLLM environment or model is one line, no traceback."""
+    import subprocess
+    import sys
+
+    r = subprocess.run(
+        [sys.executable, "-m", "harness.vllm_server", "--python", str(tmp_path / "nowhere/python"), "--model",
+         str(tmp_path), "--name", "m", "--port", "9", "--", "true"],
+        capture_output=True, text=True, cwd=real_model.ROOT, timeout=60,
+    )  # fmt: skip
+    assert (
+        r.returncode == 1
+        and r.stderr.strip() == f"error: --python {tmp_path}/nowhere/python: no such file or directory"
+    )

@@ -95,7 +95,15 @@ def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
     for line in judgments.read_text().splitlines():
         v = json.loads(line)
         verdicts.setdefault(v["prompt_id"], []).append(v["tie"])
-    assert m["no_pair"]["tied"] == sum(all(ties) for ties in verdicts.values())
+    assert m["no_pair"]["tied"] == sum(all(ties) for ties in verdicts.values()) > 0
+    assert m["pairs_from_ties"] == 0
+    # pairs.keep_tied: those prompts are paired too, by the ties' mean probabilities, and counted
+    kept = tmp_path / "kept.jsonl"
+    job["ranker"]["pairs"]["keep_tied"] = True
+    rank.run(job, str(comp), str(kept), str(judgments), str(rmeta))
+    m2 = json.loads(rmeta.read_text())
+    assert m2["no_pair"]["tied"] == 0 and m2["pairs_from_ties"] == m["no_pair"]["tied"]
+    assert m2["pairs"] == m["pairs"] + m["no_pair"]["tied"]
     for line in pairs.read_text().splitlines():
         pair = json.loads(line)
         assert set(pair) >= {"prompt", "chosen", "rejected"}

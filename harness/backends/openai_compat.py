@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from harness.errors import EndpointError
 log = logging.getLogger(__name__)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
 ABORTED = ("abort", "error")  # vLLM's finish reasons for a request it dropped or failed
+
+
+class _Malformed(ValueError):
+    """A reply that parses as JSON but lacks what the request asked for."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,9 @@ def _server_message(status: int, body: str) -> str:
 
 
 class OpenAIBackend:
-    supports_label_logprobs = False
-    SETTINGS = ("concurrency", "timeout_s", "retries")  # judge settings handed to the constructor
+    SETTINGS = ("concurrency", "timeout_s", "retries", "verdict")  # judge settings handed to the constructor
+    label_in_prompt = False  # a label is the reply's first token, not scored after the prompt
+    TOP_LOGPROBS = 20  # the most OpenAI's API returns per token
 
     def __init__(
         self,
@@ -74,7 +80,10 @@ class OpenAIBackend:
         retries: int = 20,
         retry_base_s: float = RETRY_BASE_S,
         retry_cap_s: float = RETRY_CAP_S,
+        verdict: str = "text",
     ):
+        # verdicts from the reply's first-token log-probs (option_logprobs), else from its text (complete)
+        self.supports_label_logprobs = verdict == "logprobs"
         env = model.get("api_key_env") or "OPENAI_API_KEY"
         self.key = os.environ.get(env)
         if not self.key:
@@ -114,6 +123,46 @@ class OpenAIBackend:
 
         return self._run(f"{self.base_url}/chat/completions", bodies, text, desc)
 
+    def option_logprobs(
+        self, prompts, options, batch_size=0, max_prompt_tokens=0, desc="judge", on_reply=None
+    ):
+        """Per prompt, the log-probability of each option as the reply's first token (labels compared
+        without surrounding spaces), from the endpoint's ``top_logprobs``; or a :class:`Failure`.
+
+        An option missing from the top 20 gets the lowest log-prob listed (an upper bound); a reply
+        with neither option listed gets ``[]`` (no verdict: the judge counts it as unparsable).
+        Returns (per prompt ``[logp, ...]``, ``[]`` or a Failure; 0 prompts truncated: the judge fits
+        the answers beforehand).
+        """
+        wanted = [o.strip() for o in options]
+        bodies = [
+            {
+                "model": self.model_name,
+                "messages": json.loads(p),
+                "temperature": 0.0,
+                "max_tokens": 1,
+                "logprobs": True,
+                "top_logprobs": self.TOP_LOGPROBS,
+            }  # fmt: skip
+            for p in prompts
+        ]
+
+        def parse(i, data):
+            content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
+            if not content:
+                raise _Malformed("the reply has no logprobs: serve a model whose endpoint returns them")
+            top = {}
+            for t in content[0].get("top_logprobs") or []:
+                top[t["token"].strip()] = max(t["logprob"], top.get(t["token"].strip(), -math.inf))
+            found = [top.get(w) for w in wanted]
+            value = [] if all(v is None for v in found) else [
+                v if v is not None else min(top.values()) for v in found]  # fmt: skip
+            if on_reply is not None:
+                on_reply(i, value)
+            return value
+
+        return self._run(f"{self.base_url}/chat/completions", bodies, parse, desc), 0
+
     def count_tokens(self, prompts: list[str]) -> list[int]:
         """Prompt tokens as the endpoint counts them (vLLM's ``/tokenize``, which applies the chat
         template). An endpoint without it gets an upper bound instead: UTF-8 bytes plus 8 per message
@@ -148,7 +197,12 @@ class OpenAIBackend:
                     async with gate:
                         out = await self._post(s, url, body)
                     bar.update()
-                    return out if isinstance(out, Failure) else parse(i, out)
+                    if isinstance(out, Failure):
+                        return out
+                    try:
+                        return parse(i, out)
+                    except _Malformed as e:  # fails only its prompt, counted by the judge
+                        return Failure(None, str(e))
 
                 return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
 

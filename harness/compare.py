@@ -368,8 +368,11 @@ def _table(job: dict, inputs: list[str]) -> list[dict]:
                 "draws": samples,
                 **r,
             })  # fmt: skip
-        for row, adj in zip(family, holm([r["p"] for r in family]), strict=True):
+        finite = [r for r in family if np.isfinite(r["p"])]  # a comparison without a value is no test
+        for row, adj in zip(finite, holm([r["p"] for r in finite]), strict=True):
             row["p_holm"] = adj
+        for row in family:
+            row.setdefault("p_holm", float("nan"))
         rows += family
     return rows
 

@@ -138,6 +138,11 @@ def check_references(cfg: dict, source: str) -> None:
             f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
             "its 1-10 ratings take no error_rate or position_bias"
         )
+    if mt_judge.get("verdict") == "logprobs":
+        raise ConfigError(
+            f"{source}: evaluation/mt_bench/judge/verdict: logprobs reads one label token, which a 1-10 "
+            "grade ([[n]]) is not; use verdict: text (FastChat's parsing)"
+        )
     from harness.judge import template_names
 
     templates = template_names()

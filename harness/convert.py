@@ -68,13 +68,16 @@ def run(job: dict, output: str) -> dict:
     from harness.provenance import provenance
 
     started = time.time()
-    src = gguf_path(job["gguf"], job.get("name", ""))
+    src = Path(job["gguf_file"]) if job.get("gguf_file") else gguf_path(job["gguf"], job.get("name", ""))
+    if not src.is_file():
+        raise ModelError(f"{src}: no such GGUF file (models.{job.get('name', '')}.gguf)")
     _import_gguf()
     tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
     model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
     # the tensors are dequantized already; without this, the saved config would ask every loader for
     # the GGUF quantizer and the file it came from
-    del model.config.quantization_config
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.hf_quantizer = None
     if job["gguf"].get("scorer"):
         model, tokenizer = as_scorer(model, tokenizer, job["gguf"]["scorer"])
@@ -144,4 +147,6 @@ def as_scorer(lm, tokenizer, scorer: dict):
         + suffix
         + "{% endif %}"
     )
+    if tokenizer.apply_chat_template(convo, tokenize=False) != after:  # e.g. a newline trimmed by Jinja
+        raise ModelError("gguf.scorer: the rewritten chat template does not add the question as intended")
     return model, tokenizer

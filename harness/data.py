@@ -183,7 +183,7 @@ def run(job: dict, output: str) -> int:
             )
     if kind == "prompts":
         raw = _fetch(source, ".jsonl")
-        if raw.suffix == ".json":  # AlpacaEval's instructions (a JSON list): ids are their places in it
+        if raw.read_text(encoding="utf-8").lstrip().startswith("["):  # AlpacaEval's JSON list: ids are places
             found = [{"id": f"alpaca_eval/{i}", "prompt": r["instruction"]}
                      for i, r in enumerate(load_alpaca_instructions(raw))]  # fmt: skip
         else:

@@ -120,8 +120,9 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         from harness.io import file_sha256
 
         spec = cfg["models"][key]["gguf"]
+        path = gguf_path(spec, key)  # resolved here: the job may run in an environment without the package
         # the file's bytes are part of the job: another file at the same path converts again
-        return {"step": step, "name": key, "gguf": spec, "sha256": file_sha256(gguf_path(spec, key))}
+        return {"step": step, "name": key, "gguf": spec, "gguf_file": str(path), "sha256": file_sha256(path)}
     if step == "finetune":
         return {
             "step": step,

@@ -200,6 +200,8 @@ class _Judge:
         # no token is shorter than a byte, so only prompts longer in bytes can be over the limit
         todo = [i for i, a in enumerate(out) if len(renders[i](*a).encode()) + 64 > limit]
         for _ in range(4):  # each pass cuts by the excess measured, plus a margin
+            if not todo:
+                break
             prompts = [renders[i](*out[i]) for i in todo]
             over = [
                 (i, p, n) for i, p, n in zip(todo, prompts, self._counts(prompts), strict=True) if n > limit
@@ -209,8 +211,6 @@ class _Judge:
                     out[i], share=(n - limit) / n * 1.1 + 16 / len(prompt), prompt_chars=len(prompt)
                 )
             todo = [i for i, _, _ in over]
-            if not todo:
-                break
         if todo:
             raise ValueError(
                 f"{len(todo)} judge prompts exceed max_prompt_tokens={limit} even with their answers cut: "

@@ -46,6 +46,7 @@ def _count(source: dict, key: str, counts: dict) -> int | None:
     if "path" in source and Path(source["path"]).exists():
         text = Path(source["path"]).read_text(encoding="utf-8")
         n = len(json.loads(text)) if text.lstrip().startswith("[") else len(text.splitlines())
+        n = max(0, n - (source.get("skip") or 0))
         return min(n, source["limit"]) if source.get("limit") else n
     return counts.get(key)
 

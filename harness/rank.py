@@ -231,12 +231,17 @@ def run(
     # IPR: a prompt whose every comparison was a tie (the judge preferred nothing) makes no pair, as
     # equal reward-model scores make none
     decided = {r["prompt_id"] for r in records if r.get("kind") == "pairwise" and not r["tie"]}
+    # a tie broken by the mean probability carries a preference; one at exactly 0.5 (failed, unparsable
+    # or undecided in both orders) carries none, and keep_tied never pairs by position alone
+    leaning = {
+        r["prompt_id"] for r in records if r.get("kind") == "pairwise" and r.get("tie_break") == "mean_prob"
+    }
     pairs, no_pair = [], {"too_few_candidates": 0, "tied": 0, "below_margin": 0}
     tied_kept = 0  # pairs.keep_tied: all-tie prompts paired by the ties' mean probabilities
     for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True):
         choice, reason = choose_pair(order, sc, job["ranker"]["pairs"], pc.id, job["seed"])
         if choice is not None and kind == "ipr" and pc.id not in decided:
-            if job["ranker"]["pairs"].get("keep_tied"):
+            if job["ranker"]["pairs"].get("keep_tied") and pc.id in leaning:
                 tied_kept += 1
             else:
                 choice, reason = None, "tied"

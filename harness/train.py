@@ -143,6 +143,17 @@ def weights_dtype(job: dict):
     return torch.float32
 
 
+def _as_saved(trainer, job: dict) -> None:
+    """Trained float32 weights (``weights_dtype``) back in the model's own dtype before saving, so a
+    checkpoint is the size and dtype of the model it came from (bf16 for a hub model on a GPU)."""
+    from harness.backends.hf import torch_dtype
+
+    dtype = torch_dtype(job["model"].get("dtype"))
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not job["training"]["deepspeed"] and next(model.parameters()).dtype != dtype:
+        model.to(dtype)
+
+
 def accumulation_steps(t: dict) -> int:
     """Accumulation that reaches ``training.effective_batch_size`` with this run's processes."""
     return accumulation(t["effective_batch_size"], t["per_device_train_batch_size"], processes())
@@ -157,13 +168,14 @@ def reference_logps(job: dict, pairs_path: str, output: str) -> None:
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
-    from harness.backends.hf import load_pretrained, load_tokenizer, torch_dtype
+    from harness.backends.hf import load_pretrained, load_tokenizer
     from harness.trainer import HarnessDPOTrainer
 
     started = time.time()
     pairs = Dataset.from_list(load_pairs(pairs_path))
     tokenizer = load_tokenizer(job["model"])
-    model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=torch_dtype(job["model"].get("dtype")))
+    # the same weights as the policy starts from (weights_dtype), so that at step 0 they agree
+    model = load_pretrained(AutoModelForCausalLM, job["model"], dtype=weights_dtype(job))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = HarnessDPOTrainer(
             model=model,
@@ -336,6 +348,7 @@ def run(
     final = trainer.evaluate()  # the trained policy on every training pair, against the reference
     change = _logp_change(objective, final, initial, tmp / "initial_eval.json")
     if peft_config is None:
+        _as_saved(trainer, job)
         trainer.save_model(str(tmp))
     elif trainer.is_world_process_zero():  # adapters merged, so downstream steps load a plain model
         trainer.accelerator.unwrap_model(trainer.model).merge_and_unload().save_pretrained(str(tmp))

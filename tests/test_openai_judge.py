@@ -167,3 +167,32 @@ def test_logprob_verdicts_from_an_endpoint_reply_first_token(server, monkeypatch
     with pytest.raises(ValueError, match="pairwise judges only"):
         RatingJudge.from_config({"backend": "openai", "verdict": "logprobs", "model": {}, "batch_size": 1,
                                  "max_prompt_tokens": 10})  # fmt: skip
+
+
+def test_keep_tied_never_pairs_by_position_alone(server, monkeypatch, tmp_path):
+    """pairs.keep_tied pairs a prompt whose ties were broken by a mean probability; a prompt whose every
+    verdict was unparsable, or flipped with the position (0.5 both orders), carries no preference and
+    still gets no pair."""
+    import json
+
+    from harness import rank
+
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+
+    def reply(body):  # prompts about "flip" always answer A (a position flip); the rest say nothing
+        return 200, "A" if "flip" in body["messages"][0]["content"] else "I cannot say."
+
+    url, _ = server(reply)
+    comps = [{"text": t, "n_tokens": 2, "finish_reason": "stop"} for t in ("One.", "Two.", "Three.")]
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps({"id": q, "prompt": f"{q} question", "completions": comps}) + "\n"
+                            for q in ("flip", "mute")))  # fmt: skip
+    judge = {"backend": "openai", "model": {"name": "judge", "source": "judge", "revision": None, "base_url": url,
+             "api_key_env": "TEST_JUDGE_KEY"}, "template": "pairwise_v1.txt", "batch_size": 8,
+             "max_prompt_tokens": 1536, "retries": 0}  # fmt: skip
+    job = {"policy": "p", "seed": 0, "ranker": {"name": "ipr", "kind": "ipr", "judge": judge,
+           "procedure": "best_worst", "pairs": {"strategy": "best_worst", "keep_tied": True}}}  # fmt: skip
+    out, meta = tmp_path / "pairs.jsonl", tmp_path / "m.json"
+    rank.run(job, str(path), str(out), str(tmp_path / "j.jsonl"), str(meta))
+    m = json.loads(meta.read_text())
+    assert m["pairs"] == 0 and m["pairs_from_ties"] == 0 and m["no_pair"]["tied"] == 2

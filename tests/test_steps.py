@@ -427,3 +427,15 @@ def test_ipr_shards_keep_their_own_judge_cache(tiny_models, tmp_path):
     shards.merge([str(out[i]["judgments"]) for i in (1, 2)], str(merged))
     ids = [json.loads(line)["prompt_id"] for line in merged.read_text().splitlines()]
     assert list(dict.fromkeys(ids)) == [f"q{i}" for i in range(5)] and ids == sorted(ids)
+
+
+def test_a_local_judge_with_short_prompts_fits_nothing(tiny_models):
+    """Prompts far below max_prompt_tokens: nothing to count or cut (an empty batch once crashed the
+    transformers tokenizer), verdicts as they are."""
+    from harness.backends.hf import TransformersBackend
+    from harness.judge import PairwiseJudge
+
+    judge = PairwiseJudge(TransformersBackend(model_ref(tiny_models / "policy")), "pairwise_v1.txt",
+                          max_prompt_tokens=4096)  # fmt: skip
+    p = judge.prob_a([("Name a fruit.", "A banana.", "A stone.")])
+    assert len(p) == 1 and 0 < p[0] < 1 and judge.stats()["judge_prompts_truncated"] == 0

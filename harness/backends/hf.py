@@ -142,6 +142,8 @@ class TransformersBackend:
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
         """Tokens of each prompt as this backend sends it (the judges fit their answers with it)."""
+        if not prompts:  # the tokenizer fails on an empty batch
+            return []
         return [len(ids) for ids in self.tokenizer(prompts, add_special_tokens=False)["input_ids"]]
 
     def chat_prompt(self, messages: list[dict]) -> str:

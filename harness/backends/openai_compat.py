@@ -1,7 +1,8 @@
 """Any OpenAI-compatible chat endpoint (a local `vllm serve`, a hosted API) as a judge backend.
 
-It returns text, not label log-probabilities: judges parse the verdict from the reply and count the
-replies they cannot parse. Requests go out ``concurrency`` at a time from one asyncio loop (aiohttp),
+It returns text, and judges parse the verdict from the reply and count the replies they cannot parse;
+with ``verdict: logprobs`` (pairwise judges) it returns the two labels' log-probabilities from the
+reply's first token instead. Requests go out ``concurrency`` at a time from one asyncio loop (aiohttp),
 so a vLLM server batching 64 requests is kept busy. Each reply is handed to ``on_reply`` as it
 arrives (judges cache it then), and a request that fails fails only itself:
 - rate limits (429), server errors (5xx), timeouts, refused or dropped connections and replies the
@@ -148,12 +149,19 @@ class OpenAIBackend:
         ]
 
         def parse(i, data):
-            content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
-            if not content:
-                raise _Malformed("the reply has no logprobs: serve a model whose endpoint returns them")
+            try:
+                content = ((data["choices"][0].get("logprobs") or {}).get("content")) or []
+                tops = [
+                    (t["token"].strip(), float(t["logprob"])) for t in content[0].get("top_logprobs") or []
+                ]
+            except (KeyError, IndexError, TypeError, AttributeError, ValueError):
+                raise _Malformed(
+                    f"{self.base_url}: a reply without choices[0].logprobs.content[0].top_logprobs (token, "
+                    "logprob): serve a model whose endpoint returns log-probs, or use verdict: text"
+                ) from None
             top = {}
-            for t in content[0].get("top_logprobs") or []:
-                top[t["token"].strip()] = max(t["logprob"], top.get(t["token"].strip(), -math.inf))
+            for token, logprob in tops:
+                top[token] = max(logprob, top.get(token, -math.inf))
             found = [top.get(w) for w in wanted]
             value = [] if all(v is None for v in found) else [
                 v if v is not None else min(top.values()) for v in found]  # fmt: skip

@@ -278,6 +278,7 @@ def run(
 ) -> None:
     import os
 
+    import torch
     from accelerate import PartialState
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -315,7 +316,11 @@ def run(
     # directory (ZeRO-3 gathers weights collectively); only the main rank writes files and renames.
     # The partial directory survives a kill, so that a rerun resumes from its last checkpoint.
     tmp = Path(f"{output}.partial")
-    with PartialState().main_process_first():  # the main rank cleans up; the others then find it clean
+    # the main rank cleans up; the others then find it clean. On CPU, accelerate's state is distributed
+    # (gloo) only when asked for with cpu=True: without it every rank ran this at once, and one could
+    # read the fingerprint while another rewrote it, and delete the checkpoint it was resuming from
+    state = PartialState(cpu=not torch.cuda.is_available())
+    with state.main_process_first():
         resume = resume_point(tmp, _fingerprint(job, pairs_path, reference))
     if resume:
         log.info("resuming from %s", resume)

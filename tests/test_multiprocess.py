@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -107,7 +108,11 @@ def _run(job: dict, pairs, reference: str, out, processes: int, script=None, **e
 
 
 def _ok(r):
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    """A run that ended well; else every rank's own error lines (torchrun's summary alone names none)."""
+    lines = r.stderr.splitlines()
+    ours = [x for x in lines if re.match(r"(\[rank\d\]: )?error: ", x)]  # the harness's own one-line errors
+    errors = ours + [x for x in lines if re.search(r"Error|\[rank\d\]", x)][-40:]
+    assert r.returncode == 0, "\n".join(errors) + "\n" + r.stderr[-3000:]
 
 
 def _log(out) -> list[dict]:

@@ -49,6 +49,7 @@ def real(tmp_path_factory):
     if given:
         shutil.copytree(given, root / "wf", symlinks=True, ignore=shutil.ignore_patterns(".venv*", ".git"))
         return root / "wf"
+    (root / "wf").mkdir()
     wf = copy_workflow(root / "wf")
     r = snakemake(["--cores", "2", "results/models/gguf/smollm2", *CONFIG], wf, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -169,6 +169,18 @@ def _hub_split_to_prompts(hub: dict, kind: str = "prompts") -> Path:
     return tmp
 
 
+def _json_list(path: Path) -> bool:
+    """Whether ``path`` is a file whose first non-blank byte opens a JSON list. Reads bytes, so a file
+    that is a directory or not UTF-8 is left to the loader, which names it (and the line)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        while block := f.read(1 << 16):
+            if head := block.lstrip():
+                return head.startswith(b"[")
+    return False
+
+
 def run(job: dict, output: str) -> int:
     """Write the dataset named by ``job['kind']`` to ``output``; return the number of records."""
     kind, source = job["kind"], job["source"]
@@ -183,7 +195,7 @@ def run(job: dict, output: str) -> int:
             )
     if kind == "prompts":
         raw = _fetch(source, ".jsonl")
-        if raw.read_text(encoding="utf-8").lstrip().startswith("["):  # AlpacaEval's JSON list: ids are places
+        if _json_list(raw):  # AlpacaEval's JSON list: ids are places
             found = [{"id": f"alpaca_eval/{i}", "prompt": r["instruction"]}
                      for i, r in enumerate(load_alpaca_instructions(raw))]  # fmt: skip
         else:

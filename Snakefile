@@ -5,7 +5,14 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from harness.config import ConfigError, read_yaml, retype_overrides, workflow_check
+from harness.config import (
+    SHARED_RUN,
+    ConfigError,
+    read_yaml,
+    retype_overrides,
+    run_name,
+    workflow_check,
+)
 
 min_version("9.0")
 
@@ -34,12 +41,23 @@ except ConfigError as e:
     sys.exit(f"error: {e}")
 validate(config, "config/schema.yaml")
 
+# Every output of this config lives under its run's folder (results/<run>/, harness/config.py);
+# results/shared/ holds what runs share (judge-call caches, keyed by content).
+try:
+    config["run"] = run_name(
+        config, workflow.overwrite_configfiles or ["config/config.yaml"]
+    )
+except ConfigError as e:
+    sys.exit(f"error: {e}")
+RUN_DIR = f"results/{config['run']}"
+SHARED_DIR = f"results/{SHARED_RUN}"
 
-# The report opens on the results once `landing` has made its page (results/report/landing.html);
+
+# The report opens on the results once `landing` has made its page (results/<run>/report/landing.html);
 # before that, on the workflow's description alone.
 REPORT_TEXT = (
     "rules/captions/workflow_landing.rst"
-    if os.path.exists("results/report/landing.html")
+    if os.path.exists(RUN_DIR + "/report/landing.html")
     else "rules/captions/workflow.rst"
 )
 
@@ -62,5 +80,5 @@ rule all:
         # the tables and figures the report opens on (rules/common.smk), the page, the cost table
         landing_tables(),
         landing_figures(),
-        "results/report/landing.html",
-        "results/tables/cost.md",
+        RUN_DIR + "/report/landing.html",
+        RUN_DIR + "/tables/cost.md",

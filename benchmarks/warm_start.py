@@ -30,10 +30,10 @@ from harness import warm  # noqa: E402
 
 CELL = "tiny-policy/rm/nll/seed0"
 TARGETS = {
-    "generate": f"results/eval/{CELL}/alpaca_eval/answers.json",
-    "train": f"results/training/{CELL}/summary.json",
-    "downstream": f"results/eval/{CELL}/downstream/metrics.json",
-    "metrics": f"results/eval/{CELL}/mt_bench/metrics.json",
+    "generate": f"results/demo/eval/{CELL}/alpaca_eval/answers.json",
+    "train": f"results/demo/training/{CELL}/summary.json",
+    "downstream": f"results/demo/eval/{CELL}/downstream/metrics.json",
+    "metrics": f"results/demo/eval/{CELL}/mt_bench/metrics.json",
 }
 OUTPUT_FLAGS = ("--output", "--meta", "--log", "--summary", "--metrics", "--samples")
 # fields that differ between any two runs, cold or warm: times, and lm-eval's temporary task folder

@@ -153,9 +153,9 @@ def holm(pvalues: Sequence[float]) -> list[float]:
 # ---- the `compare` step: comparisons of the main table's cells on every benchmark ----
 
 _EVAL = re.compile(
-    r"results/eval/(?P<policy>[^/]+)/(?P<model>.+?)/(?P<bench>alpaca_eval|mt_bench|downstream)/(?P<file>[^/]+)$"
+    r"(?:^|/)results/[^/]+/eval/(?P<policy>[^/]+)/(?P<model>.+?)/(?P<bench>alpaca_eval|mt_bench|downstream)/(?P<file>[^/]+)$"
 )
-_DIFFICULTY = re.compile(r"results/eval/difficulty/alpaca_eval/(?P<group>[^/]+)\.json$")
+_DIFFICULTY = re.compile(r"(?:^|/)results/[^/]+/eval/difficulty/alpaca_eval/(?P<group>[^/]+)\.json$")
 BASE = "base"
 
 
@@ -421,7 +421,7 @@ def to_markdown(rows: list[dict], job: dict) -> str:
         "within each benchmark metric, * where below 0.05 (intervals are per comparison, unadjusted). "
         "MDE: the smallest true difference found at alpha 0.05 with 80% power by this design"
         + (f", and with {more} seeds a cell" if more else "")
-        + ". Per-prompt files of each comparison: results/tables/comparisons.csv (files_a, files_b)."
+        + ". Per-prompt files of each comparison: comparisons.csv beside this table (files_a, files_b)."
         + (
             " —: no difference to compute, a cell has no value (every MT-Bench grade unparsable, say; "
             "the metrics files count them)."

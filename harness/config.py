@@ -7,6 +7,7 @@ serves the CLI (``harness check-config``) and tests, and reports the offending k
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -92,6 +93,30 @@ def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> d
         raise ConfigError(f"{source}: {where}: {message}")
     check_references(cfg, source)
     return cfg
+
+
+SHARED_RUN = "shared"  # results/shared/: what every run may reuse (judge-call caches), not a run
+
+
+def run_name(cfg: dict, files) -> str:
+    """The run's folder under results/: the config's ``run``, else the stem of its first config file
+    (config/my_study.yaml -> results/my_study/), so that two configs never write the same files."""
+    name = cfg.get("run") or (Path(str(files[0])).stem if files else "")
+    where = "run" if cfg.get("run") else f"run (from the file name {files[0]})" if files else "run"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise ConfigError(
+            f"{where}: {name!r} is not a folder name (letters, digits, '.', '_', '-'); set `run:`"
+        )
+    if name == SHARED_RUN:
+        raise ConfigError(
+            f"{where}: '{SHARED_RUN}' is the folder runs share (results/{SHARED_RUN}/); pick another"
+        )
+    return name
+
+
+def run_dir(cfg: dict, files=()) -> str:
+    """``results/<run>``: every output of one run (data, models, evaluations, tables, logs, timings)."""
+    return f"results/{run_name(cfg, files)}"
 
 
 def workflow_check(cfg: dict, files, overrides) -> None:
@@ -212,7 +237,10 @@ def check_sources(cfg: dict, source: str) -> None:
 
 
 def load_config(path) -> dict:
-    return validate(read_yaml(path), str(path))
+    """A config file, validated, with its ``run`` named (``run_name``)."""
+    cfg = validate(read_yaml(path), str(path))
+    cfg["run"] = run_name(cfg, [path])
+    return cfg
 
 
 def _check_grids(cfg: dict, source: str) -> None:

@@ -152,6 +152,6 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
             "Judge calls: prompts sent to the LLM judge by the rank step (IPR's procedure, both orders of "
             "each comparison), and of those the ones not served from the judge cache. A reward model makes "
             "no judge calls; its column counts completions scored. The ranker study's round robin (every "
-            "pair judged) makes more: results/tables/ranker_study.md.",
+            "pair judged) makes more: ranker_study.md beside this table.",
         ]
     write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, metrics))

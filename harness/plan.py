@@ -51,9 +51,9 @@ def _count(source: dict, key: str, counts: dict) -> int | None:
     return counts.get(key)
 
 
-def _candidates(workdir: Path, policy: str, k: int, n_prompts: int) -> tuple[list[int], bool]:
+def _candidates(rundir: Path, policy: str, k: int, n_prompts: int) -> tuple[list[int], bool]:
     """Distinct non-empty completions per prompt, from the completions if sampled (exact), else K each."""
-    path = workdir / f"results/completions/{policy}/completions.jsonl"
+    path = rundir / f"completions/{policy}/completions.jsonl"
     if not path.exists():
         return [k] * n_prompts, False
     sizes = []
@@ -63,8 +63,8 @@ def _candidates(workdir: Path, policy: str, k: int, n_prompts: int) -> tuple[lis
     return sizes, True
 
 
-def _pairs(workdir: Path, policy: str, ranker: str, n_prompts: int) -> tuple[int, bool]:
-    meta = workdir / f"results/pairs/{policy}/{ranker}/pairs.meta.json"
+def _pairs(rundir: Path, policy: str, ranker: str, n_prompts: int) -> tuple[int, bool]:
+    meta = rundir / f"pairs/{policy}/{ranker}/pairs.meta.json"
     return (json.loads(meta.read_text())["pairs"], True) if meta.exists() else (n_prompts, False)
 
 
@@ -78,6 +78,9 @@ def train_steps(pairs: int, t: dict, processes: int) -> int:
 
 def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> dict:
     """The plan as data: ``stages`` (rule -> row), ``train_steps`` (cell -> steps), totals."""
+    from harness.config import run_dir
+
+    rundir = workdir / run_dir(cfg)  # the run's finished outputs, where there are any
     p = cfg.get("plan", {})
     tok, counts, limits = p.get("tokens", {}), p.get("counts", {}), limits or {}
     gpu_peak = p.get("gpu", {}).get("peak_tflops", 0) * 1e12
@@ -124,7 +127,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         n = s.get("shards", 1)
         add("sample", n, n_prompts, 0, n_prompts * pt, n_prompts * k * at,
             seconds(policy, g, n_prompts * pt, n_prompts * k * at), g, shards=n)  # fmt: skip
-        sizes, _ = _candidates(workdir, policy, k, n_prompts)
+        sizes, _ = _candidates(rundir, policy, k, n_prompts)
         study = cfg["ranker_study"]
         for r in cfg["rankers"].values():
             # the main ranking (sharded as configured) and the ranker study's (one job, maybe fewer prompts)
@@ -153,7 +156,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
 
     referenced = [c for c in trained if objectives.needs_reference(cfg["regularizers"][c[2]]["kind"])]
     for policy, ranker in dict.fromkeys((c[0], c[1]) for c in referenced):
-        pairs, _ = _pairs(workdir, policy, ranker, n_prompts)
+        pairs, _ = _pairs(rundir, policy, ranker, n_prompts)
         g = sizing.model_gpus(cfg, policy)
         add(
             "reference_logps",
@@ -167,7 +170,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         )
     t = cfg["training"]
     for c in trained:
-        pairs, _ = _pairs(workdir, c[0], c[1], n_prompts)
+        pairs, _ = _pairs(rundir, c[0], c[1], n_prompts)
         g = sizing.training_gpus(cfg, c[0])
         per_pair = objectives.get(cfg["regularizers"][c[2]]["kind"]).examples_per_pair
         steps["/".join(map(str, c[:3])) + f"/seed{c[3]}"] = train_steps(pairs * per_pair, t, g)

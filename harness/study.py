@@ -159,7 +159,8 @@ def table(job: dict, rankings: list[str], gold: list[str], output_csv: str, outp
         + "\nGold accuracy: share of labelled pairs where the ranker prefers the chosen answer (a tie counts "
         "one half), averaged over the sets of each distribution. Judge calls per prompt are this study's round "
         "robin (every pair of completions, both orders); the pipeline's own ranking calls (IPR's procedure, "
-        "fewer) are in results/tables/cost.md. A reward model makes no judge calls.\n" + footer(job, started)
+        "fewer) are in cost.md beside this table. A reward model makes no judge calls.\n"
+        + footer(job, started)
     )
     write_text(output_md, md)
 

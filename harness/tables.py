@@ -45,7 +45,7 @@ def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
     return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
 
 
-COMPUTE_NOTE = "\nThe compute behind these numbers (jobs, GPU- and CPU-hours as measured) is in results/tables/cost.md.\n"
+COMPUTE_NOTE = "\nThe compute behind these numbers (jobs, GPU- and CPU-hours as measured) is in cost.md beside this table.\n"
 
 
 def to_csv(df) -> str:

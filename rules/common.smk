@@ -20,10 +20,10 @@ shell.prefix(
 
 # Where each kind of output lives; the harness never builds a path itself.
 PATHS = {
-    "built_model": "results/models/tiny/{name}",
-    "tuned_model": "results/models/tuned/{name}",
-    "converted_model": "results/models/gguf/{name}",
-    "checkpoint": "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
+    "built_model": RUN_DIR + "/models/tiny/{name}",
+    "tuned_model": RUN_DIR + "/models/tuned/{name}",
+    "converted_model": RUN_DIR + "/models/gguf/{name}",
+    "checkpoint": RUN_DIR + "/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
 }
 BENCHMARKS = list(config["evaluation"])
 JUDGED = [
@@ -109,7 +109,7 @@ def job_config(step, key):
     def path(wc):
         k = key.format(**dict(wc.items()))
         return jobs.write_job_config(
-            jobs.resolve(config, step, k, PATHS), f"results/configs/{step}/{k}"
+            jobs.resolve(config, step, k, PATHS), f"{RUN_DIR}/configs/{step}/{k}"
         )
 
     return path
@@ -121,7 +121,7 @@ def built_models_input(names, tuned=True):
     (``tuned=False``: only what it is fine-tuned from).
     """
     built = any("build" in config["models"][n] for n in names)
-    out = ["results/models/tiny"] if built else []
+    out = [RUN_DIR + "/models/tiny"] if built else []
     out += [
         PATHS["converted_model"].format(name=n)
         for n in names
@@ -212,7 +212,7 @@ def ranker_shards(ranker):
 def rank_shards(kind):
     """Input function: the sharded ranking's files of one kind, in merge order."""
     pattern = (
-        f"results/pairs/{{policy}}/{{ranker}}/shards/{{shard}}-of-{{shards}}.{kind}"
+        f"{RUN_DIR}/pairs/{{policy}}/{{ranker}}/shards/{{shard}}-of-{{shards}}.{kind}"
     )
     return lambda wc: shard_paths(
         pattern, ranker_shards(wc.ranker), policy=wc.policy, ranker=wc.ranker
@@ -221,7 +221,7 @@ def rank_shards(kind):
 
 def answer_shards(kind):
     """Input function: the sharded generation's files of one kind, in merge order."""
-    pattern = f"results/eval/{{policy}}/{{model}}/{{benchmark}}/shards/{{shard}}-of-{{shards}}/answers{{ext}}{kind}"
+    pattern = f"{RUN_DIR}/eval/{{policy}}/{{model}}/{{benchmark}}/shards/{{shard}}-of-{{shards}}/answers{{ext}}{kind}"
     return lambda wc: shard_paths(
         pattern, generation_shards(wc.benchmark), **dict(wc.items())
     )
@@ -232,8 +232,8 @@ def judge_extra_inputs(wc):
     if wc.benchmark != "mt_bench":
         return {}
     return {
-        "judge_prompts": "results/data/mt_bench_judge_prompts.jsonl",
-        "references": "results/data/mt_bench_references.jsonl",
+        "judge_prompts": RUN_DIR + "/data/mt_bench_judge_prompts.jsonl",
+        "references": RUN_DIR + "/data/mt_bench_references.jsonl",
     }
 
 
@@ -255,10 +255,10 @@ def metrics_extra_inputs(wc):
     """
     if wc.benchmark != "alpaca_eval":
         return {}
-    out = {"answers": f"results/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
+    out = {"answers": f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
     if lc_resolved(config, wc.policy) == "joint":
         out["difficulty"] = (
-            f"results/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
+            f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
         )
     return out
 
@@ -266,7 +266,7 @@ def metrics_extra_inputs(wc):
 def difficulty_judgments(wc):
     """The AlpacaEval judgments of every model judged against reference ``wc.group``."""
     return [
-        f"results/eval/{m}/alpaca_eval/judgments.json"
+        f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json"
         for m in lc_models(config, wc.group)
     ]
 
@@ -276,12 +276,12 @@ def judge_reference(wc):
     ``reference: base``) the base policy's answers to the same instructions."""
     b = config["evaluation"][wc.benchmark]
     if wc.benchmark == "alpaca_eval" and b.get("reference") == "base":
-        return f"results/eval/{wc.policy}/{jobs.BASE}/alpaca_eval/answers.json"
+        return f"{RUN_DIR}/eval/{wc.policy}/{jobs.BASE}/alpaca_eval/answers.json"
     return eval_set(wc.benchmark)
 
 
 def eval_set(benchmark):
-    return f"results/data/{benchmark}{ext_of(benchmark)}"
+    return f"{RUN_DIR}/data/{benchmark}{ext_of(benchmark)}"
 
 
 def main_regularizers():
@@ -306,9 +306,9 @@ def budget_sweep_inputs():
         for g in c["regularizers"]:
             for s in config["seeds"]:
                 cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
-                out.append(f"results/training/{cell}/summary.json")
+                out.append(f"{RUN_DIR}/training/{cell}/summary.json")
                 out += [
-                    f"results/eval/{cell}/{b}/metrics.json"
+                    f"{RUN_DIR}/eval/{cell}/{b}/metrics.json"
                     for b in cells.benchmarks_of(config, c, "evaluate")
                 ]
     return out
@@ -322,19 +322,19 @@ def baselines_inputs():
         for g in c["regularizers"]:
             for s in config["seeds"]:
                 cell = f"{c['policy']}/{c['ranker']}/{g}/seed{s}"
-                out.append(f"results/training/{cell}/summary.json")
+                out.append(f"{RUN_DIR}/training/{cell}/summary.json")
                 out += [
-                    f"results/eval/{cell}/{b}/metrics.json"
+                    f"{RUN_DIR}/eval/{cell}/{b}/metrics.json"
                     for b in cells.benchmarks_of(config, c, "benchmarks")
                 ]
     for p in dict.fromkeys(policies):
-        out += [f"results/eval/{p}/{jobs.BASE}/{b}/metrics.json" for b in BENCHMARKS]
+        out += [f"{RUN_DIR}/eval/{p}/{jobs.BASE}/{b}/metrics.json" for b in BENCHMARKS]
     return out
 
 
 def study_rankings():
     return [
-        f"results/ranker_study/{p}/{r}/rankings.jsonl"
+        f"{RUN_DIR}/ranker_study/{p}/{r}/rankings.jsonl"
         for p in config["policies"]
         for r in config["rankers"]
     ]
@@ -342,7 +342,7 @@ def study_rankings():
 
 def study_gold():
     return [
-        f"results/ranker_study/gold/{r}/{s}.json"
+        f"{RUN_DIR}/ranker_study/gold/{r}/{s}.json"
         for r in config["rankers"]
         for s in PREFERENCE_SETS
     ]
@@ -350,7 +350,7 @@ def study_gold():
 
 def training_logs():
     return [
-        f"results/training/{p}/{m}/train_log.jsonl"
+        f"{RUN_DIR}/training/{p}/{m}/train_log.jsonl"
         for p in config["policies"]
         for m in model_keys()
         if m != "base"
@@ -361,32 +361,32 @@ def main_table_inputs():
     out = []
     for p in config["policies"]:
         for m in model_keys():
-            out += [f"results/eval/{p}/{m}/{b}/metrics.json" for b in BENCHMARKS]
+            out += [f"{RUN_DIR}/eval/{p}/{m}/{b}/metrics.json" for b in BENCHMARKS]
             if m != "base":
-                out.append(f"results/training/{p}/{m}/summary.json")
+                out.append(f"{RUN_DIR}/training/{p}/{m}/summary.json")
     return out
 
 
 def landing_tables():
     """The tables the report's first screen shows, where config makes them."""
-    out = ["results/tables/main.md"]
-    out += ["results/tables/comparisons.md"] if config["comparisons"] else []
-    out.append("results/tables/ranker_study.md")
-    out += ["results/tables/baselines.md"] if config["baselines"] else []
+    out = [RUN_DIR + "/tables/main.md"]
+    out += [RUN_DIR + "/tables/comparisons.md"] if config["comparisons"] else []
+    out.append(RUN_DIR + "/tables/ranker_study.md")
+    out += [RUN_DIR + "/tables/baselines.md"] if config["baselines"] else []
     return out
 
 
 def landing_figures():
-    out = ["results/figures/likelihood_trajectories.png"]
-    out += ["results/figures/comparisons.png"] if config["comparisons"] else []
-    out += ["results/figures/budget_sweep.png"] if config["budget_sweep"] else []
+    out = [RUN_DIR + "/figures/likelihood_trajectories.png"]
+    out += [RUN_DIR + "/figures/comparisons.png"] if config["comparisons"] else []
+    out += [RUN_DIR + "/figures/budget_sweep.png"] if config["budget_sweep"] else []
     out += (
-        ["results/figures/mt_bench_categories.png"]
+        [RUN_DIR + "/figures/mt_bench_categories.png"]
         if "mt_bench" in config["evaluation"]
         else []
     )
     out += (
-        ["results/figures/downstream.png"]
+        [RUN_DIR + "/figures/downstream.png"]
         if "downstream" in config["evaluation"]
         else []
     )
@@ -406,11 +406,11 @@ def comparison_inputs():
     for p in config["policies"]:
         for m in model_keys():
             out += [
-                f"results/eval/{p}/{m}/{b}/{ext[b]}" for b in BENCHMARKS if b in ext
+                f"{RUN_DIR}/eval/{p}/{m}/{b}/{ext[b]}" for b in BENCHMARKS if b in ext
             ]
         if "alpaca_eval" in BENCHMARKS and lc_resolved(config, p) == "joint":
             out.append(
-                f"results/eval/difficulty/alpaca_eval/{lc_group(config, p)}.json"
+                f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, p)}.json"
             )
     return list(dict.fromkeys(out))
 
@@ -418,7 +418,7 @@ def comparison_inputs():
 def downstream_metrics():
     """Downstream (lm-eval) metrics of every model in the main table (none without it in config)."""
     return [
-        f"results/eval/{p}/{m}/downstream/metrics.json"
+        f"{RUN_DIR}/eval/{p}/{m}/downstream/metrics.json"
         for p in config["policies"]
         for m in model_keys()
         if "downstream" in BENCHMARKS
@@ -428,13 +428,13 @@ def downstream_metrics():
 def downstream_data(wc):
     """The prepared data file of the project's own lm-eval tasks, where config names one."""
     ds = config["evaluation"].get("downstream", {})
-    return ["results/data/downstream.jsonl"] if ds.get("data") else []
+    return [RUN_DIR + "/data/downstream.jsonl"] if ds.get("data") else []
 
 
 def mt_bench_metrics():
     """MT-Bench metrics of every model in the main table (none without MT-Bench in config)."""
     return [
-        f"results/eval/{p}/{m}/mt_bench/metrics.json"
+        f"{RUN_DIR}/eval/{p}/{m}/mt_bench/metrics.json"
         for p in config["policies"]
         for m in model_keys()
         if "mt_bench" in BENCHMARKS
@@ -450,48 +450,50 @@ def upstream_jobs(wc):
         found["sample"] = (
             "+".join(
                 shard_paths(
-                    f"benchmarks/sample/{p}/{{shard}}-of-{{shards}}.tsv", SAMPLE_SHARDS
+                    f"{RUN_DIR}/benchmarks/sample/{p}/{{shard}}-of-{{shards}}.tsv",
+                    SAMPLE_SHARDS,
                 )
                 if SAMPLE_SHARDS > 1
-                else [f"benchmarks/sample/{p}.tsv"]
+                else [f"{RUN_DIR}/benchmarks/sample/{p}.tsv"]
             ),
-            f"results/completions/{p}/completions.meta.json",
+            f"{RUN_DIR}/completions/{p}/completions.meta.json",
         )
         n = ranker_shards(ranker)
         found["rank"] = (
             "+".join(
                 shard_paths(
-                    f"benchmarks/rank/{p}/{ranker}/{{shard}}-of-{{shards}}.tsv", n
+                    f"{RUN_DIR}/benchmarks/rank/{p}/{ranker}/{{shard}}-of-{{shards}}.tsv",
+                    n,
                 )
                 if n > 1
-                else [f"benchmarks/rank/{p}/{ranker}.tsv"]
+                else [f"{RUN_DIR}/benchmarks/rank/{p}/{ranker}.tsv"]
             ),
-            f"results/pairs/{p}/{ranker}/pairs.meta.json",
+            f"{RUN_DIR}/pairs/{p}/{ranker}/pairs.meta.json",
         )
         if objectives.needs_reference(config["regularizers"][reg]["kind"]):
             found["reference"] = (
-                f"benchmarks/reference_logps/{p}/{ranker}.tsv",
-                f"results/reference/{p}/{ranker}/ref_logps.json",
+                f"{RUN_DIR}/benchmarks/reference_logps/{p}/{ranker}.tsv",
+                f"{RUN_DIR}/reference/{p}/{ranker}/ref_logps.json",
             )
         found["train"] = (
-            f"benchmarks/train/{p}/{model}.tsv",
-            f"results/training/{p}/{model}/summary.json",
+            f"{RUN_DIR}/benchmarks/train/{p}/{model}.tsv",
+            f"{RUN_DIR}/training/{p}/{model}/summary.json",
         )
-    eval_dir = f"results/eval/{p}/{model}/{bench}"
+    eval_dir = f"{RUN_DIR}/eval/{p}/{model}/{bench}"
     n = generation_shards(bench)
     found["generate"] = (
         "+".join(
             shard_paths(
-                f"benchmarks/generate/{p}/{model}/{bench}/{{shard}}-of-{{shards}}{ext}.tsv",
+                f"{RUN_DIR}/benchmarks/generate/{p}/{model}/{bench}/{{shard}}-of-{{shards}}{ext}.tsv",
                 n,
             )
             if n > 1
-            else [f"benchmarks/generate/{p}/{model}/{bench}{ext}.tsv"]
+            else [f"{RUN_DIR}/benchmarks/generate/{p}/{model}/{bench}{ext}.tsv"]
         ),
         f"{eval_dir}/answers{ext}.meta.json",
     )
     found["judge"] = (
-        f"benchmarks/judge/{p}/{model}/{bench}{ext}.tsv",
+        f"{RUN_DIR}/benchmarks/judge/{p}/{model}/{bench}{ext}.tsv",
         f"{eval_dir}/judgments{ext}.meta.json",
     )
     return found
@@ -499,7 +501,7 @@ def upstream_jobs(wc):
 
 def pair_metas():
     return [
-        f"results/pairs/{p}/{r}/pairs.meta.json"
+        f"{RUN_DIR}/pairs/{p}/{r}/pairs.meta.json"
         for p in config["policies"]
         for r in config["rankers"]
     ]
@@ -527,7 +529,7 @@ def reference_input(wc):
     kind = config["regularizers"][wc.regularizer]["kind"]
     if not objectives.needs_reference(kind):
         return []
-    return f"results/reference/{wc.policy}/{wc.ranker}/ref_logps.json"
+    return f"{RUN_DIR}/reference/{wc.policy}/{wc.ranker}/ref_logps.json"
 
 
 def deepspeed_input():
@@ -580,7 +582,9 @@ onstart:
         cancel_leftovers(Path(workflow.workdir_init))
     elif config.get("warm_start") and workflow.executor_plugin.name == "local":
         # one process imports the heavy libraries once; each job's step is forked from it
-        warm.start(log=Path(workflow.workdir_init) / "logs/warm_start.log")
+        warm.start(
+            log=Path(workflow.workdir_init) / RUN_DIR / "logs/warm_start.log"
+        )
 
 
 onsuccess:

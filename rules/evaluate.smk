@@ -8,12 +8,12 @@ rule generate:
         model=checkpoint_input,
         ext_ok=check_ext,
     output:
-        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        meta="results/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
+        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
     log:
-        "logs/generate/{policy}/{model}/{benchmark}{ext}.log",
+        RUN_DIR + "/logs/generate/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
-        "benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
+        RUN_DIR + "/benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=False),
     conda:
@@ -32,12 +32,16 @@ rule generate:
 # evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
 use rule generate as generate_shard with:
     output:
-        answers="results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}",
-        meta="results/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json",
+        answers=RUN_DIR
+        + "/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}",
+        meta=RUN_DIR
+        + "/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json",
     log:
-        "logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log",
+        RUN_DIR
+        + "/logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log",
     benchmark:
-        "benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
+        RUN_DIR
+        + "/benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=True),
     params:
@@ -51,10 +55,10 @@ rule merge_answers:
         answers=answer_shards(""),
         metas=answer_shards(".meta.json"),
     output:
-        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        meta="results/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
+        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
     log:
-        "logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log",
+        RUN_DIR + "/logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log",
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=True),
     conda:
@@ -73,15 +77,15 @@ rule judge:
         unpack(judge_extra_inputs),
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
         eval_set=judge_reference,
-        answers="results/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
         models=lambda wc: built_models_input(eval_judge_models(wc.benchmark)),
     output:
-        judgments="results/eval/{policy}/{model}/{benchmark}/judgments{ext}",
-        meta="results/eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json",
+        judgments=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/judgments{ext}",
+        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json",
     log:
-        "logs/judge/{policy}/{model}/{benchmark}{ext}.log",
+        RUN_DIR + "/logs/judge/{policy}/{model}/{benchmark}{ext}.log",
     benchmark:
-        "benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
+        RUN_DIR + "/benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
     wildcard_constraints:
         benchmark=_alt(JUDGED) or NEVER,
     conda:
@@ -93,11 +97,12 @@ rule judge:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=2,  # 2: FastChat's MT-Bench templates; alpaca_eval annotators; a meta file
         extra=lambda wc: cli_args(judge_extra_inputs(wc)),
+        cache=SHARED_DIR + "/cache/judge/{policy}/{model}/{benchmark}.jsonl",
     shell:
         "{params.run} -m harness judge --config {input.config}"
         " --eval-set {input.eval_set} --answers {input.answers} --output {output.judgments}"
         " --meta {output.meta} {params.extra}"
-        " --cache results/cache/judge/{wildcards.policy}/{wildcards.model}/{wildcards.benchmark}.jsonl"
+        " --cache {params.cache}"
         " > {log} 2>&1"
 
 
@@ -107,11 +112,11 @@ rule lc_difficulty:
         eval_set=eval_set("alpaca_eval"),
         judgments=difficulty_judgments,
     output:
-        "results/eval/difficulty/alpaca_eval/{group}.json",
+        RUN_DIR + "/eval/difficulty/alpaca_eval/{group}.json",
     log:
-        "logs/lc_difficulty/{group}.log",
+        RUN_DIR + "/logs/lc_difficulty/{group}.log",
     benchmark:
-        "benchmarks/lc_difficulty/{group}.tsv"
+        RUN_DIR + "/benchmarks/lc_difficulty/{group}.tsv"
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -128,13 +133,13 @@ rule metrics:
         unpack(metrics_extra_inputs),
         config=job_config("metrics", "{benchmark}/{policy}/{model}"),
         eval_set=lambda wc: eval_set(wc.benchmark),
-        judgments=lambda wc: f"results/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
+        judgments=lambda wc: f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
         lc_data=lc_data_input,
         upstream=lambda wc: [prov for _, prov in upstream_jobs(wc).values()],
     output:
-        "results/eval/{policy}/{model}/{benchmark}/metrics.json",
+        RUN_DIR + "/eval/{policy}/{model}/{benchmark}/metrics.json",
     log:
-        "logs/metrics/{policy}/{model}/{benchmark}.log",
+        RUN_DIR + "/logs/metrics/{policy}/{model}/{benchmark}.log",
     wildcard_constraints:
         benchmark=_alt(JUDGED) or NEVER,
     conda:
@@ -159,13 +164,13 @@ rule downstream:
         model=checkpoint_input,
         data=downstream_data,
     output:
-        results="results/eval/{policy}/{model}/downstream/results.json",
-        metrics="results/eval/{policy}/{model}/downstream/metrics.json",
-        samples="results/eval/{policy}/{model}/downstream/samples.jsonl",
+        results=RUN_DIR + "/eval/{policy}/{model}/downstream/results.json",
+        metrics=RUN_DIR + "/eval/{policy}/{model}/downstream/metrics.json",
+        samples=RUN_DIR + "/eval/{policy}/{model}/downstream/samples.jsonl",
     log:
-        "logs/downstream/{policy}/{model}.log",
+        RUN_DIR + "/logs/downstream/{policy}/{model}.log",
     benchmark:
-        "benchmarks/downstream/{policy}/{model}.tsv"
+        RUN_DIR + "/benchmarks/downstream/{policy}/{model}.tsv"
     conda:
         "../envs/evaluate.yaml"
     resources:

@@ -9,13 +9,13 @@ rule report:
         metrics=main_table_inputs(),
     output:
         csv=report(
-            "results/tables/main.csv",
+            RUN_DIR + "/tables/main.csv",
             caption="captions/main_table.rst",
             category="Tables",
         ),
-        md="results/tables/main.md",
+        md=RUN_DIR + "/tables/main.md",
     log:
-        "logs/report/main.log",
+        RUN_DIR + "/logs/report/main.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -38,19 +38,19 @@ rule comparisons:
         inputs=comparison_inputs(),
     output:
         csv=report(
-            "results/tables/comparisons.csv",
+            RUN_DIR + "/tables/comparisons.csv",
             caption="captions/comparisons.rst",
             category="Tables",
         ),
-        md="results/tables/comparisons.md",
+        md=RUN_DIR + "/tables/comparisons.md",
         png=report(
-            "results/figures/comparisons.png",
+            RUN_DIR + "/figures/comparisons.png",
             caption="captions/comparisons.rst",
             category="Figures",
         ),
-        pdf="results/figures/comparisons.pdf",
+        pdf=RUN_DIR + "/figures/comparisons.pdf",
     log:
-        "logs/report/comparisons.log",
+        RUN_DIR + "/logs/report/comparisons.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -71,9 +71,9 @@ rule landing:
             f"rules/captions/{Path(f).stem}.rst" for f in landing_figures()
         ],
     output:
-        "results/report/landing.html",
+        RUN_DIR + "/report/landing.html",
     log:
-        "logs/report/landing.log",
+        RUN_DIR + "/logs/report/landing.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -91,13 +91,13 @@ rule baselines_table:
         metrics=baselines_inputs(),
     output:
         csv=report(
-            "results/tables/baselines.csv",
+            RUN_DIR + "/tables/baselines.csv",
             caption="captions/baselines.rst",
             category="Tables",
         ),
-        md="results/tables/baselines.md",
+        md=RUN_DIR + "/tables/baselines.md",
     log:
-        "logs/report/baselines.log",
+        RUN_DIR + "/logs/report/baselines.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -115,13 +115,13 @@ rule training_curves:
         logs=training_logs(),
     output:
         png=report(
-            "results/figures/likelihood_trajectories.png",
+            RUN_DIR + "/figures/likelihood_trajectories.png",
             caption="captions/likelihood_trajectories.rst",
             category="Figures",
         ),
-        pdf="results/figures/likelihood_trajectories.pdf",
+        pdf=RUN_DIR + "/figures/likelihood_trajectories.pdf",
     log:
-        "logs/figures/likelihood_trajectories.log",
+        RUN_DIR + "/logs/figures/likelihood_trajectories.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -139,18 +139,18 @@ rule budget_sweep:
         inputs=budget_sweep_inputs(),
     output:
         png=report(
-            "results/figures/budget_sweep.png",
+            RUN_DIR + "/figures/budget_sweep.png",
             caption="captions/budget_sweep.rst",
             category="Figures",
         ),
-        pdf="results/figures/budget_sweep.pdf",
+        pdf=RUN_DIR + "/figures/budget_sweep.pdf",
         csv=report(
-            "results/tables/budget_sweep.csv",
+            RUN_DIR + "/tables/budget_sweep.csv",
             caption="captions/budget_sweep.rst",
             category="Tables",
         ),
     log:
-        "logs/figures/budget_sweep.log",
+        RUN_DIR + "/logs/figures/budget_sweep.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -168,19 +168,19 @@ rule mt_bench_categories:
         metrics=mt_bench_metrics(),
     output:
         csv=report(
-            "results/tables/mt_bench_categories.csv",
+            RUN_DIR + "/tables/mt_bench_categories.csv",
             caption="captions/mt_bench_categories.rst",
             category="Tables",
         ),
-        md="results/tables/mt_bench_categories.md",
+        md=RUN_DIR + "/tables/mt_bench_categories.md",
         png=report(
-            "results/figures/mt_bench_categories.png",
+            RUN_DIR + "/figures/mt_bench_categories.png",
             caption="captions/mt_bench_categories.rst",
             category="Figures",
         ),
-        pdf="results/figures/mt_bench_categories.pdf",
+        pdf=RUN_DIR + "/figures/mt_bench_categories.pdf",
     log:
-        "logs/report/mt_bench_categories.log",
+        RUN_DIR + "/logs/report/mt_bench_categories.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -199,13 +199,13 @@ rule downstream_figure:
         metrics=downstream_metrics(),
     output:
         png=report(
-            "results/figures/downstream.png",
+            RUN_DIR + "/figures/downstream.png",
             caption="captions/downstream.rst",
             category="Figures",
         ),
-        pdf="results/figures/downstream.pdf",
+        pdf=RUN_DIR + "/figures/downstream.pdf",
     log:
-        "logs/report/downstream_figure.log",
+        RUN_DIR + "/logs/report/downstream_figure.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -224,11 +224,13 @@ rule cost:
         pair_metas=pair_metas(),
     output:
         csv=report(
-            "results/tables/cost.csv", caption="captions/cost.rst", category="Tables"
+            RUN_DIR + "/tables/cost.csv",
+            caption="captions/cost.rst",
+            category="Tables",
         ),
-        md="results/tables/cost.md",
+        md=RUN_DIR + "/tables/cost.md",
     log:
-        "logs/report/cost.log",
+        RUN_DIR + "/logs/report/cost.log",
     conda:
         "../envs/report.yaml"
     resources:
@@ -246,9 +248,9 @@ rule plan:
     input:
         workflow.overwrite_configfiles or ["config/config.yaml"],
     output:
-        "results/plan.md",
+        RUN_DIR + "/plan.md",
     log:
-        "logs/plan.log",
+        RUN_DIR + "/logs/plan.log",
     localrule: True
     conda:
         "../envs/evaluate.yaml"

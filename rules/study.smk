@@ -4,17 +4,17 @@
 rule rank_study:
     input:
         config=job_config("study_rank", "{policy}/{ranker}"),
-        completions="results/completions/{policy}/completions.jsonl",
+        completions=RUN_DIR + "/completions/{policy}/completions.jsonl",
         models=lambda wc: built_models_input(ranker_models(wc.ranker)),
     output:
-        rankings="results/ranker_study/{policy}/{ranker}/rankings.jsonl",
-        pairs="results/ranker_study/{policy}/{ranker}/pairs.jsonl",
-        judgments="results/ranker_study/{policy}/{ranker}/judgments.jsonl",
-        meta="results/ranker_study/{policy}/{ranker}/pairs.meta.json",
+        rankings=RUN_DIR + "/ranker_study/{policy}/{ranker}/rankings.jsonl",
+        pairs=RUN_DIR + "/ranker_study/{policy}/{ranker}/pairs.jsonl",
+        judgments=RUN_DIR + "/ranker_study/{policy}/{ranker}/judgments.jsonl",
+        meta=RUN_DIR + "/ranker_study/{policy}/{ranker}/pairs.meta.json",
     log:
-        "logs/rank_study/{policy}/{ranker}.log",
+        RUN_DIR + "/logs/rank_study/{policy}/{ranker}.log",
     benchmark:
-        "benchmarks/rank_study/{policy}/{ranker}.tsv"
+        RUN_DIR + "/benchmarks/rank_study/{policy}/{ranker}.tsv"
     wildcard_constraints:
         ranker=RM_STUDY,
     conda:
@@ -25,22 +25,23 @@ rule rank_study:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
+        cache=SHARED_DIR + "/cache/study/{policy}/{ranker}.jsonl",
     shell:
         "{params.run} -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs} --judgments {output.judgments}"
         " --meta {output.meta} --rankings {output.rankings}"
-        " --cache results/cache/study/{wildcards.policy}/{wildcards.ranker}.jsonl > {log} 2>&1"
+        " --cache {params.cache} > {log} 2>&1"
 
 
 rule gold_accuracy:
     input:
         config=job_config("gold", "{ranker}/{pset}"),
-        preferences="results/data/preferences/{pset}.jsonl",
+        preferences=RUN_DIR + "/data/preferences/{pset}.jsonl",
         models=lambda wc: built_models_input(ranker_models(wc.ranker)),
     output:
-        "results/ranker_study/gold/{ranker}/{pset}.json",
+        RUN_DIR + "/ranker_study/gold/{ranker}/{pset}.json",
     log:
-        "logs/gold_accuracy/{ranker}/{pset}.log",
+        RUN_DIR + "/logs/gold_accuracy/{ranker}/{pset}.log",
     wildcard_constraints:
         ranker=RM_STUDY,
     conda:
@@ -51,10 +52,11 @@ rule gold_accuracy:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
+        cache=SHARED_DIR + "/cache/gold/{ranker}/{pset}.jsonl",
     shell:
         "{params.run} -m harness gold-accuracy --config {input.config}"
         " --preferences {input.preferences} --output {output}"
-        " --cache results/cache/gold/{wildcards.ranker}/{wildcards.pset}.jsonl > {log} 2>&1"
+        " --cache {params.cache} > {log} 2>&1"
 
 
 use rule rank_study as rank_study_ipr with:
@@ -78,13 +80,13 @@ rule study_table:
         gold=study_gold(),
     output:
         csv=report(
-            "results/tables/ranker_study.csv",
+            RUN_DIR + "/tables/ranker_study.csv",
             caption="captions/ranker_study.rst",
             category="Tables",
         ),
-        md="results/tables/ranker_study.md",
+        md=RUN_DIR + "/tables/ranker_study.md",
     log:
-        "logs/study_table/ranker_study.log",
+        RUN_DIR + "/logs/study_table/ranker_study.log",
     conda:
         "../envs/report.yaml"
     resources:

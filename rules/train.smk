@@ -5,14 +5,14 @@
 rule reference_logps:
     input:
         config=job_config("reference", "{policy}/{ranker}"),
-        pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
         models=lambda wc: built_models_input([wc.policy]),
     output:
-        "results/reference/{policy}/{ranker}/ref_logps.json",
+        RUN_DIR + "/reference/{policy}/{ranker}/ref_logps.json",
     log:
-        "logs/reference_logps/{policy}/{ranker}.log",
+        RUN_DIR + "/logs/reference_logps/{policy}/{ranker}.log",
     benchmark:
-        "benchmarks/reference_logps/{policy}/{ranker}.tsv"
+        RUN_DIR + "/benchmarks/reference_logps/{policy}/{ranker}.tsv"
     conda:
         "../envs/train.yaml"
     resources:
@@ -28,20 +28,22 @@ rule reference_logps:
 rule train:
     input:
         config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
-        pairs="results/pairs/{policy}/{ranker}/pairs.jsonl",
+        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
         reference=reference_input,  # none for reference-free objectives (SimPO, CPO, ORPO, ...)
         models=lambda wc: built_models_input([wc.policy]),
         deepspeed=deepspeed_input(),
     output:
         model=directory(
-            "results/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"
+            RUN_DIR + "/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"
         ),
-        log="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl",
-        summary="results/training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json",
+        log=RUN_DIR
+        + "/training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl",
+        summary=RUN_DIR
+        + "/training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json",
     log:
-        "logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log",
+        RUN_DIR + "/logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log",
     benchmark:
-        "benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
+        RUN_DIR + "/benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
     conda:
         "../envs/train.yaml"
     resources:

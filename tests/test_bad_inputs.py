@@ -913,10 +913,11 @@ def test_checkout_path_with_space_and_semicolon(tmp_path):
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, dest)
     proc = _snakemake(
-        ["--cores", "1", "--configfile", "config/demo.yaml", "--", "results/data/prompts.jsonl"], cwd=home
+        ["--cores", "1", "--configfile", "config/demo.yaml", "--", "results/demo/data/prompts.jsonl"],
+        cwd=home,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert (home / "results/data/prompts.jsonl").stat().st_size > 0
+    assert (home / "results/demo/data/prompts.jsonl").stat().st_size > 0
     assert not list(tmp_path.rglob("INJECTED")) and not (home / "INJECTED").exists()
 
 

@@ -88,7 +88,7 @@ def _job(**kw):
 
 def test_the_table_recomputes_from_the_per_prompt_files(tmp_path):
     rng = np.random.default_rng(3)
-    root = tmp_path / "results/eval/p"
+    root = tmp_path / "results/run/eval/p"
     inputs = [_annotations(root / "base/alpaca_eval/judgments.json", [1.5] * 40)]
     prefs = {}
     for reg, shift in (("dpo", 0.0), ("bcr", 0.3)):
@@ -112,7 +112,7 @@ def test_the_table_recomputes_from_the_per_prompt_files(tmp_path):
 
 
 def test_cells_on_different_prompts_are_refused(tmp_path):
-    root = tmp_path / "results/eval/p"
+    root = tmp_path / "results/run/eval/p"
     inputs = [_annotations(root / "base/alpaca_eval/judgments.json", [1.5] * 10)]
     inputs += [_annotations(root / f"rm/dpo/seed{s}/alpaca_eval/judgments.json", [1.6] * 10) for s in (0, 1)]
     bad = root / "rm/bcr/seed0/alpaca_eval/judgments.json"

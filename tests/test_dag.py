@@ -10,7 +10,7 @@ from harness import sizing
 
 from .workflow import copy_workflow, job_counts, snakemake
 
-PAPER_CELL = "results/eval/llama3-8b-instruct/ipr-llama70b/bcr-d0.5/seed0/alpaca_eval/metrics.json"
+PAPER_CELL = "results/paper/eval/llama3-8b-instruct/ipr-llama70b/bcr-d0.5/seed0/alpaca_eval/metrics.json"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_refer
             "--configfile",
             "config/demo.yaml",
             "--",
-            "results/eval/difficulty/alpaca_eval/tiny-policy.json",
+            "results/demo/eval/difficulty/alpaca_eval/tiny-policy.json",
         ],
         wf,
     )
@@ -52,11 +52,11 @@ def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_refer
     c = job_counts(r.stdout)
     # 45 trained models judged against the base, whose answers are the reference
     assert (c["lc_difficulty"], c["judge"], c["generate"]) == (1, 45, 46)
-    cell = "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json"
+    cell = "results/demo/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json"
     r = snakemake(["-n", "-p", "--configfile", "config/demo.yaml", "--", cell], wf)
     assert r.returncode == 0, r.stderr
-    assert "--difficulty results/eval/difficulty/alpaca_eval/tiny-policy.json" in r.stdout
-    assert "--answers results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/answers.json" in r.stdout
+    assert "--difficulty results/demo/eval/difficulty/alpaca_eval/tiny-policy.json" in r.stdout
+    assert "--answers results/demo/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/answers.json" in r.stdout
 
 
 def test_pipeline_demo_dry_run(wf):
@@ -76,15 +76,15 @@ def test_job_configs_are_content_addressed(tmp_path):
     job reruns, in a dry run too), and no file is rewritten."""
     wf = copy_workflow(tmp_path)
     snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
-    before = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
+    before = {p: p.stat().st_mtime_ns for p in (wf / "results/demo/configs").rglob("*.yaml")}
     assert len(before) == 334  # one per job but `all` and `landing` (which reads no config)
     r = snakemake(
         ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
     )
     assert r.returncode == 0, r.stderr
-    after = {p: p.stat().st_mtime_ns for p in (wf / "results/configs").rglob("*.yaml")}
+    after = {p: p.stat().st_mtime_ns for p in (wf / "results/demo/configs").rglob("*.yaml")}
     assert {p: t for p, t in after.items() if p in before} == before
-    new = sorted(str(p.relative_to(wf / "results/configs")) for p in set(after) - set(before))
+    new = sorted(str(p.relative_to(wf / "results/demo/configs")) for p in set(after) - set(before))
     assert len(new) == 9 and all(n.startswith("train/tiny-policy/") and "/bcr/seed" in n for n in new)
 
 
@@ -104,8 +104,8 @@ def test_paper_dry_run_plans_every_job(wf):
     assert (c["study_table"], c["prepare_data"], c["cost"]) == (1, 8, 1)
     assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
     # a reference-free baseline (SimPO) plans no reference log-probs, a DPO-family one (IPO) does
-    simpo = "results/training/llama3-8b-instruct/armorm/simpo-llama3/seed0/summary.json"
-    ipo = "results/training/llama3-8b-instruct/armorm/ipo/seed0/summary.json"
+    simpo = "results/paper/training/llama3-8b-instruct/armorm/simpo-llama3/seed0/summary.json"
+    ipo = "results/paper/training/llama3-8b-instruct/armorm/ipo/seed0/summary.json"
     for target, refs in ((simpo, 0), (ipo, 1)):
         r = snakemake(["-n", "-p", "--", target], wf)
         assert r.returncode == 0, r.stderr
@@ -158,13 +158,13 @@ def test_demo_on_slurm_asks_for_no_gpu(wf):
 def test_local_gpu_node_trains_on_eight_gpus_at_batch_128(wf):
     """No SLURM profile, one 8-GPU node: train runs under accelerate launch with 8 processes, and its
     job config asks for the paper's effective batch of 128 (2 per device x 8 accumulation x 8 GPUs)."""
-    target = "results/training/llama3-8b-instruct/ipr-llama70b/bcr-d0.5/seed0/summary.json"
+    target = "results/paper/training/llama3-8b-instruct/ipr-llama70b/bcr-d0.5/seed0/summary.json"
     r = snakemake(["-n", "-p", "--resources", "gpu=8", "--", target], wf)
     assert r.returncode == 0, r.stderr
     train = _block(r.stdout, "train")
     assert "gpu=8" in train and "accelerate launch --multi_gpu --num_processes 8 -m harness train" in train
     assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")
-    config = re.search(r"input: (results/configs/train/\S+\.yaml)", train).group(1)
+    config = re.search(r"input: (results/paper/configs/train/\S+\.yaml)", train).group(1)
     job = yaml.safe_load((wf / config).read_text())
     t = job["training"]
     assert (t["effective_batch_size"], t["per_device_train_batch_size"], t["gpus"]) == (128, 2, 8)
@@ -190,7 +190,7 @@ def test_slurm_without_a_site_stops_before_sbatch(tmp_path):
     assert last.startswith("SLURM site: missing account (HARNESS_SLURM_ACCOUNT), cpu_partition"), last
     assert "profiles/slurm/site.yaml" in last and "nothing was submitted" in last
     assert "submitted with SLURM jobid" not in r.stdout + r.stderr
-    assert not (wf / "results/models").exists()
+    assert not (wf / "results/demo/models").exists()
 
 
 def test_ranker_study_is_one_named_target(wf):
@@ -252,9 +252,66 @@ def test_malformed_prompts_fail_naming_file_and_line(tmp_path):
     lines[2] = lines[2][:-1]  # drop the closing brace of line 3
     prompts.write_text("\n".join(lines) + "\n")
     r = snakemake(
-        ["results/data/prompts.jsonl", "--cores", "1", "--configfile", "config/demo_pipeline.yaml"], wf
+        [
+            "results/demo_pipeline/data/prompts.jsonl",
+            "--cores",
+            "1",
+            "--configfile",
+            "config/demo_pipeline.yaml",
+        ],
+        wf,
     )
     assert r.returncode != 0
     assert "data/demo/prompts.jsonl:3: not valid JSON" in r.stdout + r.stderr
-    assert not (wf / "results/data/prompts.jsonl").exists()
-    assert not ((wf / "results/data").exists() and any((wf / "results/data").iterdir()))
+    assert not (wf / "results/demo_pipeline/data/prompts.jsonl").exists()
+    assert not (
+        (wf / "results/demo_pipeline/data").exists() and any((wf / "results/demo_pipeline/data").iterdir())
+    )
+
+
+def _files(root):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in root.rglob("*") if p.is_file()}
+
+
+def test_two_configs_are_two_runs_that_never_touch_each_other(tmp_path):
+    """A config of one's own beside the demo, in one checkout: each plans only files under its own
+    results/<run>/ (named by `run`, or by the config file), and running one changes none of the
+    other's files."""
+    wf = copy_workflow(tmp_path)
+    cfg = yaml.safe_load((wf / "config/demo.yaml").read_text())
+    del cfg["run"]  # named by its file: config/my_study.yaml -> results/my_study/
+    (wf / "data/my_prompts.jsonl").write_text(
+        "".join(f'{{"id": "mine-{i}", "prompt": "Count to {i}."}}\n' for i in range(3))
+    )
+    cfg["prompts"] = {"path": "data/my_prompts.jsonl"}
+    (wf / "config/my_study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    for run, configfile in (("demo", "config/demo.yaml"), ("my_study", "config/my_study.yaml")):
+        r = snakemake(["--summary", "--configfile", configfile], wf)
+        assert r.returncode == 0, r.stderr[-3000:]
+        planned = [line.split("\t")[0] for line in r.stdout.splitlines()[1:] if line.strip()]
+        assert len(planned) > 600 and all(p.startswith(f"results/{run}/") for p in planned), planned[:3]
+
+    made = {}
+    for run, configfile in (("demo", "config/demo.yaml"), ("my_study", "config/my_study.yaml")):
+        before = _files(wf / "results")
+        target = f"results/{run}/data/prompts.jsonl"
+        r = snakemake(["--cores", "1", "--configfile", configfile, "--", target], wf)
+        assert r.returncode == 0, r.stderr[-3000:]
+        made[run] = (wf / target).read_text()
+        changed = {p for p, v in _files(wf / "results").items() if before.get(p) != v}
+        assert changed and all(str(p.relative_to(wf)).startswith(f"results/{run}/") for p in changed)
+        assert wf / f"results/{run}/logs/prepare_data/prompts.jsonl.log" in changed
+    assert len(made["my_study"].splitlines()) == 3 and len(made["demo"].splitlines()) == 320
+    # a second look at the demo plans nothing new for its prompts: my_study's run did not touch them
+    r = snakemake(["-n", "--configfile", "config/demo.yaml", "--", "results/demo/data/prompts.jsonl"], wf)
+    assert r.returncode == 0 and "Nothing to be done" in r.stdout + r.stderr, r.stdout[-2000:]
+
+
+def test_run_names_are_checked(tmp_path):
+    """`run` must be a folder name, and not the folder runs share; one line each."""
+    wf = copy_workflow(tmp_path)
+    for value, said in (("shared", "'shared' is the folder runs share"), ("a/b", "run: ")):
+        r = snakemake(["-n", "--configfile", "config/demo.yaml", "--config", f"run={value}"], wf)
+        assert r.returncode != 0
+        assert said in r.stderr, r.stderr[-2000:]
+    assert not (wf / "results").exists()

@@ -61,7 +61,7 @@ def _main_rows(wf) -> dict:
     """Main-table rows by (ranker, regularizer), from the CSV."""
     import csv
 
-    with open(wf / "results/tables/main.csv") as f:
+    with open(wf / "results/demo/tables/main.csv") as f:
         return {(r["ranker"], r["regularizer"]): r for r in csv.DictReader(f)}
 
 
@@ -74,7 +74,7 @@ def _csv_rows(path) -> list[dict]:
 
 def test_demo_end_to_end(demo):
     wf = demo
-    table = (wf / "results/tables/main.md").read_text().splitlines()
+    table = (wf / "results/demo/tables/main.md").read_text().splitlines()
     rows = [line for line in table if line.startswith("| tiny-policy")]
     assert len(rows) == 10  # base + 3 rankers x 3 regularizers
     assert rows[0].startswith("| tiny-policy | base |")
@@ -84,25 +84,27 @@ def test_demo_end_to_end(demo):
     assert "Oracle score (0-100)" in table[0] and "MT-Bench (1-10)" in table[0]
     assert "world_exact (Δ)" in table[0] and "world_choice (Δ)" in table[0]  # lm-eval's downstream tasks
     assert all(len(row.split("|")) == len(table[0].split("|")) for row in rows)
-    metrics = json.loads((wf / "results/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json").read_text())
+    metrics = json.loads(
+        (wf / "results/demo/eval/tiny-policy/rm/bcr/seed0/alpaca_eval/metrics.json").read_text()
+    )
     assert metrics["metrics"]["lc_method"].startswith("joint") and "jointly" in metrics["metrics"]["lc_note"]
-    difficulty = json.loads((wf / "results/eval/difficulty/alpaca_eval/tiny-policy.json").read_text())
+    difficulty = json.loads((wf / "results/demo/eval/difficulty/alpaca_eval/tiny-policy.json").read_text())
     # + the 12 budget-sweep and 6 baselines cells, evaluated on AlpacaEval only
     assert len(difficulty["models"]) == 45 and len(difficulty["instructions"]) == 96
-    results = json.loads((wf / "results/eval/tiny-policy/base/downstream/results.json").read_text())
+    results = json.loads((wf / "results/demo/eval/tiny-policy/base/downstream/results.json").read_text())
     assert (
         set(results["results"]) == {"world_exact", "world_choice"}
         and results["versions"]["world_exact"] == 1.0
     )
-    judged = (wf / "results/eval/tiny-policy/base/mt_bench/judgments.jsonl").read_text().splitlines()
+    judged = (wf / "results/demo/eval/tiny-policy/base/mt_bench/judgments.jsonl").read_text().splitlines()
     assert len(judged) == 48 and all(json.loads(x)["score"] in range(1, 11) for x in judged)
-    categories = (wf / "results/tables/mt_bench_categories.md").read_text()
+    categories = (wf / "results/demo/tables/mt_bench_categories.md").read_text()
     assert all(g in categories for g in ("counting", "words", "numbers"))
 
     trained = [(rk, rg) for rk in RANKERS for rg in MAIN]
     trained += [("ipr-oracle", rg) for rg in SWEEP] + [("ipr-oracle", "ipo"), ("ipr-oracle", "simpo")]
     for (rk, rg), seed in ((c, s) for c in trained for s in SEEDS):
-        log = wf / f"results/training/tiny-policy/{rk}/{rg}/seed{seed}/train_log.jsonl"
+        log = wf / f"results/demo/training/tiny-policy/{rk}/{rg}/seed{seed}/train_log.jsonl"
         steps = [json.loads(x) for x in log.read_text().splitlines()]
         # SimPO (TRL's CPOTrainer) logs the policy's own log-probs: it has no reference
         sides = (
@@ -110,13 +112,13 @@ def test_demo_end_to_end(demo):
         )
         assert steps and all(all(k in s for k in sides) for s in steps), (rk, rg)
         assert ("bcr/penalty" in steps[-1]) == rg.startswith(("bcr", "dpop"))
-    baselines = (wf / "results/tables/baselines.md").read_text()
+    baselines = (wf / "results/demo/tables/baselines.md").read_text()
     assert all(f"| tiny-policy | ipr-oracle | {rg} | 3 |" in baselines for rg in ("dpo", "ipo", "simpo"))
     assert "| tiny-policy | base |" in baselines and "Δ log π(y_w) per token" in baselines
     for name in ("likelihood_trajectories", "budget_sweep", "mt_bench_categories", "downstream"):
-        figure = wf / f"results/figures/{name}.png"
+        figure = wf / f"results/demo/figures/{name}.png"
         assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
-    sweep = (wf / "results/tables/budget_sweep.csv").read_text().splitlines()
+    sweep = (wf / "results/demo/tables/budget_sweep.csv").read_text().splitlines()
     assert {tuple(line.split(",")[2:4]) for line in sweep[1:]} == {
         ("dpop-lr3e-4", "0.0000"),
         ("bcr-d0.5-lr3e-4", "0.5000"),
@@ -127,19 +129,19 @@ def test_demo_end_to_end(demo):
 
     # the demo ran warm (harness/warm.py): its steps were forked from one server, and the cost table
     # still counts their CPU (each step's own measurement), close to their wall time on one thread
-    assert "warm start: serving on " in (wf / "logs/warm_start.log").read_text()
-    summary = json.loads((wf / "results/training/tiny-policy/rm/nll/seed0/summary.json").read_text())
+    assert "warm start: serving on " in (wf / "results/demo/logs/warm_start.log").read_text()
+    summary = json.loads((wf / "results/demo/training/tiny-policy/rm/nll/seed0/summary.json").read_text())
     assert summary["provenance"]["warm_start"] is True and summary["provenance"]["cpu_s"] > 1
-    train = [r for r in _csv_rows(wf / "results/tables/cost.csv") if r["stage"] == "train"]
+    train = [r for r in _csv_rows(wf / "results/demo/tables/cost.csv") if r["stage"] == "train"]
     cpu_s, wall_s = (sum(float(r[k]) for r in train) for k in ("cpu_hours", "wall_s"))
     assert len(train) >= 27 and 0.5 < cpu_s * 3600 / wall_s < 2.5
 
-    study = (wf / "results/tables/ranker_study.md").read_text()
+    study = (wf / "results/demo/tables/ranker_study.md").read_text()
     assert all(f"| tiny-policy | {r} |" in study for r in RANKERS)
     # the oracle ranks by the truth: every labelled pair right, no position flips, no cycles
     assert "| tiny-policy | ipr-oracle | " in study and "| 0.000 | 0.000 | 1.000 | 1.000 |" in study
     for rk in RANKERS:
-        meta = json.loads((wf / f"results/pairs/tiny-policy/{rk}/pairs.meta.json").read_text())
+        meta = json.loads((wf / f"results/demo/pairs/tiny-policy/{rk}/pairs.meta.json").read_text())
         assert meta["pairs"] + sum(meta["no_pair"].values()) == meta["prompts"] == 320
 
     # temp files of atomic writes start with "." (Snakemake's own .snakemake_timestamp marks directory outputs)
@@ -161,7 +163,7 @@ def test_comparisons_recompute_from_the_files_they_name(demo):
     per instruction preference - 1, mean over instructions, then over seeds)."""
     import csv
 
-    with open(demo / "results/tables/comparisons.csv") as f:
+    with open(demo / "results/demo/tables/comparisons.csv") as f:
         rows = list(csv.DictReader(f))
     metrics = {r["metric"] for r in rows}
     assert {"AlpacaEval LC (%)", "AlpacaEval WR (%)", "Oracle score (0-100)", "MT-Bench (1-10)"} <= metrics
@@ -186,8 +188,8 @@ def test_comparisons_recompute_from_the_files_they_name(demo):
     )
     low, high = float(row["diff_ci_low"]), float(row["diff_ci_high"])
     assert low < float(row["diff"]) < high and float(row["p"]) <= float(row["p_holm"]) <= 1
-    assert "Holm" in (demo / "results/tables/comparisons.md").read_text()
-    figure = demo / "results/figures/comparisons.png"
+    assert "Holm" in (demo / "results/demo/tables/comparisons.md").read_text()
+    figure = demo / "results/demo/figures/comparisons.png"
     assert figure.read_bytes()[:4] == b"\x89PNG" and figure.stat().st_size > 10_000
 
 
@@ -204,7 +206,7 @@ def test_reward_model_is_more_accurate_on_its_own_task_groups(demo):
     those groups better than pairs of the numbers group it never saw."""
     import csv
 
-    with open(demo / "results/tables/ranker_study.csv") as f:
+    with open(demo / "results/demo/tables/ranker_study.csv") as f:
         rankers = {r["ranker"]: r for r in csv.DictReader(f) if r.get("table") == "rankers"}
     rm = rankers["rm"]
     assert float(rm["gold_accuracy_in"]) > float(rm["gold_accuracy_out"]) + 0.05, rm
@@ -291,7 +293,7 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
     wf = tmp_path / "wf"
     shutil.copytree(demo, wf, symlinks=True)  # with .snakemake: Snakemake sees the demo's finished jobs
     cell = "tiny-policy/rm/nll"
-    redo = ["--forcerun", *(f"results/training/{cell}/seed{s}/summary.json" for s in SEEDS)]
+    redo = ["--forcerun", *(f"results/demo/training/{cell}/seed{s}/summary.json" for s in SEEDS)]
     todo = job_counts(snakemake(["-n", *DEMO, *redo], wf).stdout)
     assert todo["train"] == 3 and todo["total"] < 120, todo  # the cell and what depends on it
     first = subprocess.Popen(
@@ -315,8 +317,8 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
         """The seed whose unfinished training has a complete checkpoint (trainer_state.json is written
         last); a training in flight has no summary (Snakemake removes a job's outputs as it starts)."""
         for seed in SEEDS:
-            done = (wf / f"results/training/{cell}/seed{seed}/summary.json").exists()
-            partial = wf / f"results/checkpoints/{cell}/seed{seed}.partial/trainer"
+            done = (wf / f"results/demo/training/{cell}/seed{seed}/summary.json").exists()
+            partial = wf / f"results/demo/checkpoints/{cell}/seed{seed}.partial/trainer"
             if not done and any(partial.glob("checkpoint-*/trainer_state.json")):
                 return f"seed{seed}"
         return None
@@ -342,10 +344,10 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
     assert rerun <= todo["total"] - len(
         finished()
     )  # only unfinished jobs ran again (the killed one among them)
-    summary = json.loads((wf / f"results/training/{cell}/{killed}/summary.json").read_text())
+    summary = json.loads((wf / f"results/demo/training/{cell}/{killed}/summary.json").read_text())
     assert summary["resumed_from"] and summary["resumed_from"].startswith("checkpoint-"), summary
     for name in TABLES:
-        assert _table(wf / "results/tables" / name) == _table(demo / "results/tables" / name), name
+        assert _table(wf / "results/demo/tables" / name) == _table(demo / "results/demo/tables" / name), name
 
 
 TOL = 0.25  # nats
@@ -359,11 +361,11 @@ def _check_likelihood_shapes(wf):
     """
 
     def trajectory(rk, rg):
-        path = wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/train_log.jsonl"
+        path = wf / f"results/demo/training/tiny-policy/{rk}/{rg}/seed0/train_log.jsonl"
         return [json.loads(x)["logratio/chosen"] for x in path.read_text().splitlines()][2:]
 
     def final(rk, rg):
-        path = wf / f"results/training/tiny-policy/{rk}/{rg}/seed0/summary.json"
+        path = wf / f"results/demo/training/tiny-policy/{rk}/{rg}/seed0/summary.json"
         return json.loads(path.read_text())["final_chosen_logratio"]
 
     for rk in RANKERS:
@@ -374,7 +376,7 @@ def _check_likelihood_shapes(wf):
     # (over budget > 0) and the final change is ordered by delta (means over the 3 seeds).
     import csv
 
-    with open(wf / "results/tables/budget_sweep.csv") as f:
+    with open(wf / "results/demo/tables/budget_sweep.csv") as f:
         rows = {r["regularizer"]: r for r in csv.DictReader(f)}
     end = {g: float(rows[g]["chosen_logratio"]) for g in SWEEP}
     assert end["dpo-lr3e-4"] < -2.0 - 1.0, end  # DPO alone: past the largest budget by a margin
@@ -403,7 +405,7 @@ def test_html_report_opens_in_chromium_with_every_figure(demo):
     from harness.report_check import browser, check
 
     r = snakemake(
-        ["--configfile", "config/demo.yaml", "--report", "results/report.html"], demo
+        ["--configfile", "config/demo.yaml", "--report", "results/demo/report.html"], demo
     )  # `make report`
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     if browser() is None:
@@ -411,8 +413,8 @@ def test_html_report_opens_in_chromium_with_every_figure(demo):
             "no headless Chromium (Debian: apt-get install chromium-headless-shell; .ci/run installs it)"
         )
     # the first screen shows the results (the landing page), not a blank band and a rule graph
-    shot = demo / "results/report_first_screen.png"
-    assert check(demo / "results/report.html", REPORTED, screen=True, screenshot=shot) == []
+    shot = demo / "results/demo/report_first_screen.png"
+    assert check(demo / "results/demo/report.html", REPORTED, screen=True, screenshot=shot) == []
     assert shot.stat().st_size > 50_000
 
 
@@ -430,8 +432,8 @@ def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path
     for r in ("rm", "ipr-judge"):
         cfg["rankers"][r]["shards"] = 3
     (wf / "config/sharded.yaml").write_text(yaml.safe_dump(cfg))
-    files = ["results/completions/tiny-policy/completions.jsonl"] + [
-        f"results/pairs/tiny-policy/{r}/{f}"
+    files = ["results/demo/completions/tiny-policy/completions.jsonl"] + [
+        f"results/demo/pairs/tiny-policy/{r}/{f}"
         for r in ("rm", "ipr-judge")
         for f in ("pairs.jsonl", "judgments.jsonl")
     ]
@@ -443,11 +445,11 @@ def test_sharded_sampling_and_ranking_equal_one_job_byte_for_byte(demo, tmp_path
     c = job_counts(r.stdout + r.stderr)  # a run (not a dry run) prints its job stats on stderr
     assert (c["sample_shard"], c["merge_completions"], c["rank_shard"], c["rank_ipr_shard"], c["merge_pairs"]) == (3, 1, 3, 3, 2)  # fmt: skip
     assert all(
-        (wf / f"results/completions/tiny-policy/shards/{i}-of-3.jsonl").stat().st_size for i in (1, 2, 3)
+        (wf / f"results/demo/completions/tiny-policy/shards/{i}-of-3.jsonl").stat().st_size for i in (1, 2, 3)
     )
     for f in files:
         assert (wf / f).read_bytes() == unsharded[f], f"{f} differs from the unsharded run's"
-    meta = json.loads((wf / "results/pairs/tiny-policy/ipr-judge/pairs.meta.json").read_text())
+    meta = json.loads((wf / "results/demo/pairs/tiny-policy/ipr-judge/pairs.meta.json").read_text())
     assert meta["merged_shards"] == 3 and meta["prompts"] == 320
 
 
@@ -462,11 +464,12 @@ def test_plan_counts_what_the_demo_then_did(demo, tmp_path):
     cfg = load_config(demo / "config/demo.yaml")
     done = plan.plan(cfg, demo)
     metas = [
-        json.loads((demo / f"results/pairs/tiny-policy/{r}/pairs.meta.json").read_text()) for r in RANKERS[1:]
+        json.loads((demo / f"results/demo/pairs/tiny-policy/{r}/pairs.meta.json").read_text())
+        for r in RANKERS[1:]
     ]
     assert done["stages"]["rank_ipr"]["judge_calls"] == sum(m["judge_calls"] for m in metas)
     for cell, steps in done["train_steps"].items():
-        summary = json.loads((demo / f"results/training/{cell}/summary.json").read_text())
+        summary = json.loads((demo / f"results/demo/training/{cell}/summary.json").read_text())
         assert summary["steps"] == steps, cell
     assert len(done["train_steps"]) == 45
     jobs = {rule: row["jobs"] for rule, row in done["stages"].items()}

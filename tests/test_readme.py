@@ -77,6 +77,8 @@ def skip_reason(cmd: str) -> str | None:
         return "needs conda"
     if "--report" in cmd:
         return "needs a finished run"
+    if "config/my_study.yaml" in cmd:
+        return "a guide's own config: run by the guide's test"
     return None
 
 
@@ -158,9 +160,20 @@ def paper_config_copy(tmp_path):
     return wf, yaml.safe_load((wf / "config/config.yaml").read_text())
 
 
+def my_study(wf, cfg: dict) -> None:
+    """The guides' own config, made as the guides say: the paper config under a new name and run."""
+    import yaml
+
+    text = (wf / "config/config.yaml").read_text()
+    assert "\nrun: paper\n" in text
+    cfg = dict(cfg, run="my_study")
+    (wf / "config/my_study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
 def test_dataset_guide_runs_as_written(tmp_path):
-    """The guide's prompt file, its config block applied to a copy of the paper config, the prepare
-    step run for real (and once more with a bad record), then the dry run of what it feeds."""
+    """The guide's prompt file, its config block applied to the guides' own config, its two commands
+    run as written (the prepare step for real, once more with a bad record), in the run folder of
+    that config, the paper's untouched."""
     import yaml
 
     from .workflow import snakemake
@@ -168,30 +181,34 @@ def test_dataset_guide_runs_as_written(tmp_path):
     text = guide("Add a dataset")
     (data,) = blocks(text, "jsonl")
     (block,) = blocks(text, "yaml")
+    (commands,) = blocks(text, "bash")
+    prepare, plan = [shlex.split(line.split("  #")[0]) for line in commands.strip().splitlines()]
+    assert prepare[0] == plan[0] == "snakemake" and "-n" in plan
     target = re.search(r"Save it as `([^`]+)`", text).group(1)
     wf, cfg = paper_config_copy(tmp_path)
     (wf / target).write_text(data)
     cfg["prompts"] = yaml.safe_load(block)["prompts"]  # "replace the `prompts:` block"
-    (wf / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    my_study(wf, cfg)
 
-    r = snakemake(["--cores", "1", "results/data/prompts.jsonl"], wf)
+    r = snakemake(["--cores", "1", *prepare[1:]], wf)
     assert r.returncode == 0, r.stderr[-3000:]
-    got = [json.loads(x) for x in (wf / "results/data/prompts.jsonl").read_text().splitlines()]
+    got = [json.loads(x) for x in (wf / "results/my_study/data/prompts.jsonl").read_text().splitlines()]
     assert got == [json.loads(x) for x in data.splitlines()]
 
-    planned = snakemake(["-n"], wf)
+    planned = snakemake(plan[1:], wf)
     assert planned.returncode == 0, planned.stderr[-3000:]
     assert re.search(r"^sample\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
+    assert not (wf / "results/paper").exists()  # the paper's run: nothing written
 
     (wf / target).write_text(data + '{"id": "mine-0004"}\n')
-    r = snakemake(["--cores", "1", "results/data/prompts.jsonl"], wf)
-    log = (wf / "logs/prepare_data/prompts.jsonl.log").read_text()
+    r = snakemake(["--cores", "1", *prepare[1:]], wf)
+    log = (wf / "results/my_study/logs/prepare_data/prompts.jsonl.log").read_text()
     assert r.returncode != 0 and f"{target}:4: missing field 'prompt'" in log, log[-2000:]
 
 
 def test_benchmark_guide_runs_as_written(tmp_path, tiny_models):
     """The guide's lm-eval task and its data, run by the harness's downstream step (lm-eval's
-    simple_evaluate) on a tiny policy; and its config block planned on a copy of the paper config."""
+    simple_evaluate) on a tiny policy; and its config block planned in the guides' own config."""
     import yaml
 
     from harness import downstream
@@ -226,9 +243,10 @@ def test_benchmark_guide_runs_as_written(tmp_path, tiny_models):
     mine = cfg["evaluation"]["downstream"]
     mine.update({k: v for k, v in ds.items() if k != "tasks"})
     mine["tasks"] += ds["tasks"]  # beside the others
-    (wf / "config/config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    planned = snakemake(["-n"], wf)
+    my_study(wf, cfg)
+    planned = snakemake(["-n", "--configfile", "config/my_study.yaml"], wf)
     assert planned.returncode == 0, planned.stderr[-3000:]
+    assert not (wf / "results/paper").exists()
     assert re.search(r"^prepare_data\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
     assert re.search(r"^downstream\s+\d+", planned.stdout, re.M), planned.stdout[-2000:]
 

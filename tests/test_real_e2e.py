@@ -51,16 +51,18 @@ def real(tmp_path_factory):
         return root / "wf"
     (root / "wf").mkdir()
     wf = copy_workflow(root / "wf")
-    r = snakemake(["--cores", "2", "results/models/gguf/smollm2", *CONFIG], wf, timeout=600)
+    r = snakemake(["--cores", "2", "results/real/models/gguf/smollm2", *CONFIG], wf, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     serve = [sys.executable, "-m", "harness.vllm_server", "--python", str(VLLM_PYTHON), "--model",
-             "results/models/gguf/smollm2", "--name", "smollm2", "--port", PORT, "--log", "logs/vllm_server.log",
+             "results/real/models/gguf/smollm2", "--name", "smollm2", "--port", PORT, "--log", "results/real/logs/vllm_server.log",
              "--", *snakemake_command(), "--cores", "2", *CONFIG]  # fmt: skip
     import subprocess
 
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(wf), HARNESS_REAL_JUDGE_KEY="local")
     r = subprocess.run(serve, cwd=wf, capture_output=True, text=True, timeout=2400, env=env)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:] + _tail(wf / "logs/vllm_server.log")
+    assert r.returncode == 0, (
+        r.stdout[-4000:] + r.stderr[-4000:] + _tail(wf / "results/real/logs/vllm_server.log")
+    )
     return wf
 
 
@@ -77,12 +79,12 @@ def _jsonl(path):
 
 
 def test_real_run_writes_every_table_and_a_second_run_does_nothing(real):
-    table = (real / "results/tables/main.md").read_text()
+    table = (real / "results/real/tables/main.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| smollm2")]
     assert len(rows) == 1 + 2 * 2, table  # base + 2 rankers x 2 regularizers
     for name in ("comparisons.md", "ranker_study.md", "cost.md"):
-        assert (real / "results/tables" / name).exists(), name
-    assert (real / "results/report/landing.html").exists()
+        assert (real / "results/real/tables" / name).exists(), name
+    assert (real / "results/real/report/landing.html").exists()
     r = snakemake(["-n", *CONFIG], real)
     assert r.returncode == 0 and "Nothing to be done" in r.stdout, r.stdout[-2000:]
 
@@ -90,10 +92,10 @@ def test_real_run_writes_every_table_and_a_second_run_does_nothing(real):
 def test_real_answers_hold_no_special_token_and_their_counts_are_the_tokenizers(real):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(real / "results/models/gguf/smollm2")
-    completions = _jsonl(real / "results/completions/smollm2/completions.jsonl")
+    tok = AutoTokenizer.from_pretrained(real / "results/real/models/gguf/smollm2")
+    completions = _jsonl(real / "results/real/completions/smollm2/completions.jsonl")
     texts = [c["text"] for rec in completions for c in rec["completions"]]
-    eval_dir = real / "results/eval/smollm2"
+    eval_dir = real / "results/real/eval/smollm2"
     for path in eval_dir.glob("**/alpaca_eval/answers.json"):
         texts += [r["output"] for r in _json(path)]
     for path in eval_dir.glob("**/mt_bench/answers.jsonl"):
@@ -103,7 +105,7 @@ def test_real_answers_hold_no_special_token_and_their_counts_are_the_tokenizers(
     ended = [c for rec in completions for c in rec["completions"] if c["finish_reason"] == "stop"]
     for c in ended:  # an answer that ended counts its own tokens, no EOS (a cut one: max_new_tokens)
         assert c["n_tokens"] == len(tok(c["text"], add_special_tokens=False)["input_ids"])
-    meta = _json(real / "results/completions/smollm2/completions.meta.json")
+    meta = _json(real / "results/real/completions/smollm2/completions.meta.json")
     assert meta["tokens"] == sum(c["n_tokens"] for rec in completions for c in rec["completions"])
 
 
@@ -111,21 +113,21 @@ def test_real_judges_went_through_the_server_and_their_failures_are_counted(real
     """IPR judged both orders through the server (cached replies, flips measurable); MT-Bench grades
     parsed as FastChat parses them, unparsable ones counted (-1); alpaca_eval's annotator wrote its
     own annotations with the model named."""
-    meta = _json(real / "results/pairs/smollm2/ipr/pairs.meta.json")
+    meta = _json(real / "results/real/pairs/smollm2/ipr/pairs.meta.json")
     assert meta["judge_calls"] > 0 and meta["judge_failed"] == 0
-    judgments = _jsonl(real / "results/eval/smollm2/base/mt_bench/judgments.jsonl")
+    judgments = _jsonl(real / "results/real/eval/smollm2/base/mt_bench/judgments.jsonl")
     assert judgments and all(j["judge"][0] == "smollm2" for j in judgments)
     unparsable = sum(j["score"] == -1 for j in judgments)
-    jmeta = _json(real / "results/eval/smollm2/base/mt_bench/judgments.jsonl.meta.json")
+    jmeta = _json(real / "results/real/eval/smollm2/base/mt_bench/judgments.jsonl.meta.json")
     assert jmeta["judge_unparsable"] == unparsable
     assert meta["judge_unparsable"] == 0 and meta["pairs"] == 16  # log-prob verdicts; keep_tied
     assert meta["pairs_from_ties"] <= meta["pairs"] and meta["position_flips"] <= meta["comparisons"]
-    annotations = _json(real / "results/eval/smollm2/base/alpaca_eval/judgments.json")
+    annotations = _json(real / "results/real/eval/smollm2/base/alpaca_eval/judgments.json")
     assert len(annotations) == 8
     assert {(a["annotator"], a["generator_2"]) for a in annotations} == {
         ("weighted_alpaca_eval_gpt4_turbo", "smollm2/base")
     }
-    ameta = _json(real / "results/eval/smollm2/base/alpaca_eval/judgments.json.meta.json")
+    ameta = _json(real / "results/real/eval/smollm2/base/alpaca_eval/judgments.json.meta.json")
     assert ameta["judge_model"] == "smollm2" and ameta["unannotated"] == 0
-    study = (real / "results/tables/ranker_study.md").read_text()
+    study = (real / "results/real/tables/ranker_study.md").read_text()
     assert re.search(r"\| smollm2 \| ipr \| 8 \| 6\.000 \| \d\.\d{3} \|", study), study

@@ -27,7 +27,7 @@ from .workflow import copy_workflow, snakemake_command
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-CELL = "results/training/tiny-policy/rm/bcr/seed{seed}"
+CELL = "results/demo/training/tiny-policy/rm/bcr/seed{seed}"
 SITE = "account: harness\ncpu_partition: cpu\ngpu_partition: gpu\n"
 RUN_LIMIT_S = 900  # a demo cell takes about 3.5 minutes here; a hang would take forever
 
@@ -112,7 +112,7 @@ def _sacct(ids) -> dict[str, dict]:
 
 
 def _wait_for_checkpoint(wf: Path, seed: int, proc: subprocess.Popen, limit_s: float = 600) -> None:
-    partial = wf / f"results/checkpoints/tiny-policy/rm/bcr/seed{seed}.partial/trainer"
+    partial = wf / f"results/demo/checkpoints/tiny-policy/rm/bcr/seed{seed}.partial/trainer"
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         if any(partial.glob("checkpoint-*/trainer_state.json")):

@@ -11,6 +11,7 @@ from harness.config import (
     read_yaml,
     retype_overrides,
     run_name,
+    with_evaluated,
     workflow_check,
 )
 
@@ -47,6 +48,7 @@ try:
     config["run"] = run_name(
         config, workflow.overwrite_configfiles or ["config/config.yaml"]
     )
+    with_evaluated(config)  # models evaluated without training join `models`
 except ConfigError as e:
     sys.exit(f"error: {e}")
 RUN_DIR = f"results/{config['run']}"

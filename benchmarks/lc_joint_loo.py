@@ -8,6 +8,7 @@ and compare both with the leaderboard's ``length_controlled_winrate``. Prints on
 mean and max absolute error of each method.
 
     python benchmarks/lc_joint_loo.py [--data ../shared/data/alpaca_eval]
+    python benchmarks/lc_joint_loo.py --fit-sizes 2,4,6,8,11 --draws 3   # error by number of models fitted
 """
 
 from __future__ import annotations
@@ -68,15 +69,74 @@ def loo(instructions, models, lambdas=None) -> dict:
     return out
 
 
+def by_fit_size(instructions, models, board, sizes, draws: int, seed: int = 0) -> dict:
+    """Fit size -> absolute errors of the held-out models' joint LC against the leaderboard, each fitted
+    on ``draws`` random sets of that many other models (every set when there are fewer)."""
+    from itertools import combinations
+
+    from alpaca_eval.metrics.glm_winrate import GLM_INFO
+
+    from harness import difficulty
+    from harness.alpaca_metrics import _fit
+
+    position = {t: i for i, t in enumerate(instructions)}
+    judged = {
+        name: difficulty.judged(
+            name,
+            df["instruction"].map(position),
+            df["output_1"].str.len(),
+            df["output_2"].str.len(),
+            df["preference"],
+        )
+        for name, df in models.items()
+    }
+    approx = np.array([
+        abs(_fit(df, GLM_INFO["length_controlled_minimal"], "approximate")[0] - float(board.loc[name, "length_controlled_winrate"]))
+        for name, df in models.items()
+    ])  # fmt: skip
+    print(f"approximate (no difficulty): mean |error| {approx.mean():.2f}, 90th percentile "
+          f"{np.quantile(approx, 0.9):.2f}, max {approx.max():.2f} points ({len(approx)} models)", flush=True)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in sizes:
+        errors = []
+        for name, df in models.items():
+            others = [m for m in judged if m != name]
+            sets = list(combinations(others, n)) if n >= len(others) else None
+            chosen = sets or [tuple(rng.choice(others, n, replace=False)) for _ in range(draws)]
+            for fit_set in chosen[:draws]:
+                fitted = difficulty.difficulty(
+                    [judged[m] for m in fit_set], len(instructions), difficulty.LAMBDAS
+                )
+                by = dict(zip(instructions, fitted["instruction_difficulty"], strict=True))
+                joint, _ = _fit(df, GLM_INFO["length_controlled_noreg"], "joint", difficulty=by)
+                errors.append(abs(joint - float(board.loc[name, "length_controlled_winrate"])))
+        out[n] = errors
+        a = np.array(errors)
+        print(f"fit on {n:2d} models: mean |error| {a.mean():.2f}, 90th percentile {np.quantile(a, 0.9):.2f}, "
+              f"max {a.max():.2f} points ({len(a)} held-out fits)", flush=True)  # fmt: skip
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "alpaca_eval")
+    p.add_argument(
+        "--fit-sizes",
+        help="comma-separated numbers of models to fit on (random sets of the others, --draws each): the "
+        "error of joint LC by fit size, which sets lc_joint.min_models",
+    )
+    p.add_argument("--draws", type=int, default=2)
     args = p.parse_args()
     if not (args.data / "published").is_dir():
         sys.exit(f"error: {args.data / 'published'} is absent (published annotations live in ../shared/data)")
     warnings.filterwarnings("ignore")
     started = time.time()
     instructions, board, models = load(args.data)
+    if args.fit_sizes:
+        by_fit_size(instructions, models, board, [int(n) for n in args.fit_sizes.split(",")], args.draws)
+        print(f"({time.time() - started:.0f} s)")
+        return
     result = loo(instructions, models)
     print(
         f"{'model':32s} {'official':>9s} {'joint':>9s} {'err':>6s} {'approx':>9s} {'err':>6s} {'lambda':>7s}"

@@ -5,6 +5,7 @@ read it, so none of them imports another for it."""
 from __future__ import annotations
 
 BASE = "base"
+EVALUATED = "evaluated"  # the model key of a model evaluated without training: evaluated/<name>
 
 
 def evaluated_models(cfg: dict, benchmark: str | None = None) -> list[tuple[str, str]]:
@@ -14,6 +15,14 @@ def evaluated_models(cfg: dict, benchmark: str | None = None) -> list[tuple[str,
     out = [(p, BASE) for p in cfg["policies"]]
     out += [(p, f"{r}/{g}/seed{s}") for p, r, g, s in cells(cfg, benchmark)[1]]
     return list(dict.fromkeys(out))
+
+
+def evaluated_only(cfg: dict) -> list[tuple[str, str]]:
+    """(policy, model key ``evaluated/<name>``) of every model of ``evaluate`` (evaluated, not trained)."""
+    return [
+        (e.get("policy") or cfg["policies"][0], f"{EVALUATED}/{n}")
+        for n, e in cfg.get("evaluate", {}).items()
+    ]
 
 
 def benchmarks_of(cfg: dict, entry: dict, key: str) -> list[str]:

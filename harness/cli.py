@@ -393,7 +393,9 @@ def _budget_sweep(args, job) -> None:
       arg("--profile", "profile whose per-rule runtime limits apply", default="profiles/slurm/config.yaml"),
       arg("--workdir", "workflow directory whose finished outputs make counts exact", default="."),
       arg("--output", "also write the table here (Markdown)"),
-      arg("--json", "also write the plan as JSON here"), config=False, output=False)  # fmt: skip
+      arg("--json", "also write the plan as JSON here"),
+      arg("--readme", "rewrite the generated plan in this README (the plan before anything has run)"),
+      config=False, output=False)  # fmt: skip
 def _plan(args, job) -> None:
     from pathlib import Path
 
@@ -409,6 +411,12 @@ def _plan(args, job) -> None:
         write_text(args.output, text)
     if args.json:
         write_json(args.json, result)
+    if args.readme:  # counted before the run: the same numbers on every machine
+        before = plan.plan(cfg, Path("/nonexistent"), plan.profile_limits(Path(args.profile)))
+        changed = plan.update_readme(
+            Path(args.readme), plan.summary(plan.render(before, cfg.get("plan", {})))
+        )
+        print(f"{args.readme}: {'plan updated' if changed else 'plan unchanged'}", file=sys.stderr)
 
 
 @step("prefetch", "download every model, dataset and file a config names into the local caches (for offline jobs)",

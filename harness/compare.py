@@ -286,24 +286,31 @@ def pairs(job: dict, present: set) -> list[tuple[str, tuple, tuple, str]]:
     """(comparison name, cell A, cell B, row label) of every comparison the config asks for, among
     the cells ``present``: for ``vary: regularizer``, each regularizer against the reference one under
     the same policy and ranker; ``vary: ranker``, each ranker against the reference ranker under the
-    same regularizer; ``vary: model``, every cell against the base policy."""
-    out = []
+    same regularizer; ``vary: model``, every cell against the base policy. Each pair of cells once: a
+    pair an earlier comparison already holds the other way round (NLL against DPO, then DPO against
+    NLL) is left out. Labels are one notation, ``A − B``, each cell as ranker/regularizer (or base)."""
+
+    def name(cell):
+        return BASE if cell[1] == BASE else f"{cell[1]}/{cell[2]}"
+
+    out, seen = [], set()
     for spec in job["comparisons"]:
         vary, ref = spec["vary"], spec["reference"]
         for cell in map(tuple, job["cells"]):
             policy, ranker, reg = cell
             if vary == "model":
                 other = (policy, BASE, "—")
-                label = f"{ranker}/{reg} − base"
             elif vary == "regularizer":
                 other = (policy, ranker, ref)
-                label = f"{ranker}: {reg} − {ref}"
             else:  # ranker
                 other = (policy, ref, reg)
-                label = f"{reg}: {ranker} − {ref}"
-            if other != cell and cell in present and other in present and other[1:] != cell[1:]:
-                out.append((spec.get("name") or f"{vary} vs {ref}", cell, other, label))
-    return list(dict.fromkeys(out))
+            pair = frozenset((cell, other))
+            if other != cell and cell in present and other in present and pair not in seen:
+                seen.add(pair)
+                out.append(
+                    (spec.get("name") or f"{vary} vs {ref}", cell, other, f"{name(cell)} − {name(other)}")
+                )
+    return out
 
 
 METRICS = {
@@ -395,6 +402,12 @@ def _fmt(x: float, digits: int = 2) -> str:
     return f"{x:+.{digits}f}"
 
 
+def _identical(r: dict) -> bool:
+    """A comparison whose two cells scored every paired unit (prompt, question, lm-eval doc) the same in
+    every seed: its difference and interval are exactly zero (for lm-eval, identical answers)."""
+    return bool(np.isfinite(r["diff"])) and r["diff"] == 0 and list(r["ci"]) == [0, 0]
+
+
 def to_markdown(rows: list[dict], job: dict) -> str:
     """One section per benchmark metric: each comparison's difference, interval, Holm p and MDE."""
     more = job.get("more_seeds")
@@ -406,6 +419,12 @@ def to_markdown(rows: list[dict], job: dict) -> str:
         for r in group:
             if not np.isfinite(r["diff"]):  # a cell with no value (e.g. every MT-Bench grade unparsable)
                 out.append(f"| {r['policy']} | {r['label']} | — | — | — | — |" + (" — |" if more else ""))
+                continue
+            if _identical(r):  # every paired unit scored the same: no interval to draw, not certainty
+                out.append(
+                    f"| {r['policy']} | {r['label']} | 0 (identical scores) | — | — | — |"
+                    + (" — |" if more else "")
+                )
                 continue
             star = " *" if r["p_holm"] < 0.05 else ""
             line = (
@@ -468,6 +487,11 @@ def figure(rows: list[dict], output_png: str, output_pdf: str) -> None:
         for r in (r for r in group if np.isfinite(r["diff"])):
             y = labels.index(label(r))
             c = colours[r["comparison"]]
+            if _identical(r):  # not a zero-width interval, which would read as certainty
+                ax.plot([0], [y], "x", color="0.45", ms=5)
+                ax.annotate("identical", (0, y), xytext=(4, 0), textcoords="offset points", fontsize=6,
+                            color="0.45", va="center")  # fmt: skip
+                continue
             ax.plot(r["ci"], [y, y], color=c, lw=1.6)
             ax.plot([r["diff"]], [y], "o", color=c, mfc=c if r["p_holm"] < 0.05 else "white", ms=5)
         ax.axvline(0, color="0.3", lw=0.8, ls="--")
@@ -482,6 +506,8 @@ def figure(rows: list[dict], output_png: str, output_pdf: str) -> None:
     axes[0][0].invert_yaxis()
     handles = [plt.Line2D([], [], color=colours[c], marker="o", label=c) for c in comparisons]
     handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", ls="", label="Holm p ≥ 0.05"))
+    if any(_identical(r) for r in rows):
+        handles.append(plt.Line2D([], [], color="0.45", marker="x", ls="", label="identical scores"))
     fig.suptitle("Paired differences between cells (95% intervals; filled: Holm p < 0.05)", fontsize=11)
     if spare:  # the one legend in the first free panel's place
         fig.tight_layout(rect=(0, 0, 1, 0.96))

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.cells import EVALUATED
 from harness.errors import InputError
 
 SCHEMA = Path(__file__).resolve().parent.parent / "config" / "schema.yaml"
@@ -201,6 +202,57 @@ def check_references(cfg: dict, source: str) -> None:
             )
     _check_grids(cfg, source)
     check_sources(cfg, source)
+    _check_evaluate(cfg, source)
+
+
+def _check_evaluate(cfg: dict, source: str) -> None:
+    """``evaluate``: new names, known policies; a ranker may not be called ``evaluated``."""
+    if EVALUATED in cfg["rankers"]:
+        raise ConfigError(
+            f"{source}: rankers/{EVALUATED}: the name is taken (models evaluated without training)"
+        )
+    for name, entry in cfg.get("evaluate", {}).items():
+        if name in cfg["models"]:
+            raise ConfigError(
+                f"{source}: evaluate/{name}: '{name}' is already a key of models; name the evaluated model anew"
+            )
+        policy = entry.get("policy")
+        if policy is not None and policy not in cfg["policies"]:
+            raise ConfigError(
+                f"{source}: evaluate/{name}/policy: '{policy}' is not one of policies ({', '.join(cfg['policies'])})"
+            )
+
+
+def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
+    """``evaluate`` as name -> (policy, models entry). Refused with one line: a model that is its
+    policy's own model where AlpacaEval judges against that policy's answers (``reference: base``): it
+    would be judged against itself (a win rate of 50 that means nothing)."""
+    out = {}
+    against_base = cfg["evaluation"].get("alpaca_eval", {}).get("reference") == "base"
+    for name, entry in cfg.get("evaluate", {}).items():
+        policy = entry.get("policy") or cfg["policies"][0]
+        model = {k: v for k, v in entry.items() if k != "policy"}
+        if against_base and _same_model(model, cfg["models"][policy], policy, run):
+            raise ConfigError(
+                f"evaluate/{name}: is the model of policy '{policy}', whose answers are AlpacaEval's reference "
+                "(evaluation/alpaca_eval/reference: base): it would be judged against itself"
+            )
+        out[name] = (policy, model)
+    return out
+
+
+def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
+    if "gguf" in model:
+        return model["gguf"] == policy_entry.get("gguf")
+
+    def where(src):
+        return str(Path(src).resolve()) if Path(src).exists() else src
+
+    made = [f"results/{run}/models/{kind}/{policy}" for kind in ("tiny", "tuned", "gguf")]
+    theirs = {where(p) for p in made}
+    if "source" in policy_entry and policy_entry.get("revision") == model.get("revision"):
+        theirs.add(where(policy_entry["source"]))
+    return where(model["source"]) in theirs
 
 
 def dataset_sources(cfg: dict):
@@ -240,7 +292,16 @@ def load_config(path) -> dict:
     """A config file, validated, with its ``run`` named (``run_name``)."""
     cfg = validate(read_yaml(path), str(path))
     cfg["run"] = run_name(cfg, [path])
+    with_evaluated(cfg)
     return cfg
+
+
+def with_evaluated(cfg: dict) -> None:
+    """Add the models of ``evaluate`` to ``models`` (after ``evaluated``'s checks), each one's policy
+    filled in, so that every step loads them like any other model."""
+    for name, (policy, model) in evaluated(cfg, cfg["run"]).items():
+        cfg["models"][name] = model
+        cfg["evaluate"][name]["policy"] = policy
 
 
 def _check_grids(cfg: dict, source: str) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 
-from harness.cells import BASE, evaluated_models  # noqa: F401 - part of this module's interface
+from harness.cells import BASE, EVALUATED, evaluated_models  # noqa: F401 - part of this module's interface
 
 
 def write_job_config(cfg: dict, stem: str) -> str:
@@ -87,12 +87,17 @@ def _unsharded(settings: dict) -> dict:
 
 
 def parse_model_key(model: str) -> tuple[str, str, int | None]:
-    """``base`` -> ('base', '—', None); ``rk/reg/seedN`` -> (rk, reg, N)."""
+    """``base`` -> ('base', '—', None); ``rk/reg/seedN`` -> (rk, reg, N); ``evaluated/<name>`` (a model
+    evaluated without training, config ``evaluate``) -> ('evaluated', name, None)."""
     if model == BASE:
         return BASE, "—", None
+    if model.startswith(f"{EVALUATED}/") and model.count("/") == 1:
+        return EVALUATED, model.split("/")[1], None
     m = re.fullmatch(r"([^/]+)/([^/]+)/seed(\d+)", model)
     if not m:
-        raise ValueError(f"model key '{model}' is neither 'base' nor '<ranker>/<regularizer>/seed<N>'")
+        raise ValueError(
+            f"model key '{model}' is neither 'base', '<ranker>/<regularizer>/seed<N>' nor 'evaluated/<name>'"
+        )
     return m.group(1), m.group(2), int(m.group(3))
 
 
@@ -101,6 +106,8 @@ def _eval_model(cfg: dict, policy: str, model: str, paths: dict) -> dict:
     ranker, reg, seed = parse_model_key(model)
     if ranker == BASE:
         return model_ref(cfg, policy, paths)
+    if ranker == EVALUATED:
+        return model_ref(cfg, reg, paths)
     return {
         "name": f"{policy}/{model}",
         "source": paths["checkpoint"].format(policy=policy, ranker=ranker, regularizer=reg, seed=seed),
@@ -272,7 +279,10 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 from harness.alpaca_metrics import lc_resolved
 
                 job.update(
-                    lc_method=lc_resolved(cfg, policy), lc_requested=b["lc_method"], lc_data=b.get("lc_data")
+                    lc_method=lc_resolved(cfg, policy),
+                    lc_requested=b["lc_method"],
+                    lc_data=b.get("lc_data"),
+                    model_key=model,  # whether it was among the models its LC difficulty was fitted on
                 )
         return job
     if step == "difficulty":

@@ -157,6 +157,8 @@ def fmt(row, c) -> str:
     if not isinstance(ci, list | tuple):
         return f"{v:.2f}"
     if kind and kind.startswith("t over"):
+        if ci[1] == ci[0]:  # every seed gave the same number: no spread to show, not certainty
+            return f"{v:.2f} (= in every seed)"
         return f"{v:.2f} ± {(ci[1] - ci[0]) / 2:.2f}"
     return f"{v:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
@@ -176,6 +178,11 @@ def to_markdown(df) -> str:
         "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
         "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
     ]
+    if any(fmt(row, c).endswith("(= in every seed)") for _, row in df.iterrows() for c in cols):
+        notes.append(
+            "`(= in every seed)`: each seed's checkpoint gave exactly this number (e.g. the same answers), "
+            "so the seeds show no spread; the value is not more certain for it."
+        )
     if "over_budget" in df:
         notes.append(
             "Over budget: the share of training pairs whose chosen log-likelihood ends more than δ below "
@@ -201,9 +208,9 @@ def to_markdown(df) -> str:
         )
     if "lc_method" in df and df["lc_method"].astype(str).str.startswith("joint").any():
         notes.append(
-            "AlpacaEval LC uses instruction difficulty fitted jointly over this run's judged models "
-            "(lc_method joint; within about 1 point of the leaderboard LC on published annotations, "
-            "see the README)."
+            "AlpacaEval LC uses instruction difficulty fitted jointly over this run's judged models, "
+            "once (lc_method joint; its measured error against the leaderboard LC for the fit size is in "
+            "each metrics file, lc_expected_error, and the README)."
         )
     if "lc_method" in df and df["lc_method"].astype(str).str.startswith("approximate").any():
         notes.append(

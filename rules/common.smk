@@ -1,6 +1,7 @@
 # Helpers only: paths, target lists, input functions, wildcard constraints.
 import re
 import shlex
+import sys
 
 from pathlib import Path
 
@@ -75,6 +76,9 @@ def benchmarks_where(sharded):
     return _alt(names) or NEVER
 
 
+# models evaluated without training (config `evaluate`): model key evaluated/<name>
+EVALUATED_ONLY = cells.evaluated_only(config)
+EVALUATED_NAMES = [m.split("/")[1] for _, m in EVALUATED_ONLY]
 TUNED = [n for n, m in config["models"].items() if "finetune" in m]
 CONVERTED = [n for n, m in config["models"].items() if "gguf" in m]
 TRAINED = (
@@ -88,7 +92,8 @@ wildcard_constraints:
     regularizer=_alt(config["regularizers"]),
     seed=SEED,
     benchmark=_alt(BENCHMARKS),
-    model=rf"base|{TRAINED}",
+    model=rf"base|{TRAINED}"
+    + (f"|{cells.EVALUATED}/(?:{_alt(EVALUATED_NAMES)})" if EVALUATED_NAMES else ""),
     dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|downstream\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
     tuned=_alt(TUNED) or NEVER,
     converted=_alt(CONVERTED) or NEVER,
@@ -170,8 +175,15 @@ def ranker_api(ranker):
 # GPUs per job come from the config (harness/sizing.py), in every executor: 0 for models built from code,
 # the oracle and API judges; a model's `gpus` otherwise. On SLURM, `site_resources` adds the site's
 # account and partitions (profiles/slurm/site.yaml or HARNESS_SLURM_* variables, harness/site.py).
+def evaluated_model(wc):
+    """The model a generation or lm-eval job loads: the evaluated model, or the policy (trained or not)."""
+    ranker, reg, _ = jobs.parse_model_key(wc.model)
+    return reg if ranker == cells.EVALUATED else wc.policy
+
+
 GPUS = {
     "model": lambda name: sizing.model_gpus(config, name),
+    "eval": lambda wc: sizing.model_gpus(config, evaluated_model(wc)),
     "ranker": lambda wc: sizing.ranker_gpus(config, wc.ranker),
     "judge": lambda wc: sizing.eval_judge_gpus(config, wc.benchmark),
     "train": lambda wc: sizing.training_gpus(config, wc.policy),
@@ -256,17 +268,20 @@ def metrics_extra_inputs(wc):
     if wc.benchmark != "alpaca_eval":
         return {}
     out = {"answers": f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
-    if lc_resolved(config, wc.policy) == "joint":
-        out["difficulty"] = (
+    if lc_resolved(config, wc.policy) == "joint":  # fitted once, then kept: see difficulty_judgments
+        out["difficulty"] = ancient(
             f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
         )
     return out
 
 
 def difficulty_judgments(wc):
-    """The AlpacaEval judgments of every model judged against reference ``wc.group``."""
+    """The AlpacaEval judgments of every model judged against reference ``wc.group``, as made the first
+    time: the difficulty is fitted once and then kept (``ancient``), so that retraining a cell, adding a
+    seed or evaluating another model refits nothing and reruns no other cell's metrics. Delete the
+    file (or --forcerun lc_difficulty) to refit it over the judgments as they are now."""
     return [
-        f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json"
+        ancient(f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json")
         for m in lc_models(config, wc.group)
     ]
 
@@ -367,6 +382,25 @@ def main_table_inputs():
     return out
 
 
+# `snakemake evaluate` with nothing to evaluate: one line, before any DAG is built
+# (the targets are not known while the Snakefile is read: the command line's words are)
+if not EVALUATED_ONLY and {"evaluate", "evaluated_table"} & set(sys.argv[1:]):
+    sys.exit(
+        "error: nothing to evaluate: name the model under `evaluate` in the config, or add --config "
+        "\"evaluate={'mine': {'source': 'path/or/org/name', 'revision': '...'}}\" (README: Evaluate a model)"
+    )
+
+
+def evaluated_inputs():
+    """Metrics of every model of `evaluate` on every benchmark, and of its policy's base."""
+    keys = [(p, jobs.BASE) for p in dict.fromkeys(p for p, _ in EVALUATED_ONLY)]
+    return [
+        f"{RUN_DIR}/eval/{p}/{m}/{b}/metrics.json"
+        for p, m in keys + EVALUATED_ONLY
+        for b in BENCHMARKS
+    ]
+
+
 def landing_tables():
     """The tables the report's first screen shows, where config makes them."""
     out = [RUN_DIR + "/tables/main.md"]
@@ -445,7 +479,7 @@ def upstream_jobs(wc):
     """Stage -> (benchmark TSV, output with provenance) of every job a metrics file depends on."""
     p, model, bench, ext = wc.policy, wc.model, wc.benchmark, ext_of(wc.benchmark)
     found = {}
-    if model != "base":
+    if model != "base" and not model.startswith(f"{cells.EVALUATED}/"):
         ranker, reg, _ = jobs.parse_model_key(model)
         found["sample"] = (
             "+".join(
@@ -508,16 +542,20 @@ def pair_metas():
 
 
 def cost_inputs():
-    """Metrics of every evaluated cell: the main table's and the budget sweep's."""
-    both = main_table_inputs() + budget_sweep_inputs()
-    return sorted({f for f in both if f.endswith("metrics.json")})
+    """Metrics of every evaluated cell: the main table's, the budget sweep's and the baselines'."""
+    every = main_table_inputs() + budget_sweep_inputs() + baselines_inputs()
+    return sorted({f for f in every if f.endswith("metrics.json")})
 
 
 def checkpoint_input(wc):
-    """The trained checkpoint a generation needs, or the built base policy."""
+    """The trained checkpoint a generation needs, or the built base policy (or evaluated model)."""
     if wc.model == "base":
         return built_models_input([wc.policy])
     ranker, reg, seed = jobs.parse_model_key(wc.model)
+    if ranker == cells.EVALUATED:  # its GGUF conversion, or its folder (a checkpoint: made first)
+        src = config["models"][reg].get("source")
+        local = src and (Path(src).exists() or src.startswith(f"{RUN_DIR}/"))
+        return built_models_input([reg]) + ([src] if local else [])
     return PATHS["checkpoint"].format(
         policy=wc.policy, ranker=ranker, regularizer=reg, seed=seed
     )

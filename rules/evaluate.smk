@@ -19,7 +19,7 @@ rule generate:
     conda:
         "../envs/sample.yaml"
     resources:
-        **sized(lambda wc: GPUS["model"](wc.policy)),
+        **sized(GPUS["eval"]),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard="",
@@ -174,7 +174,7 @@ rule downstream:
     conda:
         "../envs/evaluate.yaml"
     resources:
-        **sized(lambda wc: GPUS["model"](wc.policy)),
+        **sized(GPUS["eval"]),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         data=lambda wc, input: f"--data {input.data}" if input.data else "",

@@ -27,6 +27,36 @@ rule report:
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"
 
 
+# `snakemake evaluate`: the models of config `evaluate` on every benchmark, nothing trained
+rule evaluated_table:
+    input:
+        config=job_config("report", "evaluated"),
+        metrics=evaluated_inputs(),
+    output:
+        csv=report(
+            RUN_DIR + "/tables/evaluated.csv",
+            caption="captions/evaluated.rst",
+            category="Tables",
+        ),
+        md=RUN_DIR + "/tables/evaluated.md",
+    log:
+        RUN_DIR + "/logs/report/evaluated.log",
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness report --config {input.config} --inputs {input.metrics}"
+        " --output {output.csv} --output-md {output.md} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        rules.evaluated_table.output.md,
+
+
 rule main_table:
     input:
         rules.report.output.md,

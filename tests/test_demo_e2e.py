@@ -128,13 +128,14 @@ def test_demo_end_to_end(demo):
     _check_likelihood_shapes(wf)
 
     # the demo ran warm (harness/warm.py): its steps were forked from one server, and the cost table
-    # still counts their CPU (each step's own measurement), close to their wall time on one thread
+    # still counts their CPU (each step's own measurement; how it compares with wall time depends on the
+    # machine's load, so no ratio is asserted here)
     assert "warm start: serving on " in (wf / "results/demo/logs/warm_start.log").read_text()
     summary = json.loads((wf / "results/demo/training/tiny-policy/rm/nll/seed0/summary.json").read_text())
     assert summary["provenance"]["warm_start"] is True and summary["provenance"]["cpu_s"] > 1
     train = [r for r in _csv_rows(wf / "results/demo/tables/cost.csv") if r["stage"] == "train"]
-    cpu_s, wall_s = (sum(float(r[k]) for r in train) for k in ("cpu_hours", "wall_s"))
-    assert len(train) >= 27 and 0.5 < cpu_s * 3600 / wall_s < 2.5
+    assert len(train) == 45  # every training that ran: main table, budget sweep, baselines
+    assert all(float(r["cpu_hours"]) > 0 and float(r["wall_s"]) > 0 for r in train)
 
     study = (wf / "results/demo/tables/ranker_study.md").read_text()
     assert all(f"| tiny-policy | {r} |" in study for r in RANKERS)
@@ -168,11 +169,16 @@ def test_comparisons_recompute_from_the_files_they_name(demo):
     metrics = {r["metric"] for r in rows}
     assert {"AlpacaEval LC (%)", "AlpacaEval WR (%)", "Oracle score (0-100)", "MT-Bench (1-10)"} <= metrics
     assert {"world_exact (%)", "world_choice (%)"} <= metrics
-    # per ranker 2 regularizers vs dpo and 2 vs nll; per regularizer 2 rankers vs rm; 9 cells vs base
-    per_metric = 6 + 6 + 6 + 9
+    # per ranker 2 regularizers vs dpo and bcr vs nll (nll vs dpo is there already: no mirrored row);
+    # per regularizer 2 rankers vs rm; 9 cells vs base
+    per_metric = 6 + 3 + 6 + 9
     assert all(sum(r["metric"] == m for r in rows) == per_metric for m in metrics)
+    mt = [frozenset(r["label"].split(" − ")) for r in rows if r["metric"] == "MT-Bench (1-10)"]
+    assert len(set(mt)) == len(mt) == per_metric  # no pair of cells twice, either way round
     row = next(
-        r for r in rows if r["metric"] == "AlpacaEval WR (%)" and r["label"] == "ipr-oracle: bcr − dpo"
+        r
+        for r in rows
+        if r["metric"] == "AlpacaEval WR (%)" and r["label"] == "ipr-oracle/bcr − ipr-oracle/dpo"
     )
 
     def cell_mean(pattern):
@@ -228,10 +234,77 @@ def test_one_regularizer_parameter_reruns_only_its_cells(demo):
     )
     metrics = _work(jobs, "metrics")
     assert all("/bcr/" in w["model"] for w in metrics if w["benchmark"] == "mt_bench")
-    # AlpacaEval's joint LC: the difficulty is refitted over every model, so every model's LC follows
-    assert len(_work(jobs, "lc_difficulty")) == 1
-    assert len([w for w in metrics if w["benchmark"] == "alpaca_eval"]) == 46
+    # AlpacaEval's joint LC: the difficulty was fitted once and is kept, so no other model's LC reruns
+    assert not _work(jobs, "lc_difficulty")
+    assert all("/bcr/" in w["model"] for w in metrics)
     assert not {"sample", "rank", "rank_ipr", "reference_logps", "finetune"} & {r for r, _ in jobs}
+
+
+def test_forcing_one_training_reruns_only_that_cells_chain(demo):
+    """One retrained cell: its training, its answers, judgments, metrics and lm-eval run, then the
+    tables and figures that show it; no other cell, no refit of the LC difficulty."""
+    cell = "tiny-policy/rm/nll/seed0"
+    jobs = planned(["--forcerun", f"results/demo/training/{cell}/summary.json", *DEMO], demo)
+    per_model = [(r, w) for r, w in jobs if "model" in w or "seed" in w]
+    assert {
+        (w.get("model") or f"{w['ranker']}/{w['regularizer']}/seed{w['seed']}") for _, w in per_model
+    } == {"rm/nll/seed0"}
+    counts = {r: len(_work(jobs, r)) for r in {r for r, _ in jobs}}
+    # AlpacaEval and MT-Bench each answered, judged and scored; lm-eval once
+    assert {r: counts.get(r) for r in ("train", "generate", "judge", "metrics", "downstream")} == {
+        "train": 1,
+        "generate": 2,
+        "judge": 2,
+        "metrics": 2,
+        "downstream": 1,
+    }
+    assert "lc_difficulty" not in counts and sum(counts.values()) <= 8 + 10, counts  # + tables and figures
+
+
+def test_evaluate_a_checkpoint_and_an_outside_model_without_training(demo, tmp_path):
+    """`snakemake evaluate` on a copy of the finished demo: a checkpoint of the run and a model folder
+    that belongs to no run, on every demo benchmark; nothing sampled, ranked or trained; each judged
+    against the base policy's answers; its own policy refused with one line."""
+    import shutil
+
+    wf = tmp_path / "wf"
+    shutil.copytree(demo, wf, symlinks=True)  # with .snakemake: the demo's jobs are finished
+    outside = tmp_path / "elsewhere" / "tiny-untuned"
+    shutil.copytree(demo / "results/demo/models/tiny/tiny-policy", outside)  # before fine-tuning
+    evaluate = (
+        "evaluate={'ckpt': {'source': 'results/demo/checkpoints/tiny-policy/rm/bcr/seed0'}, "
+        f"'outside': {{'source': '{outside}'}}}}"
+    )
+    args = ["evaluate", *DEMO, "--config", evaluate]
+    jobs = planned(args, wf)
+    rules = {r for r, _ in jobs}
+    assert not {"sample", "rank", "rank_ipr", "train", "reference_logps", "finetune", "lc_difficulty"} & rules
+    assert {w["model"] for r, w in jobs if "model" in w} == {"evaluated/ckpt", "evaluated/outside"}
+    assert (
+        len(_work(jobs, "generate")) == len(_work(jobs, "judge")) == 2 * 2
+        and len(_work(jobs, "downstream")) == 2
+    )
+
+    r = snakemake(args, wf, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    table = (wf / "results/demo/tables/evaluated.md").read_text()
+    assert "| evaluated | ckpt |" in table and "| evaluated | outside |" in table and "| base |" in table
+    for name in ("ckpt", "outside"):
+        m = json.loads(
+            (wf / f"results/demo/eval/tiny-policy/evaluated/{name}/alpaca_eval/metrics.json").read_text()
+        )
+        assert [m["cell"][k] for k in ("policy", "ranker", "regularizer")] == [
+            "tiny-policy",
+            "evaluated",
+            name,
+        ]
+        assert m["metrics"]["lc_method"].startswith("joint")
+    own = "evaluate={'mine': {'source': 'results/demo/models/tuned/tiny-policy'}}"
+    r = snakemake(["-n", "evaluate", *DEMO, "--config", own], wf)
+    last = (r.stdout + r.stderr).strip().splitlines()[-1]
+    assert r.returncode != 0 and last.startswith(
+        "error: evaluate/mine: is the model of policy 'tiny-policy'"
+    ), last
 
 
 def test_another_seed_adds_cells_without_touching_the_others(demo):

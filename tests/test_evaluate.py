@@ -598,3 +598,24 @@ def test_mt_bench_answers_use_each_categorys_temperature():
     out = generate._by_temperature(Backend(), convs, qs, temps, g, 0, "t")
     assert [a.text for a in out] == ["w?@0.7", "m?@0.0", "o?@0.3"]  # question order kept
     assert sorted(t for t, _ in calls) == [0.0, 0.3, 0.7]  # one call per temperature
+
+
+def test_every_lc_method_names_its_measured_error():
+    """The measured error table (benchmarks/lc_joint_loo.py) by fit size: a fit between two measured
+    sizes takes the smaller's (larger) error; official has none; the default auto threshold is the
+    first measured size where joint beats approximate on mean and 90th percentile."""
+    from harness.alpaca_metrics import APPROXIMATE_ERROR, JOINT_ERROR, expected_error
+    from harness.config import load_config
+
+    assert expected_error("official length_controlled_v1 (local file x)") is None
+    assert expected_error("approximate (no difficulty)")["mean_abs"] == APPROXIMATE_ERROR[0]
+    five = expected_error("joint (length_controlled_v1 formula, ...)", 5)
+    assert (five["mean_abs"], five["measured_with_models"], five["fit_models"]) == (JOINT_ERROR[4][0], 4, 5)
+    assert expected_error("joint", 45)["measured_with_models"] == max(JOINT_ERROR)
+    means = [JOINT_ERROR[n][0] for n in sorted(JOINT_ERROR)]
+    assert means == sorted(means, reverse=True)  # more models, less error
+    cfg = load_config(str(ROOT / "config" / "demo.yaml"))
+    first = min(
+        n for n, (m, p90) in JOINT_ERROR.items() if m < APPROXIMATE_ERROR[0] and p90 < APPROXIMATE_ERROR[1]
+    )
+    assert cfg["evaluation"]["alpaca_eval"]["lc_joint"]["min_models"] >= first

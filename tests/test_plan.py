@@ -61,3 +61,34 @@ def test_plan_cli_prints_the_table_and_writes_json(tmp_path):
         text=True,
     )
     assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")
+
+
+def test_the_readme_cost_figures_are_the_plan_of_today():
+    """The README's paper plan is generated (one source for its cost figures) and current: what
+    `harness plan` gives now, before anything has run; lm-eval's tasks have GPU-hours."""
+    cfg = load_config(ROOT / "config/config.yaml")
+    r = plan.plan(cfg, Path("/nonexistent"), LIMITS)
+    assert r["stages"]["downstream"]["estimated"] and r["stages"]["downstream"]["gpu_hours"] > 0
+    text = (ROOT / "README.md").read_text()
+    start, end = plan.readme_block(text)
+    assert text[start:end] == plan.summary(plan.render(r, cfg["plan"])), (
+        "README.md's plan is stale: python -m harness plan --configfile config/config.yaml --readme README.md"
+    )
+    body = text[:start] + text[end:]
+    assert f"{r['gpu_hours']:,.0f} GPU-hours" not in body  # no copy of the total in the prose to go stale
+
+
+def test_readme_option_rewrites_only_the_block(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{plan.README_BEGIN}\nold\n{plan.README_END}\nafter\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "harness", "plan", "--configfile", str(ROOT / "config/config.yaml"), "--readme", str(readme),
+         "--profile", str(ROOT / "profiles/slurm/config.yaml")],
+        capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    text = readme.read_text()
+    assert text.startswith(f"before\n{plan.README_BEGIN}\n| stage |") and text.endswith(
+        f"{plan.README_END}\nafter\n"
+    )
+    assert "old" not in text and "Total: " in text

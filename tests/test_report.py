@@ -71,3 +71,16 @@ def test_mt_bench_category_table_and_figure(tmp_path):
     alpaca_only = [p for p in _inputs(tmp_path) if "ae" in p.rsplit("/", 1)[1]]
     with pytest.raises(ValueError, match="no MT-Bench metrics"):
         report.category_table(alpaca_only)
+
+
+def test_the_same_number_in_every_seed_says_so():
+    """Three seeds with one value: no `± 0.00` that reads as certainty; the table says why."""
+    import pandas as pd
+
+    row = {"policy": "p", "ranker": "rm", "regularizer": "dpo", "seeds": 3}
+    row.update(report.aggregate([{"mt_bench": 5.5}] * 3, "mt_bench"))
+    assert report.fmt(row, "mt_bench") == "5.50 (= in every seed)"
+    text = report.to_markdown(pd.DataFrame([row]))
+    assert "5.50 (= in every seed)" in text and "`(= in every seed)`: each seed's checkpoint" in text
+    spread = dict(row, **report.aggregate([{"mt_bench": v} for v in (5.0, 5.5, 6.0)], "mt_bench"))
+    assert "±" in report.fmt(spread, "mt_bench")

@@ -40,15 +40,12 @@ def load(data: Path):
     return instructions, board, models
 
 
-def loo(instructions, models, lambdas=None) -> dict:
-    """Model -> (joint LC, approximate LC, chosen penalty), each fitted without that model's annotations."""
-    from alpaca_eval.metrics.glm_winrate import GLM_INFO
-
+def judged_models(instructions, models) -> dict:
+    """Each model's annotations as harness/difficulty.py takes them (instruction positions, lengths)."""
     from harness import difficulty
-    from harness.alpaca_metrics import _fit
 
     position = {t: i for i, t in enumerate(instructions)}
-    judged = {
+    return {
         name: difficulty.judged(
             name,
             df["instruction"].map(position),
@@ -58,6 +55,16 @@ def loo(instructions, models, lambdas=None) -> dict:
         )
         for name, df in models.items()
     }
+
+
+def loo(instructions, models, lambdas=None) -> dict:
+    """Model -> (joint LC, approximate LC, chosen penalty), each fitted without that model's annotations."""
+    from alpaca_eval.metrics.glm_winrate import GLM_INFO
+
+    from harness import difficulty
+    from harness.alpaca_metrics import _fit
+
+    judged = judged_models(instructions, models)
     out = {}
     for name, df in models.items():
         others = [j for n, j in judged.items() if n != name]
@@ -79,17 +86,7 @@ def by_fit_size(instructions, models, board, sizes, draws: int, seed: int = 0) -
     from harness import difficulty
     from harness.alpaca_metrics import _fit
 
-    position = {t: i for i, t in enumerate(instructions)}
-    judged = {
-        name: difficulty.judged(
-            name,
-            df["instruction"].map(position),
-            df["output_1"].str.len(),
-            df["output_2"].str.len(),
-            df["preference"],
-        )
-        for name, df in models.items()
-    }
+    judged = judged_models(instructions, models)
     approx = np.array([
         abs(_fit(df, GLM_INFO["length_controlled_minimal"], "approximate")[0] - float(board.loc[name, "length_controlled_winrate"]))
         for name, df in models.items()

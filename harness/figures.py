@@ -33,7 +33,8 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
     rows = [rec for path in logs for _, rec in read_jsonl(path)]
     if not rows:
         raise ValueError("no training-log rows to plot")
-    df = pd.DataFrame(rows)
+    every_step = pd.DataFrame(rows)
+    df = _full_batches(every_step)
     panels = sorted(df.groupby(["policy", "ranker"]).groups)
     regs = sorted(df["regularizer"].unique())
     colours = {r: plt.get_cmap("tab10")(n % 10) for n, r in enumerate(regs)}
@@ -54,6 +55,10 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
                 if g["seed"].nunique() > 1:
                     ax.fill_between(stats.index, stats["min"], stats["max"], color=colours[reg], alpha=0.12)
         ax.axhline(0.0, color="grey", lw=0.8)
+        for step in _epoch_ends(
+            every_step[(every_step["policy"] == policy) & (every_step["ranker"] == ranker)]
+        ):
+            ax.axvline(step, color="0.6", lw=0.8, ls=":", zorder=1)
         ax.set_title(f"{policy} / {ranker}", fontsize=11)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -67,9 +72,13 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
         plt.Line2D([], [], color="0.3", ls="-", label="chosen y_w"),
         plt.Line2D([], [], color="0.3", ls="--", label="rejected y_l"),
     ]
+    if any(
+        _epoch_ends(every_step[(every_step["policy"] == p) & (every_step["ranker"] == r)]) for p, r in panels
+    ):
+        handles.append(plt.Line2D([], [], color="0.6", ls=":", label="end of an epoch"))
     if len(regs) and "seed" in df and df["seed"].nunique() > 1:
         handles.append(plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.15, label="range over seeds"))
-    fig.suptitle("Chosen and rejected log-likelihood change during training (batch means, seed mean)")
+    fig.suptitle("Chosen and rejected log-likelihood change during training (full-batch means, seed mean)")
     if free:
         fig.tight_layout(rect=(0, 0, 1, 0.95))
         box = free[0].get_position()
@@ -79,6 +88,28 @@ def likelihood_trajectories(logs: list[str], output_png: str, output_pdf: str) -
         fig.tight_layout(rect=(0, 0.08, 1, 0.95))
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=9, frameon=False)
     save(fig, output_png, output_pdf, tight=False)
+
+
+def _full_batches(df):
+    """The training-log rows of full optimizer batches. An epoch's last step may average far fewer
+    pairs (228 pairs in batches of 16: a last batch of 4), and its mean jumps for it; such a step is
+    told by its token count (``num_tokens`` is cumulative): under half the median step's tokens."""
+    if "num_tokens" not in df:
+        return df
+    keys = ["policy", "ranker", "regularizer", "seed"]
+    df = df.sort_values([*keys, "step"]).reset_index(drop=True)
+    tokens = df.groupby(keys)["num_tokens"].diff()
+    median = tokens.groupby([df[k] for k in keys]).transform("median")
+    return df[tokens.isna() | (tokens >= 0.5 * median)]
+
+
+def _epoch_ends(df) -> list[int]:
+    """Steps that end an epoch (``epoch`` reaches a whole number), the last step of training left out."""
+    if "epoch" not in df or df.empty:
+        return []
+    per_step = df.groupby("step")["epoch"].max().sort_index()
+    whole = per_step[(per_step - per_step.round()).abs() < 1e-6]
+    return [int(s) for s in whole.index if s != per_step.index.max()]
 
 
 def budget_of(regularizer: dict) -> float:

@@ -322,6 +322,7 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
     styles = bar_styles(table.to_dict("records"))
     fig, axes = plt.subplots(1, len(policies), figsize=(max(7, 1.6 * len(cols) + 4) * len(policies), 5),
                              squeeze=False)  # fmt: skip
+    zeros = False
     for ax, policy in zip(axes[0], policies, strict=True):
         rows = table[(table["policy"] == policy) & (table["ranker"] != "base")]
         width = 0.8 / max(1, len(rows))
@@ -330,8 +331,23 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
             means = np.array([row.get(c) if row.get(c) is not None else np.nan for c in cols], dtype=float)
             err = np.array([[m - ci[0], ci[1] - m] if isinstance(ci := row.get(f"{c}_ci"), list | tuple) else [0, 0]
                             for m, c in zip(means, cols, strict=True)]).T  # fmt: skip
-            ax.bar(x + (i - (len(rows) - 1) / 2) * width, means, width, yerr=err, capsize=2,
-                   label=f"{row['ranker']} / {row['regularizer']}", **styles[(row["ranker"], row["regularizer"])])  # fmt: skip
+            style = styles[(row["ranker"], row["regularizer"])]
+            pos = x + (i - (len(rows) - 1) / 2) * width
+            ax.bar(
+                pos,
+                means,
+                width,
+                yerr=err,
+                capsize=2,
+                label=f"{row['ranker']} / {row['regularizer']}",
+                **style,
+            )
+            zero = np.isfinite(means) & (np.abs(means) < 1e-9)  # a bar of height 0 would read as missing
+            ax.plot(pos[zero], means[zero], "D", ms=4, color=style["color"], mec="black", mew=0.5, zorder=4)
+            none = ~np.isfinite(means)  # no value at all: said, not left blank
+            for p in pos[none]:
+                ax.annotate("n/a", (p, 0), ha="center", va="bottom", fontsize=6, color="0.4")
+            zeros = zeros or bool(zero.any())
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(x, [c.removeprefix("ds_") for c in cols])
         ax.set_ylabel("change against the base policy (points)")
@@ -339,6 +355,9 @@ def downstream_figure(job: dict, inputs: list[str], output_png: str, output_pdf:
         ax.grid(axis="y", alpha=0.3)
     # one legend for the figure, below the panels: colour is the regularizer, hatching the ranker
     handles, labels = axes[0][0].get_legend_handles_labels()
+    if zeros:
+        handles.append(plt.Line2D([], [], marker="D", ls="", color="0.6", mec="black", mew=0.5, ms=4))
+        labels.append("no change (0.00)")
     fig.legend(handles, labels, fontsize=8, ncol=min(5, len(labels)), loc="lower center")
     fig.tight_layout(rect=(0, 0.06 + 0.05 * ((len(labels) - 1) // 5), 1, 1))
     save(fig, output_png, output_pdf, tight=False)

@@ -353,6 +353,25 @@ def test_training_curves_figure(tmp_path):
         likelihood_trajectories([str(_write(tmp_path / "empty.jsonl", []))], str(png), str(pdf))
 
 
+def test_trajectories_leave_out_partial_batches_and_mark_epochs():
+    """228 pairs in batches of 16 over 2 epochs: steps 15 and 30 average 4 pairs; they leave the
+    curve (their means jump), and step 15 is marked as the end of an epoch (30 ends training)."""
+    import pandas as pd
+
+    from harness.figures import _epoch_ends, _full_batches
+
+    rows, tokens = [], 0
+    for step in range(1, 31):
+        tokens += 100 if step % 15 == 0 else 400
+        rows += [{"policy": "p", "ranker": "rm", "regularizer": "dpo", "seed": s, "step": step,
+                  "epoch": step / 15, "num_tokens": tokens} for s in (0, 1)]  # fmt: skip
+    df = pd.DataFrame(rows)
+    kept = _full_batches(df)
+    assert sorted(set(df["step"]) - set(kept["step"])) == [15, 30] and len(kept) == 2 * 28
+    assert _epoch_ends(df) == [15]
+    assert _full_batches(df.drop(columns="num_tokens")).equals(df.drop(columns="num_tokens"))  # older logs
+
+
 def test_pairs_longer_than_max_length_are_counted(tiny_models):
     from harness.backends.hf import load_tokenizer
     from harness.train import count_over_length

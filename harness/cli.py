@@ -75,10 +75,13 @@ def main(argv: list[str] | None = None) -> None:
     """Run one step. An expected failure (harness.errors, a bad record or config, an OS error) prints
     one line, ``error: <place>: <what>``, and exits 1; ``--debug`` or ``HARNESS_DEBUG=1`` raises it
     with its traceback instead."""
+    from harness.progress import line_wise
+
     args = _parser().parse_args(argv)
     debug = args.debug or os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
     level = logging.DEBUG if debug else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    lines = line_wise()  # a log file: progress bars as a line per half minute, not carriage-return spew
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     try:
         _step(args)
     except KeyboardInterrupt:
@@ -90,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
         if line is None or debug:
             raise
         sys.exit(f"error: {line}")
+    finally:
+        if lines is not None:
+            lines.finish()
+            sys.stderr = lines.stream
 
 
 def error_line(e: BaseException) -> str | None:

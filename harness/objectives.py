@@ -274,3 +274,38 @@ def describe() -> str:
             f"| `{kind}` | {o.summary} | {trainer} | {keys} | {b} | {'yes' if o.reference else 'no'} |"
         )
     return "\n".join(rows)
+
+
+README_BEGIN = "<!-- objectives table: python -m harness.objectives --readme README.md -->"
+README_END = "<!-- end of objectives table -->"
+
+
+def update_readme(path) -> bool:
+    """Put ``describe()`` between the README's markers (after a new entry); whether anything changed."""
+    from pathlib import Path
+
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        start = text.index(README_BEGIN) + len(README_BEGIN) + 1
+        end = text.index(README_END, start)
+    except ValueError:
+        raise ValueError(
+            f"{path}: no objectives table (a line {README_BEGIN!r} and one {README_END!r})"
+        ) from None
+    new = text[:start] + describe() + "\n" + text[end:]
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The objectives table, from the registry.")
+    parser.add_argument("--readme", help="rewrite the table in this README instead of printing it")
+    args = parser.parse_args()
+    if args.readme:
+        print(f"{args.readme}: {'table updated' if update_readme(args.readme) else 'table unchanged'}")
+    else:
+        print(describe())

@@ -152,7 +152,7 @@ def test_baselines_table_marks_the_reference_free_likelihood(tmp_path):
 
 def test_readme_table_is_the_registry():
     readme = (ROOT / "README.md").read_text()
-    start = readme.index("<!-- objectives table:")
+    start = readme.index(objectives.README_BEGIN)
     body = readme[readme.index("\n", start) + 1 : readme.index("<!-- end of objectives table -->")]
     assert body.strip() == objectives.describe()
 

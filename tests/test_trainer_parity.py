@@ -358,7 +358,8 @@ def test_reference_free_baselines(tiny_models, tmp_path, kind, keys):
 
 def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch):
     """The README's worked example (TRL's nca_pair as a new kind) works as written: the entry alone
-    configures DPOTrainer with TRL's loss."""
+    configures DPOTrainer with TRL's loss, and the guide's command brings the README's table (checked
+    against the registry by test_objectives) along."""
     import re
 
     from harness import objectives
@@ -369,6 +370,13 @@ def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatc
     block = re.search(r"```python\n(    \"nca\": Objective\(.*?\n    \),)\n```", readme, re.S).group(1)
     entry = eval(block.strip().split(":", 1)[1].strip().rstrip(","), vars(objectives))  # noqa: S307
     monkeypatch.setitem(objectives.OBJECTIVES, "nca", entry)
+    # the guide's last step: the README's table rewritten from the registry, which then agrees with it
+    copy = tmp_path / "README.md"
+    copy.write_text(readme)
+    assert objectives.update_readme(copy) and not objectives.update_readme(copy)
+    table = copy.read_text().split(objectives.README_BEGIN + "\n")[1].split(objectives.README_END)[0]
+    assert table.strip() == objectives.describe() and "| `nca` | NCA (Chen et al. 2024)" in table
+    assert re.search(r"```bash\npython -m harness.objectives --readme README.md\n```", readme)
     ours, _ = _objective_trainer(tiny_models, tmp_path / "ours", "nca")
     batch = _shifted_batch(ours)
     trl = _trainer(tiny_models, tmp_path / "trl", ["nca_pair"], [1.0])

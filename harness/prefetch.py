@@ -68,11 +68,11 @@ def _sources(cfg: dict):
 
 
 def assets(cfg: dict) -> list[dict]:
-    """Every hub model, hub dataset and URL file of ``cfg``, once each, in config order."""
+    """Every hub model, hub dataset, URL file and lm-eval task dataset of ``cfg``, once each."""
     out, seen = [], set()
 
     def add(asset):
-        key = (asset["kind"], asset["id"], asset.get("revision"), asset.get("file"))
+        key = (asset["kind"], asset["id"], asset.get("revision"), asset.get("file"), asset.get("name"))
         if key not in seen:
             seen.add(key)
             out.append(asset)
@@ -96,12 +96,55 @@ def assets(cfg: dict) -> list[dict]:
                  "file": hub.get("filename"), "split": hub.get("split"), "used_by": where})  # fmt: skip
         elif "url" in src:
             add({"kind": "url", "id": src["url"], "used_by": where})
+    for a in lm_eval_assets(cfg):
+        add(a)
+    return out
+
+
+def lm_eval_assets(cfg: dict) -> list[dict]:
+    """The hub datasets of the config's lm-eval tasks (a group such as mmlu: each of its tasks'),
+    read from lm-eval's own task files; the revision is the task entry's ``dataset_revision`` where
+    the config pins one (lm-eval's files pin none), else the hub's main."""
+    ds = cfg["evaluation"].get("downstream")
+    if not ds or not ds.get("include_defaults", True):
+        return []  # only the project's own tasks, on the data prepare-data writes
+    from lm_eval.tasks import TaskManager
+    from lm_eval.tasks._index import Kind
+
+    index = TaskManager(include_defaults=True).task_index
+    leaf = (Kind.TASK, Kind.PY_TASK)
+
+    def configs(name: str, depth: int = 0):
+        entry = index.get(name)
+        if entry is None or depth > 8:
+            return
+        if entry.kind in leaf:
+            yield entry.cfg or {}
+        elif entry.kind == Kind.GROUP:
+            for t in (entry.cfg or {}).get("task", []):
+                yield from configs(t if isinstance(t, str) else t.get("task", ""), depth + 1)
+        elif entry.kind == Kind.TAG:
+            for other in index.values():
+                if name in other.tags and other.kind in leaf:
+                    yield other.cfg or {}
+
+    out = []
+    for t in ds["tasks"]:
+        names = sorted(
+            {(c["dataset_path"], c.get("dataset_name")) for c in configs(t["name"]) if c.get("dataset_path")}
+        )
+        for path, name in names:
+            out.append({"kind": "lm_eval", "id": path, "name": name, "revision": t.get("dataset_revision") or "main",
+                        "used_by": f"evaluation.downstream.tasks.{t['name']}"})  # fmt: skip
     return out
 
 
 def describe(a: dict) -> str:
     if a["kind"] == "url":
         return f"url {a['id']}"
+    if a["kind"] == "lm_eval":
+        pin = "" if a["revision"] != "main" else " (unpinned: set the task's dataset_revision)"
+        return f"dataset {a['id']}@{a['revision']}" + (f" config {a['name']}" if a["name"] else "") + pin
     part = f" {a['file']}" if a.get("file") else (f" split {a['split']}" if a.get("split") else "")
     return f"{a['kind']} {a['id']}@{a['revision']}{part}"
 
@@ -120,6 +163,11 @@ def download(a: dict) -> str:
         from huggingface_hub import snapshot_download
 
         return snapshot_download(a["id"], revision=a["revision"])
+    if a["kind"] == "lm_eval":  # every split, as lm-eval loads it; offline it reads this cached copy
+        from datasets import load_dataset
+
+        load_dataset(a["id"], a["name"], revision=a["revision"])
+        return "datasets cache"
     if a.get("file"):
         from huggingface_hub import hf_hub_download
 

@@ -28,7 +28,8 @@ def test_lists_every_hub_model_dataset_and_url_of_the_paper_config():
     assert (
         sum(g.startswith("url https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4b/") for g in got) == 3
     )
-    assert len(got) == len(set(got)) == 12  # the two RewardBench subsets share one split
+    assert len(got) == len(set(got)) == 12 + 62  # the two RewardBench subsets share one split
+    # and the lm-eval tasks' datasets: ARC, HellaSwag, 57 MMLU subjects, TruthfulQA, WinoGrande, GSM8K
 
 
 def test_demo_needs_nothing_from_the_hub():
@@ -112,3 +113,24 @@ def test_offline_model_missing_from_the_cache(tmp_path):
     assert last.startswith(
         "harness.prefetch.MissingAsset: model meta-llama/Meta-Llama-3-8B-Instruct@339ce92d is not in the local cache"
     )
+
+
+def test_the_lm_eval_task_datasets_are_listed_at_their_pins():
+    """The paper's lm-eval tasks name their hub datasets (read from lm-eval's task files; a group such as
+    mmlu names each of its tasks' configs), at the task's dataset_revision where the config pins one."""
+    from harness import prefetch
+    from harness.config import load_config
+
+    cfg = load_config(ROOT / "config/config.yaml")
+    found = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval"]
+    by_task = {}
+    for a in found:
+        by_task.setdefault(a["used_by"].rsplit(".", 1)[1], set()).add((a["id"], a["name"]))
+    assert by_task["arc_challenge"] == {("allenai/ai2_arc", "ARC-Challenge")}
+    assert by_task["gsm8k"] == {("openai/gsm8k", "main")}
+    assert len(by_task["mmlu"]) == 57 and {i for i, _ in by_task["mmlu"]} == {"cais/mmlu"}
+    assert set(by_task) == {t["name"] for t in cfg["evaluation"]["downstream"]["tasks"]}
+    assert all(a["revision"] == "main" and "unpinned" in prefetch.describe(a) for a in found)
+    cfg["evaluation"]["downstream"]["tasks"][0]["dataset_revision"] = "0123abc"
+    pinned = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval" and a["id"] == "allenai/ai2_arc"]
+    assert [a["revision"] for a in pinned] == ["0123abc"] and "unpinned" not in prefetch.describe(pinned[0])

@@ -268,7 +268,9 @@ def metrics_extra_inputs(wc):
     if wc.benchmark != "alpaca_eval":
         return {}
     out = {"answers": f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
-    if lc_resolved(config, wc.policy) == "joint":  # fitted once, then kept: see difficulty_judgments
+    if (
+        lc_resolved(config, wc.policy) == "joint"
+    ):  # fitted once, then kept: see difficulty_judgments
         out["difficulty"] = ancient(
             f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
         )
@@ -279,7 +281,8 @@ def difficulty_judgments(wc):
     """The AlpacaEval judgments of every model judged against reference ``wc.group``, as made the first
     time: the difficulty is fitted once and then kept (``ancient``), so that retraining a cell, adding a
     seed or evaluating another model refits nothing and reruns no other cell's metrics. Delete the
-    file (or --forcerun lc_difficulty) to refit it over the judgments as they are now."""
+    file (or --forcerun lc_difficulty) to refit it over the judgments as they are now.
+    """
     return [
         ancient(f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json")
         for m in lc_models(config, wc.group)
@@ -552,7 +555,9 @@ def checkpoint_input(wc):
     if wc.model == "base":
         return built_models_input([wc.policy])
     ranker, reg, seed = jobs.parse_model_key(wc.model)
-    if ranker == cells.EVALUATED:  # its GGUF conversion, or its folder (a checkpoint: made first)
+    if (
+        ranker == cells.EVALUATED
+    ):  # its GGUF conversion, or its folder (a checkpoint: made first)
         src = config["models"][reg].get("source")
         local = src and (Path(src).exists() or src.startswith(f"{RUN_DIR}/"))
         return built_models_input([reg]) + ([src] if local else [])

@@ -59,7 +59,7 @@ SHARED_DIR = f"results/{SHARED_RUN}"
 # before that, on the workflow's description alone.
 REPORT_TEXT = (
     "rules/captions/workflow_landing.rst"
-    if os.path.exists(RUN_DIR + "/report/landing.html")
+    if os.path.exists(f"{RUN_DIR}/report/landing.html")
     else "rules/captions/workflow.rst"
 )
 
@@ -82,5 +82,5 @@ rule all:
         # the tables and figures the report opens on (rules/common.smk), the page, the cost table
         landing_tables(),
         landing_figures(),
-        RUN_DIR + "/report/landing.html",
-        RUN_DIR + "/tables/cost.md",
+        run_path("report/landing.html"),
+        run_path("tables/cost.md"),

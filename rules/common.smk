@@ -19,12 +19,23 @@ shell.prefix(
     f"set -euo pipefail; export PYTHONPATH={BASEDIR_Q}${{{{PYTHONPATH:+:$PYTHONPATH}}}}; "
 )
 
+
+def run_path(path):
+    """``path`` inside this run's folder, results/<run>/ (a wildcard pattern stays one)."""
+    return f"{RUN_DIR}/{path}"
+
+
+def shared_path(path):
+    """``path`` inside the folder every run shares, results/shared/."""
+    return f"{SHARED_DIR}/{path}"
+
+
 # Where each kind of output lives; the harness never builds a path itself.
 PATHS = {
-    "built_model": RUN_DIR + "/models/tiny/{name}",
-    "tuned_model": RUN_DIR + "/models/tuned/{name}",
-    "converted_model": RUN_DIR + "/models/gguf/{name}",
-    "checkpoint": RUN_DIR + "/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}",
+    "built_model": run_path("models/tiny/{name}"),
+    "tuned_model": run_path("models/tuned/{name}"),
+    "converted_model": run_path("models/gguf/{name}"),
+    "checkpoint": run_path("checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"),
 }
 BENCHMARKS = list(config["evaluation"])
 JUDGED = [
@@ -126,7 +137,7 @@ def built_models_input(names, tuned=True):
     (``tuned=False``: only what it is fine-tuned from).
     """
     built = any("build" in config["models"][n] for n in names)
-    out = [RUN_DIR + "/models/tiny"] if built else []
+    out = [run_path("models/tiny")] if built else []
     out += [
         PATHS["converted_model"].format(name=n)
         for n in names
@@ -244,8 +255,8 @@ def judge_extra_inputs(wc):
     if wc.benchmark != "mt_bench":
         return {}
     return {
-        "judge_prompts": RUN_DIR + "/data/mt_bench_judge_prompts.jsonl",
-        "references": RUN_DIR + "/data/mt_bench_references.jsonl",
+        "judge_prompts": run_path("data/mt_bench_judge_prompts.jsonl"),
+        "references": run_path("data/mt_bench_references.jsonl"),
     }
 
 
@@ -406,24 +417,24 @@ def evaluated_inputs():
 
 def landing_tables():
     """The tables the report's first screen shows, where config makes them."""
-    out = [RUN_DIR + "/tables/main.md"]
-    out += [RUN_DIR + "/tables/comparisons.md"] if config["comparisons"] else []
-    out.append(RUN_DIR + "/tables/ranker_study.md")
-    out += [RUN_DIR + "/tables/baselines.md"] if config["baselines"] else []
+    out = [run_path("tables/main.md")]
+    out += [run_path("tables/comparisons.md")] if config["comparisons"] else []
+    out.append(run_path("tables/ranker_study.md"))
+    out += [run_path("tables/baselines.md")] if config["baselines"] else []
     return out
 
 
 def landing_figures():
-    out = [RUN_DIR + "/figures/likelihood_trajectories.png"]
-    out += [RUN_DIR + "/figures/comparisons.png"] if config["comparisons"] else []
-    out += [RUN_DIR + "/figures/budget_sweep.png"] if config["budget_sweep"] else []
+    out = [run_path("figures/likelihood_trajectories.png")]
+    out += [run_path("figures/comparisons.png")] if config["comparisons"] else []
+    out += [run_path("figures/budget_sweep.png")] if config["budget_sweep"] else []
     out += (
-        [RUN_DIR + "/figures/mt_bench_categories.png"]
+        [run_path("figures/mt_bench_categories.png")]
         if "mt_bench" in config["evaluation"]
         else []
     )
     out += (
-        [RUN_DIR + "/figures/downstream.png"]
+        [run_path("figures/downstream.png")]
         if "downstream" in config["evaluation"]
         else []
     )
@@ -465,7 +476,7 @@ def downstream_metrics():
 def downstream_data(wc):
     """The prepared data file of the project's own lm-eval tasks, where config names one."""
     ds = config["evaluation"].get("downstream", {})
-    return [RUN_DIR + "/data/downstream.jsonl"] if ds.get("data") else []
+    return [run_path("data/downstream.jsonl")] if ds.get("data") else []
 
 
 def mt_bench_metrics():

@@ -8,12 +8,12 @@ rule generate:
         model=checkpoint_input,
         ext_ok=check_ext,
     output:
-        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
+        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
+        meta=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json"),
     log:
-        RUN_DIR + "/logs/generate/{policy}/{model}/{benchmark}{ext}.log",
+        run_path("logs/generate/{policy}/{model}/{benchmark}{ext}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv"
+        run_path("benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv")
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=False),
     conda:
@@ -32,16 +32,20 @@ rule generate:
 # evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
 use rule generate as generate_shard with:
     output:
-        answers=RUN_DIR
-        + "/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}",
-        meta=RUN_DIR
-        + "/eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json",
+        answers=run_path(
+            "eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}"
+        ),
+        meta=run_path(
+            "eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json"
+        ),
     log:
-        RUN_DIR
-        + "/logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log",
+        run_path(
+            "logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log"
+        ),
     benchmark:
-        RUN_DIR
-        + "/benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
+        run_path(
+            "benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
+        )
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=True),
     params:
@@ -55,10 +59,10 @@ rule merge_answers:
         answers=answer_shards(""),
         metas=answer_shards(".meta.json"),
     output:
-        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
-        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json",
+        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
+        meta=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json"),
     log:
-        RUN_DIR + "/logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log",
+        run_path("logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log"),
     wildcard_constraints:
         benchmark=benchmarks_where(sharded=True),
     conda:
@@ -77,15 +81,15 @@ rule judge:
         unpack(judge_extra_inputs),
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
         eval_set=judge_reference,
-        answers=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/answers{ext}",
+        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
         models=lambda wc: built_models_input(eval_judge_models(wc.benchmark)),
     output:
-        judgments=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/judgments{ext}",
-        meta=RUN_DIR + "/eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json",
+        judgments=run_path("eval/{policy}/{model}/{benchmark}/judgments{ext}"),
+        meta=run_path("eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json"),
     log:
-        RUN_DIR + "/logs/judge/{policy}/{model}/{benchmark}{ext}.log",
+        run_path("logs/judge/{policy}/{model}/{benchmark}{ext}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv"
+        run_path("benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv")
     wildcard_constraints:
         benchmark=_alt(JUDGED) or NEVER,
     conda:
@@ -97,7 +101,7 @@ rule judge:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=2,  # 2: FastChat's MT-Bench templates; alpaca_eval annotators; a meta file
         extra=lambda wc: cli_args(judge_extra_inputs(wc)),
-        cache=SHARED_DIR + "/cache/judge/{policy}/{model}/{benchmark}.jsonl",
+        cache=shared_path("cache/judge/{policy}/{model}/{benchmark}.jsonl"),
     shell:
         "{params.run} -m harness judge --config {input.config}"
         " --eval-set {input.eval_set} --answers {input.answers} --output {output.judgments}"
@@ -112,11 +116,11 @@ rule lc_difficulty:
         eval_set=eval_set("alpaca_eval"),
         judgments=difficulty_judgments,
     output:
-        RUN_DIR + "/eval/difficulty/alpaca_eval/{group}.json",
+        run_path("eval/difficulty/alpaca_eval/{group}.json"),
     log:
-        RUN_DIR + "/logs/lc_difficulty/{group}.log",
+        run_path("logs/lc_difficulty/{group}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/lc_difficulty/{group}.tsv"
+        run_path("benchmarks/lc_difficulty/{group}.tsv")
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -137,9 +141,9 @@ rule metrics:
         lc_data=lc_data_input,
         upstream=lambda wc: [prov for _, prov in upstream_jobs(wc).values()],
     output:
-        RUN_DIR + "/eval/{policy}/{model}/{benchmark}/metrics.json",
+        run_path("eval/{policy}/{model}/{benchmark}/metrics.json"),
     log:
-        RUN_DIR + "/logs/metrics/{policy}/{model}/{benchmark}.log",
+        run_path("logs/metrics/{policy}/{model}/{benchmark}.log"),
     wildcard_constraints:
         benchmark=_alt(JUDGED) or NEVER,
     conda:
@@ -164,13 +168,13 @@ rule downstream:
         model=checkpoint_input,
         data=downstream_data,
     output:
-        results=RUN_DIR + "/eval/{policy}/{model}/downstream/results.json",
-        metrics=RUN_DIR + "/eval/{policy}/{model}/downstream/metrics.json",
-        samples=RUN_DIR + "/eval/{policy}/{model}/downstream/samples.jsonl",
+        results=run_path("eval/{policy}/{model}/downstream/results.json"),
+        metrics=run_path("eval/{policy}/{model}/downstream/metrics.json"),
+        samples=run_path("eval/{policy}/{model}/downstream/samples.jsonl"),
     log:
-        RUN_DIR + "/logs/downstream/{policy}/{model}.log",
+        run_path("logs/downstream/{policy}/{model}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/downstream/{policy}/{model}.tsv"
+        run_path("benchmarks/downstream/{policy}/{model}.tsv")
     conda:
         "../envs/evaluate.yaml"
     resources:

@@ -5,16 +5,16 @@
 rule rank:
     input:
         config=job_config("rank", "{policy}/{ranker}"),
-        completions=RUN_DIR + "/completions/{policy}/completions.jsonl",
+        completions=run_path("completions/{policy}/completions.jsonl"),
         models=lambda wc: built_models_input(ranker_models(wc.ranker)),
     output:
-        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
-        judgments=RUN_DIR + "/pairs/{policy}/{ranker}/judgments.jsonl",
-        meta=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.meta.json",
+        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
+        judgments=run_path("pairs/{policy}/{ranker}/judgments.jsonl"),
+        meta=run_path("pairs/{policy}/{ranker}/pairs.meta.json"),
     log:
-        RUN_DIR + "/logs/rank/{policy}/{ranker}.log",
+        run_path("logs/rank/{policy}/{ranker}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/rank/{policy}/{ranker}.tsv"
+        run_path("benchmarks/rank/{policy}/{ranker}.tsv")
     wildcard_constraints:
         ranker=RM_RANKERS,
     conda:
@@ -25,7 +25,7 @@ rule rank:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard="",
-        cache=SHARED_DIR + "/cache/rank/{policy}/{ranker}.jsonl",
+        cache=shared_path("cache/rank/{policy}/{ranker}.jsonl"),
         # 2: IPR makes no pair where every comparison was a tie; 3: reward-model batches stay inside
         # chunks of batch_size prompts (shards cut there)
         step_version=3,
@@ -46,15 +46,15 @@ use rule rank as rank_ipr with:
 # then one merge job
 use rule rank as rank_shard with:
     output:
-        pairs=RUN_DIR
-        + "/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.pairs.jsonl",
-        judgments=RUN_DIR
-        + "/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.judgments.jsonl",
-        meta=RUN_DIR + "/pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.meta.json",
+        pairs=run_path("pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.pairs.jsonl"),
+        judgments=run_path(
+            "pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.judgments.jsonl"
+        ),
+        meta=run_path("pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.meta.json"),
     log:
-        RUN_DIR + "/logs/rank/{policy}/{ranker}/{shard}-of-{shards}.log",
+        run_path("logs/rank/{policy}/{ranker}/{shard}-of-{shards}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/rank/{policy}/{ranker}/{shard}-of-{shards}.tsv"
+        run_path("benchmarks/rank/{policy}/{ranker}/{shard}-of-{shards}.tsv")
     wildcard_constraints:
         ranker=RM_SHARDED,
     conda:
@@ -62,7 +62,7 @@ use rule rank as rank_shard with:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
-        cache=SHARED_DIR + "/cache/rank/{policy}/{ranker}/{shard}-of-{shards}.jsonl",
+        cache=shared_path("cache/rank/{policy}/{ranker}/{shard}-of-{shards}.jsonl"),
         step_version=3,
 
 
@@ -79,11 +79,11 @@ rule merge_pairs:
         judgments=rank_shards("judgments.jsonl"),
         metas=rank_shards("meta.json"),
     output:
-        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
-        judgments=RUN_DIR + "/pairs/{policy}/{ranker}/judgments.jsonl",
-        meta=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.meta.json",
+        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
+        judgments=run_path("pairs/{policy}/{ranker}/judgments.jsonl"),
+        meta=run_path("pairs/{policy}/{ranker}/pairs.meta.json"),
     log:
-        RUN_DIR + "/logs/merge_pairs/{policy}/{ranker}.log",
+        run_path("logs/merge_pairs/{policy}/{ranker}.log"),
     wildcard_constraints:
         ranker=SHARDED_RANKERS,
     conda:

@@ -9,13 +9,13 @@ rule report:
         metrics=main_table_inputs(),
     output:
         csv=report(
-            RUN_DIR + "/tables/main.csv",
+            run_path("tables/main.csv"),
             caption="captions/main_table.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/main.md",
+        md=run_path("tables/main.md"),
     log:
-        RUN_DIR + "/logs/report/main.log",
+        run_path("logs/report/main.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -34,13 +34,13 @@ rule evaluated_table:
         metrics=evaluated_inputs(),
     output:
         csv=report(
-            RUN_DIR + "/tables/evaluated.csv",
+            run_path("tables/evaluated.csv"),
             caption="captions/evaluated.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/evaluated.md",
+        md=run_path("tables/evaluated.md"),
     log:
-        RUN_DIR + "/logs/report/evaluated.log",
+        run_path("logs/report/evaluated.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -68,19 +68,19 @@ rule comparisons:
         inputs=comparison_inputs(),
     output:
         csv=report(
-            RUN_DIR + "/tables/comparisons.csv",
+            run_path("tables/comparisons.csv"),
             caption="captions/comparisons.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/comparisons.md",
+        md=run_path("tables/comparisons.md"),
         png=report(
-            RUN_DIR + "/figures/comparisons.png",
+            run_path("figures/comparisons.png"),
             caption="captions/comparisons.rst",
             category="Figures",
         ),
-        pdf=RUN_DIR + "/figures/comparisons.pdf",
+        pdf=run_path("figures/comparisons.pdf"),
     log:
-        RUN_DIR + "/logs/report/comparisons.log",
+        run_path("logs/report/comparisons.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -101,9 +101,9 @@ rule landing:
             f"rules/captions/{Path(f).stem}.rst" for f in landing_figures()
         ],
     output:
-        RUN_DIR + "/report/landing.html",
+        run_path("report/landing.html"),
     log:
-        RUN_DIR + "/logs/report/landing.log",
+        run_path("logs/report/landing.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -121,13 +121,13 @@ rule baselines_table:
         metrics=baselines_inputs(),
     output:
         csv=report(
-            RUN_DIR + "/tables/baselines.csv",
+            run_path("tables/baselines.csv"),
             caption="captions/baselines.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/baselines.md",
+        md=run_path("tables/baselines.md"),
     log:
-        RUN_DIR + "/logs/report/baselines.log",
+        run_path("logs/report/baselines.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -145,13 +145,13 @@ rule training_curves:
         logs=training_logs(),
     output:
         png=report(
-            RUN_DIR + "/figures/likelihood_trajectories.png",
+            run_path("figures/likelihood_trajectories.png"),
             caption="captions/likelihood_trajectories.rst",
             category="Figures",
         ),
-        pdf=RUN_DIR + "/figures/likelihood_trajectories.pdf",
+        pdf=run_path("figures/likelihood_trajectories.pdf"),
     log:
-        RUN_DIR + "/logs/figures/likelihood_trajectories.log",
+        run_path("logs/figures/likelihood_trajectories.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -169,18 +169,18 @@ rule budget_sweep:
         inputs=budget_sweep_inputs(),
     output:
         png=report(
-            RUN_DIR + "/figures/budget_sweep.png",
+            run_path("figures/budget_sweep.png"),
             caption="captions/budget_sweep.rst",
             category="Figures",
         ),
-        pdf=RUN_DIR + "/figures/budget_sweep.pdf",
+        pdf=run_path("figures/budget_sweep.pdf"),
         csv=report(
-            RUN_DIR + "/tables/budget_sweep.csv",
+            run_path("tables/budget_sweep.csv"),
             caption="captions/budget_sweep.rst",
             category="Tables",
         ),
     log:
-        RUN_DIR + "/logs/figures/budget_sweep.log",
+        run_path("logs/figures/budget_sweep.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -198,19 +198,19 @@ rule mt_bench_categories:
         metrics=mt_bench_metrics(),
     output:
         csv=report(
-            RUN_DIR + "/tables/mt_bench_categories.csv",
+            run_path("tables/mt_bench_categories.csv"),
             caption="captions/mt_bench_categories.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/mt_bench_categories.md",
+        md=run_path("tables/mt_bench_categories.md"),
         png=report(
-            RUN_DIR + "/figures/mt_bench_categories.png",
+            run_path("figures/mt_bench_categories.png"),
             caption="captions/mt_bench_categories.rst",
             category="Figures",
         ),
-        pdf=RUN_DIR + "/figures/mt_bench_categories.pdf",
+        pdf=run_path("figures/mt_bench_categories.pdf"),
     log:
-        RUN_DIR + "/logs/report/mt_bench_categories.log",
+        run_path("logs/report/mt_bench_categories.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -229,13 +229,13 @@ rule downstream_figure:
         metrics=downstream_metrics(),
     output:
         png=report(
-            RUN_DIR + "/figures/downstream.png",
+            run_path("figures/downstream.png"),
             caption="captions/downstream.rst",
             category="Figures",
         ),
-        pdf=RUN_DIR + "/figures/downstream.pdf",
+        pdf=run_path("figures/downstream.pdf"),
     log:
-        RUN_DIR + "/logs/report/downstream_figure.log",
+        run_path("logs/report/downstream_figure.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -254,13 +254,13 @@ rule cost:
         pair_metas=pair_metas(),
     output:
         csv=report(
-            RUN_DIR + "/tables/cost.csv",
+            run_path("tables/cost.csv"),
             caption="captions/cost.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/cost.md",
+        md=run_path("tables/cost.md"),
     log:
-        RUN_DIR + "/logs/report/cost.log",
+        run_path("logs/report/cost.log"),
     conda:
         "../envs/report.yaml"
     resources:
@@ -278,9 +278,9 @@ rule plan:
     input:
         workflow.overwrite_configfiles or ["config/config.yaml"],
     output:
-        RUN_DIR + "/plan.md",
+        run_path("plan.md"),
     log:
-        RUN_DIR + "/logs/plan.log",
+        run_path("logs/plan.log"),
     localrule: True
     conda:
         "../envs/evaluate.yaml"

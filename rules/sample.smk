@@ -8,9 +8,9 @@ rule build_tiny_models:
         config=job_config("build", "tiny"),
         corpus=config.get("tiny_tokenizer", {}).get("corpus", []),
     output:
-        directory(RUN_DIR + "/models/tiny"),
+        directory(run_path("models/tiny")),
     log:
-        RUN_DIR + "/logs/build_tiny_models/tiny.log",
+        run_path("logs/build_tiny_models/tiny.log"),
     conda:
         "../envs/train.yaml"
     resources:
@@ -25,9 +25,9 @@ rule convert_gguf:
     input:
         config=job_config("convert", "{converted}"),
     output:
-        directory(RUN_DIR + "/models/gguf/{converted}"),
+        directory(run_path("models/gguf/{converted}")),
     log:
-        RUN_DIR + "/logs/convert_gguf/{converted}.log",
+        run_path("logs/convert_gguf/{converted}.log"),
     conda:
         "../envs/train.yaml"
     resources:
@@ -41,15 +41,15 @@ rule convert_gguf:
 rule finetune:
     input:
         config=job_config("finetune", "{tuned}"),
-        data=RUN_DIR + "/data/finetune/{tuned}.jsonl",
+        data=run_path("data/finetune/{tuned}.jsonl"),
         models=lambda wc: built_models_input([wc.tuned], tuned=False),
     output:
-        model=directory(RUN_DIR + "/models/tuned/{tuned}"),
-        summary=RUN_DIR + "/models/tuned/{tuned}.summary.json",
+        model=directory(run_path("models/tuned/{tuned}")),
+        summary=run_path("models/tuned/{tuned}.summary.json"),
     log:
-        RUN_DIR + "/logs/finetune/{tuned}.log",
+        run_path("logs/finetune/{tuned}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/finetune/{tuned}.tsv"
+        run_path("benchmarks/finetune/{tuned}.tsv")
     conda:
         "../envs/train.yaml"
     resources:
@@ -69,9 +69,9 @@ rule prepare_data:
             jobs.resolve(config, "prepare", wc.dataset_file, PATHS)["source"]
         ),
     output:
-        RUN_DIR + "/data/{dataset_file}",
+        run_path("data/{dataset_file}"),
     log:
-        RUN_DIR + "/logs/prepare_data/{dataset_file}.log",
+        run_path("logs/prepare_data/{dataset_file}.log"),
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -85,15 +85,15 @@ rule prepare_data:
 rule sample:
     input:
         config=job_config("sample", "{policy}"),
-        prompts=RUN_DIR + "/data/prompts.jsonl",
+        prompts=run_path("data/prompts.jsonl"),
         models=lambda wc: built_models_input([wc.policy]),
     output:
-        completions=RUN_DIR + "/completions/{policy}/completions.jsonl",
-        meta=RUN_DIR + "/completions/{policy}/completions.meta.json",
+        completions=run_path("completions/{policy}/completions.jsonl"),
+        meta=run_path("completions/{policy}/completions.meta.json"),
     log:
-        RUN_DIR + "/logs/sample/{policy}.log",
+        run_path("logs/sample/{policy}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/sample/{policy}.tsv"
+        run_path("benchmarks/sample/{policy}.tsv")
     wildcard_constraints:
         policy=POLICIES if SAMPLE_SHARDS == 1 else NEVER,
     conda:
@@ -112,12 +112,12 @@ rule sample:
 # sampling.shards > 1: one job per part of the prompts, then one merge job
 use rule sample as sample_shard with:
     output:
-        completions=RUN_DIR + "/completions/{policy}/shards/{shard}-of-{shards}.jsonl",
-        meta=RUN_DIR + "/completions/{policy}/shards/{shard}-of-{shards}.meta.json",
+        completions=run_path("completions/{policy}/shards/{shard}-of-{shards}.jsonl"),
+        meta=run_path("completions/{policy}/shards/{shard}-of-{shards}.meta.json"),
     log:
-        RUN_DIR + "/logs/sample/{policy}/{shard}-of-{shards}.log",
+        run_path("logs/sample/{policy}/{shard}-of-{shards}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/sample/{policy}/{shard}-of-{shards}.tsv"
+        run_path("benchmarks/sample/{policy}/{shard}-of-{shards}.tsv")
     wildcard_constraints:
         policy=POLICIES,
     params:
@@ -129,20 +129,20 @@ use rule sample as sample_shard with:
 rule merge_completions:
     input:
         shards=lambda wc: shard_paths(
-            RUN_DIR + "/completions/{policy}/shards/{shard}-of-{shards}.jsonl",
+            run_path("completions/{policy}/shards/{shard}-of-{shards}.jsonl"),
             SAMPLE_SHARDS,
             policy=wc.policy,
         ),
         metas=lambda wc: shard_paths(
-            RUN_DIR + "/completions/{policy}/shards/{shard}-of-{shards}.meta.json",
+            run_path("completions/{policy}/shards/{shard}-of-{shards}.meta.json"),
             SAMPLE_SHARDS,
             policy=wc.policy,
         ),
     output:
-        completions=RUN_DIR + "/completions/{policy}/completions.jsonl",
-        meta=RUN_DIR + "/completions/{policy}/completions.meta.json",
+        completions=run_path("completions/{policy}/completions.jsonl"),
+        meta=run_path("completions/{policy}/completions.meta.json"),
     log:
-        RUN_DIR + "/logs/merge_completions/{policy}.log",
+        run_path("logs/merge_completions/{policy}.log"),
     wildcard_constraints:
         policy=NEVER if SAMPLE_SHARDS == 1 else POLICIES,
     conda:

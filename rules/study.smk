@@ -4,17 +4,17 @@
 rule rank_study:
     input:
         config=job_config("study_rank", "{policy}/{ranker}"),
-        completions=RUN_DIR + "/completions/{policy}/completions.jsonl",
+        completions=run_path("completions/{policy}/completions.jsonl"),
         models=lambda wc: built_models_input(ranker_models(wc.ranker)),
     output:
-        rankings=RUN_DIR + "/ranker_study/{policy}/{ranker}/rankings.jsonl",
-        pairs=RUN_DIR + "/ranker_study/{policy}/{ranker}/pairs.jsonl",
-        judgments=RUN_DIR + "/ranker_study/{policy}/{ranker}/judgments.jsonl",
-        meta=RUN_DIR + "/ranker_study/{policy}/{ranker}/pairs.meta.json",
+        rankings=run_path("ranker_study/{policy}/{ranker}/rankings.jsonl"),
+        pairs=run_path("ranker_study/{policy}/{ranker}/pairs.jsonl"),
+        judgments=run_path("ranker_study/{policy}/{ranker}/judgments.jsonl"),
+        meta=run_path("ranker_study/{policy}/{ranker}/pairs.meta.json"),
     log:
-        RUN_DIR + "/logs/rank_study/{policy}/{ranker}.log",
+        run_path("logs/rank_study/{policy}/{ranker}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/rank_study/{policy}/{ranker}.tsv"
+        run_path("benchmarks/rank_study/{policy}/{ranker}.tsv")
     wildcard_constraints:
         ranker=RM_STUDY,
     conda:
@@ -25,7 +25,7 @@ rule rank_study:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
-        cache=SHARED_DIR + "/cache/study/{policy}/{ranker}.jsonl",
+        cache=shared_path("cache/study/{policy}/{ranker}.jsonl"),
     shell:
         "{params.run} -m harness rank --config {input.config}"
         " --completions {input.completions} --output {output.pairs} --judgments {output.judgments}"
@@ -36,12 +36,12 @@ rule rank_study:
 rule gold_accuracy:
     input:
         config=job_config("gold", "{ranker}/{pset}"),
-        preferences=RUN_DIR + "/data/preferences/{pset}.jsonl",
+        preferences=run_path("data/preferences/{pset}.jsonl"),
         models=lambda wc: built_models_input(ranker_models(wc.ranker)),
     output:
-        RUN_DIR + "/ranker_study/gold/{ranker}/{pset}.json",
+        run_path("ranker_study/gold/{ranker}/{pset}.json"),
     log:
-        RUN_DIR + "/logs/gold_accuracy/{ranker}/{pset}.log",
+        run_path("logs/gold_accuracy/{ranker}/{pset}.log"),
     wildcard_constraints:
         ranker=RM_STUDY,
     conda:
@@ -52,7 +52,7 @@ rule gold_accuracy:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=1,
-        cache=SHARED_DIR + "/cache/gold/{ranker}/{pset}.jsonl",
+        cache=shared_path("cache/gold/{ranker}/{pset}.jsonl"),
     shell:
         "{params.run} -m harness gold-accuracy --config {input.config}"
         " --preferences {input.preferences} --output {output}"
@@ -80,13 +80,13 @@ rule study_table:
         gold=study_gold(),
     output:
         csv=report(
-            RUN_DIR + "/tables/ranker_study.csv",
+            run_path("tables/ranker_study.csv"),
             caption="captions/ranker_study.rst",
             category="Tables",
         ),
-        md=RUN_DIR + "/tables/ranker_study.md",
+        md=run_path("tables/ranker_study.md"),
     log:
-        RUN_DIR + "/logs/study_table/ranker_study.log",
+        run_path("logs/study_table/ranker_study.log"),
     conda:
         "../envs/report.yaml"
     resources:

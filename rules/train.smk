@@ -5,14 +5,14 @@
 rule reference_logps:
     input:
         config=job_config("reference", "{policy}/{ranker}"),
-        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
+        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
         models=lambda wc: built_models_input([wc.policy]),
     output:
-        RUN_DIR + "/reference/{policy}/{ranker}/ref_logps.json",
+        run_path("reference/{policy}/{ranker}/ref_logps.json"),
     log:
-        RUN_DIR + "/logs/reference_logps/{policy}/{ranker}.log",
+        run_path("logs/reference_logps/{policy}/{ranker}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/reference_logps/{policy}/{ranker}.tsv"
+        run_path("benchmarks/reference_logps/{policy}/{ranker}.tsv")
     conda:
         "../envs/train.yaml"
     resources:
@@ -28,22 +28,24 @@ rule reference_logps:
 rule train:
     input:
         config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
-        pairs=RUN_DIR + "/pairs/{policy}/{ranker}/pairs.jsonl",
+        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
         reference=reference_input,  # none for reference-free objectives (SimPO, CPO, ORPO, ...)
         models=lambda wc: built_models_input([wc.policy]),
         deepspeed=deepspeed_input(),
     output:
         model=directory(
-            RUN_DIR + "/checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"
+            run_path("checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}")
         ),
-        log=RUN_DIR
-        + "/training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl",
-        summary=RUN_DIR
-        + "/training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json",
+        log=run_path(
+            "training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl"
+        ),
+        summary=run_path(
+            "training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json"
+        ),
     log:
-        RUN_DIR + "/logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log",
+        run_path("logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log"),
     benchmark:
-        RUN_DIR + "/benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv"
+        run_path("benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv")
     conda:
         "../envs/train.yaml"
     resources:

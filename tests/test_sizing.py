@@ -106,7 +106,12 @@ def test_slurm_profile_has_an_entry_for_every_rule_that_runs_a_job():
     rules = set(re.findall(r"^rule (\w+):", text, re.M)) | set(
         re.findall(r"^use rule \w+ as (\w+) with:", text, re.M)
     )
-    aggregates = {"main_table", "ranker_study", "plan"}  # no job of their own (plan runs where it is asked)
+    aggregates = {
+        "main_table",
+        "ranker_study",
+        "plan",
+        "evaluate",
+    }  # no job of their own (plan runs where asked)
     assert sorted(rules - aggregates - set(prof)) == []
     assert all("gpu" not in v and "slurm_partition" not in v for v in prof.values())
     for stage in ("sample", "rank", "rank_ipr", "generate"):

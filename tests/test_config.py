@@ -77,6 +77,15 @@ def test_name_with_slash_is_not_a_path_component(raw):
     _fails(raw, r"regularizers: .*does not match")
 
 
+def test_name_ending_in_a_line_break_is_refused(raw):
+    """`$` matches before a final newline: `simpo\\n` must still fail (a shell command would split there)."""
+    raw["regularizers"]["simpo\n"] = {"kind": "simpo"}
+    _fails(raw, r"regularizers: 'simpo\\n' does not match")
+    raw["regularizers"].pop("simpo\n")
+    raw["policies"] = [raw["policies"][0] + "\n"]
+    _fails(raw, r"policies/0: .* does not match")
+
+
 def test_ranker_may_not_be_called_base(raw):
     raw["rankers"]["base"] = {"kind": "reward_model", "model": raw["policies"][0]}
     _fails(raw, r"rankers")

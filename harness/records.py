@@ -275,6 +275,8 @@ def load_pairs(path) -> list[dict]:
                 raise RecordError(f"{path}:{lineno}: field '{name}' must be a non-empty list of messages")
             if name != "prompt" and not str(msgs[-1].get("content", "")).strip():
                 raise RecordError(f"{path}:{lineno}: field '{name}' has an empty answer")
+            if name == "prompt" and not any(str(m.get("content", "")).strip() for m in msgs):
+                raise RecordError(f"{path}:{lineno}: field 'prompt' has no text (an empty or blank prompt)")
         if rec["chosen"] == rec["rejected"]:  # no gradient: a ranker never makes one (harness/rank.py)
             raise RecordError(f"{path}:{lineno}: fields 'chosen' and 'rejected' are the same answer")
         rows.append({k: rec[k] for k in ("prompt", "chosen", "rejected")})

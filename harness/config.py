@@ -242,17 +242,29 @@ def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
 
 
 def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
+    """Whether ``model`` is what the policy's base answers come from (its fine-tuned model where it
+    has ``finetune``, the built or converted one, else its source at its revision)."""
+    from harness.jobs import model_ref
+
     if "gguf" in model:
-        return model["gguf"] == policy_entry.get("gguf")
+        return "finetune" not in policy_entry and model["gguf"] == policy_entry.get("gguf")
+    cfg = {"models": {policy: policy_entry}}
+    theirs = model_ref(cfg, policy, run_paths(f"results/{run}"))
 
     def where(src):
         return str(Path(src).resolve()) if Path(src).exists() else src
 
-    made = [f"results/{run}/models/{kind}/{policy}" for kind in ("tiny", "tuned", "gguf")]
-    theirs = {where(p) for p in made}
-    if "source" in policy_entry and policy_entry.get("revision") == model.get("revision"):
-        theirs.add(where(policy_entry["source"]))
-    return where(model["source"]) in theirs
+    return where(model["source"]) == where(theirs["source"]) and model.get("revision") == theirs["revision"]
+
+
+def run_paths(run_dir: str) -> dict:
+    """Where a run's models and checkpoints live (the workflow's PATHS): format templates."""
+    return {
+        "built_model": f"{run_dir}/models/tiny/{{name}}",
+        "tuned_model": f"{run_dir}/models/tuned/{{name}}",
+        "converted_model": f"{run_dir}/models/gguf/{{name}}",
+        "checkpoint": f"{run_dir}/checkpoints/{{policy}}/{{ranker}}/{{regularizer}}/seed{{seed}}",
+    }
 
 
 def dataset_sources(cfg: dict):

@@ -35,12 +35,26 @@ def _in_slurm_job(proc: Path, cmdline: str) -> bool:
         return False
 
 
+def _ancestors() -> set[int]:
+    """This process and the ones that started it (a make or a server wrapper that names snakemake)."""
+    found, pid = set(), os.getpid()
+    while pid > 1 and pid not in found:
+        found.add(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return found
+
+
 def live_snakemake(workdir: Path) -> list[int]:
-    """Process ids of Snakemake runs (other than this process) whose working directory is ``workdir``."""
-    found = []
+    """Process ids of Snakemake runs (other than this process and its parents) whose working
+    directory is ``workdir``."""
+    found, mine = [], _ancestors()
     for proc in Path("/proc").glob("[0-9]*"):
         pid = int(proc.name)
-        if pid == os.getpid():
+        if pid in mine:
             continue
         try:
             cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")

@@ -65,7 +65,7 @@ class LineWise(io.TextIOBase):
         if self.redrawn and self.line.strip():
             self.pending = self.line.strip()
         elif self.line:
-            self.stream.write(self.line)
+            self.stream.write(self.line + "\n")  # ended, so that an error line after it has its own
         self.line, self.redrawn = "", False
         self._emit_pending()
         self.stream.flush()

@@ -84,6 +84,9 @@ def aggregate(rows: list[dict], column: str) -> dict:
     values = [r[column] for r in rows if r.get(column) is not None and r[column] == r[column]]
     if not values:
         return {column: None}
+    if len(values) > 1 and len(set(values)) == 1:  # the same number in every seed: no spread at all
+        return {column: values[0], f"{column}_std": 0.0, f"{column}_ci": [values[0], values[0]],
+                f"{column}_ci_kind": f"t over {len(values)} seeds"}  # fmt: skip
     mean, half = seed_mean_ci(values)
     if half is not None:
         return {column: mean, f"{column}_std": _std(values), f"{column}_ci": [mean - half, mean + half],

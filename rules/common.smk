@@ -7,8 +7,8 @@ from pathlib import Path
 
 from harness import backends, cells, jobs, objectives, site, sizing, warm
 from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
-from harness.locks import cancel_leftovers
-from harness.config import loads_model
+from harness.locks import cancel_leftovers, live_snakemake
+from harness.config import loads_model, run_paths
 
 # Every job runs this checkout's harness (`python -m harness`), in whatever environment it runs:
 # the conda envs of envs/ hold the dependencies, this path the code.
@@ -31,12 +31,7 @@ def shared_path(path):
 
 
 # Where each kind of output lives; the harness never builds a path itself.
-PATHS = {
-    "built_model": run_path("models/tiny/{name}"),
-    "tuned_model": run_path("models/tuned/{name}"),
-    "converted_model": run_path("models/gguf/{name}"),
-    "checkpoint": run_path("checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}"),
-}
+PATHS = run_paths(RUN_DIR)
 BENCHMARKS = list(config["evaluation"])
 JUDGED = [
     b for b in BENCHMARKS if b != "downstream"
@@ -295,21 +290,34 @@ def metrics_extra_inputs(wc):
     out = {"answers": f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/alpaca_eval/answers.json"}
     if (
         lc_resolved(config, wc.policy) == "joint"
-    ):  # fitted once, then kept: see difficulty_judgments
-        out["difficulty"] = ancient(
-            f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, wc.policy)}.json"
-        )
+    ):  # fitted once, then kept: see GROUPS_TO_FIT
+        out["difficulty"] = difficulty_file(lc_group(config, wc.policy))
     return out
 
 
+def difficulty_file(group):
+    return f"{RUN_DIR}/eval/difficulty/alpaca_eval/{group}.json"
+
+
+# The joint LC difficulty is fitted once per reference group and then kept: once its file exists, no
+# rule makes it (it is an input like a data file), so retraining a cell, adding a seed, a ranker or an
+# evaluated model refits nothing and reruns no other cell's metrics, and every cell's LC uses the one
+# fit. Delete the file to refit it over the judgments as they are then; every AlpacaEval metrics
+# file reads it, so all of them follow.
+GROUPS_TO_FIT = sorted(
+    {
+        lc_group(config, p)
+        for p in config["policies"]
+        if "alpaca_eval" in config["evaluation"]
+        and not Path(difficulty_file(lc_group(config, p))).exists()
+    }
+)
+
+
 def difficulty_judgments(wc):
-    """The AlpacaEval judgments of every model judged against reference ``wc.group``, as made the first
-    time: the difficulty is fitted once and then kept (``ancient``), so that retraining a cell, adding a
-    seed or evaluating another model refits nothing and reruns no other cell's metrics. Delete the
-    file (or --forcerun lc_difficulty) to refit it over the judgments as they are now.
-    """
+    """The AlpacaEval judgments of every model judged against reference ``wc.group``."""
     return [
-        ancient(f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json")
+        f"{RUN_DIR}/eval/{m}/alpaca_eval/judgments.json"
         for m in lc_models(config, wc.group)
     ]
 
@@ -646,8 +654,18 @@ onstart:
             site.check(workflow.basedir)
         except site.SiteError as e:
             raise SystemExit(str(e)) from None
-        # this run holds the directory lock: jobs still queued here belong to a killed run
-        cancel_leftovers(Path(workflow.workdir_init))
+        # jobs still queued here belong to a killed run, unless another run (another config's
+        # results/<run>/, which Snakemake's lock lets run beside this one) is alive here
+        here = Path(workflow.workdir_init)
+        others = live_snakemake(here)
+        if others:
+            print(
+                f"harness.locks: another Snakemake run is alive here (pid {others[0]}): "
+                "its SLURM jobs are left alone",
+                file=sys.stderr,
+            )
+        else:
+            cancel_leftovers(here)
     elif config.get("warm_start") and workflow.executor_plugin.name == "local":
         # one process imports the heavy libraries once; each job's step is forked from it
         warm.start(

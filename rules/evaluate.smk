@@ -121,6 +121,8 @@ rule lc_difficulty:
         run_path("logs/lc_difficulty/{group}.log"),
     benchmark:
         run_path("benchmarks/lc_difficulty/{group}.tsv")
+    wildcard_constraints:
+        group=_alt(GROUPS_TO_FIT) or NEVER,
     conda:
         "../envs/evaluate.yaml"
     resources:

@@ -166,6 +166,11 @@ def test_evaluate_entries_are_checked_in_one_line(tmp_path):
         path.write_text(yaml.safe_dump(dict(base, evaluate=entry)))
         with pytest.raises(ConfigError, match=re.escape(said)):
             load_config(path)
+    # the policy's model before fine-tuning is another model (its base answers come from the tuned one)
+    path.write_text(
+        yaml.safe_dump(dict(base, evaluate={"m": {"source": "results/demo/models/tiny/tiny-policy"}}))
+    )
+    assert load_config(path)["evaluate"]["m"]["policy"] == "tiny-policy"
     path.write_text(yaml.safe_dump(dict(base, evaluate={"m": {"source": "org/other", "revision": "abc"}})))
     cfg = load_config(path)
     assert cfg["models"]["m"]["source"] == "org/other" and cfg["evaluate"]["m"]["policy"] == "tiny-policy"

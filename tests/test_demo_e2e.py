@@ -261,6 +261,18 @@ def test_forcing_one_training_reruns_only_that_cells_chain(demo):
     assert "lc_difficulty" not in counts and sum(counts.values()) <= 8 + 10, counts  # + tables and figures
 
 
+def test_deleting_the_lc_difficulty_refits_it_and_rescores_every_alpaca_eval_metric(demo, tmp_path):
+    import shutil
+
+    wf = tmp_path / "wf"
+    shutil.copytree(demo, wf, symlinks=True)
+    (wf / "results/demo/eval/difficulty/alpaca_eval/tiny-policy.json").unlink()
+    jobs = planned(DEMO, wf)
+    assert len(_work(jobs, "lc_difficulty")) == 1 and not _work(jobs, "train")
+    metrics = _work(jobs, "metrics")
+    assert len(metrics) == 46 and {w["benchmark"] for w in metrics} == {"alpaca_eval"}
+
+
 def test_evaluate_a_checkpoint_and_an_outside_model_without_training(demo, tmp_path):
     """`snakemake evaluate` on a copy of the finished demo: a checkpoint of the run and a model folder
     that belongs to no run, on every demo benchmark; nothing sampled, ranked or trained; each judged
@@ -312,6 +324,10 @@ def test_another_seed_adds_cells_without_touching_the_others(demo):
     # 9 main-table cells, 4 of the sweep, 2 baselines (the baselines' DPO is the main table's)
     assert {w["seed"] for w in _work(jobs, "train")} == {"3"} and len(_work(jobs, "train")) == 15
     assert all(w["model"].endswith("seed3") for w in _work(jobs, "generate"))
+    # the LC difficulty was fitted once: the new cells use it, nothing is refitted or rescored
+    assert not _work(jobs, "lc_difficulty") and all(
+        w["model"].endswith("seed3") for w in _work(jobs, "metrics")
+    )
     assert "reference_logps" not in {r for r, _ in jobs}  # shared by every seed
 
 

@@ -28,3 +28,20 @@ def test_stale_lock_removed_live_lock_kept(tmp_path):
         alive.wait()
     assert clear_stale(tmp_path) is True and not any(locks.iterdir())
     assert clear_stale(tmp_path) is False  # nothing left to clear
+
+
+def test_the_runs_own_parents_are_not_another_run(tmp_path):
+    """A run started by a shell or wrapper whose command line names snakemake (make, the vLLM server
+    wrapper of `make real`) is one run: its onstart must still cancel a killed run's SLURM jobs."""
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import ROOT
+
+    code = "from pathlib import Path; from harness.locks import live_snakemake; print(live_snakemake(Path.cwd()))"
+    out = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -c '{code}'; : snakemake --cores 1"],
+        cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    )  # fmt: skip
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

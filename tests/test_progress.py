@@ -40,6 +40,10 @@ def test_plain_text_passes_through_and_an_unfinished_bar_is_kept():
     log.write("\rstep 2/9")  # killed here: the newest state still reaches the log
     log.finish()
     assert out.getvalue() == "a line\nhalf a line\nstep 1/9\nstep 2/9\n"
+    log = LineWise(out := io.StringIO(), every=30, clock=clock)
+    log.write("no line end")
+    log.finish()
+    assert out.getvalue() == "no line end\n"
 
 
 def test_a_step_run_by_the_cli_writes_no_carriage_return(tmp_path):

@@ -78,9 +78,9 @@ def test_the_same_number_in_every_seed_says_so():
     import pandas as pd
 
     row = {"policy": "p", "ranker": "rm", "regularizer": "dpo", "seeds": 3}
-    row.update(report.aggregate([{"mt_bench": 5.5}] * 3, "mt_bench"))
-    assert report.fmt(row, "mt_bench") == "5.50 (= in every seed)"
+    row.update(report.aggregate([{"mt_bench": 48.2}] * 3, "mt_bench"))  # a mean off by 1e-14 at 48.2
+    assert report.fmt(row, "mt_bench") == "48.20 (= in every seed)"
     text = report.to_markdown(pd.DataFrame([row]))
-    assert "5.50 (= in every seed)" in text and "`(= in every seed)`: each seed's checkpoint" in text
+    assert "48.20 (= in every seed)" in text and "`(= in every seed)`: each seed's checkpoint" in text
     spread = dict(row, **report.aggregate([{"mt_bench": v} for v in (5.0, 5.5, 6.0)], "mt_bench"))
     assert "±" in report.fmt(spread, "mt_bench")

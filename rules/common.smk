@@ -302,8 +302,8 @@ def difficulty_file(group):
 # The joint LC difficulty is fitted once per reference group and then kept: once its file exists, no
 # rule makes it (it is an input like a data file), so retraining a cell, adding a seed, a ranker or an
 # evaluated model refits nothing and reruns no other cell's metrics, and every cell's LC uses the one
-# fit. Delete the file to refit it over the judgments as they are then; every AlpacaEval metrics
-# file reads it, so all of them follow.
+# fit. To refit it over the judgments as they are then: delete the file and run with
+# `-R lc_difficulty` (every AlpacaEval metrics file reads it, so all of them follow).
 GROUPS_TO_FIT = sorted(
     {
         lc_group(config, p)

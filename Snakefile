@@ -10,6 +10,7 @@ from harness.config import (
     ConfigError,
     read_yaml,
     retype_overrides,
+    run_dir,
     run_name,
     with_evaluated,
     workflow_check,
@@ -51,7 +52,7 @@ try:
     with_evaluated(config)  # models evaluated without training join `models`
 except ConfigError as e:
     sys.exit(f"error: {e}")
-RUN_DIR = f"results/{config['run']}"
+RUN_DIR = run_dir(config)
 SHARED_DIR = f"results/{SHARED_RUN}"
 
 

@@ -184,3 +184,23 @@ def require(rec: dict, field: str, kind: type | tuple, where: str):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise RecordError(f"{where}: field '{field}' should be {names}, got {type(value).__name__}")
     return value
+
+
+def marked_block(text: str, begin: str, end: str, where: str) -> tuple[int, int]:
+    """Start and end of what lies between a line ``begin`` and the next ``end`` in ``text`` (a
+    generated part of a document); a missing marker is one line naming ``where``."""
+    try:
+        start = text.index(begin) + len(begin) + 1
+        return start, text.index(end, start)
+    except ValueError:
+        raise ValueError(f"{where}: no generated block (a line {begin!r} and one {end!r})") from None
+
+
+def replace_marked_block(path, begin: str, end: str, block: str) -> bool:
+    """Put ``block`` between the markers of the file ``path``; whether anything changed."""
+    text = Path(path).read_text(encoding="utf-8")
+    start, stop = marked_block(text, begin, end, str(path))
+    new = text[:start] + block + text[stop:]
+    if new != text:
+        write_text(path, new)
+    return new != text

@@ -282,21 +282,9 @@ README_END = "<!-- end of objectives table -->"
 
 def update_readme(path) -> bool:
     """Put ``describe()`` between the README's markers (after a new entry); whether anything changed."""
-    from pathlib import Path
+    from harness.io import replace_marked_block
 
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        start = text.index(README_BEGIN) + len(README_BEGIN) + 1
-        end = text.index(README_END, start)
-    except ValueError:
-        raise ValueError(
-            f"{path}: no objectives table (a line {README_BEGIN!r} and one {README_END!r})"
-        ) from None
-    new = text[:start] + describe() + "\n" + text[end:]
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-    return new != text
+    return replace_marked_block(path, README_BEGIN, README_END, describe() + "\n")
 
 
 if __name__ == "__main__":

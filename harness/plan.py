@@ -307,20 +307,13 @@ def summary(rendered: str) -> str:
 
 def readme_block(text: str, where: str = "README.md") -> tuple[int, int]:
     """Where the generated plan sits in ``text`` (start and end of what lies between the markers)."""
-    try:
-        start = text.index(README_BEGIN) + len(README_BEGIN) + 1
-        return start, text.index(README_END, start)
-    except ValueError:
-        raise ValueError(
-            f"{where}: no generated plan (a line {README_BEGIN!r} and one {README_END!r})"
-        ) from None
+    from harness.io import marked_block
+
+    return marked_block(text, README_BEGIN, README_END, where)
 
 
 def update_readme(path: Path, block: str) -> bool:
     """Put ``block`` between the README's markers; whether anything changed."""
-    text = path.read_text(encoding="utf-8")
-    start, end = readme_block(text, str(path))
-    new = text[:start] + block + text[end:]
-    if new != text:
-        path.write_text(new, encoding="utf-8")
-    return new != text
+    from harness.io import replace_marked_block
+
+    return replace_marked_block(path, README_BEGIN, README_END, block)

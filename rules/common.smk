@@ -479,9 +479,7 @@ def comparison_inputs():
                 f"{RUN_DIR}/eval/{p}/{m}/{b}/{ext[b]}" for b in BENCHMARKS if b in ext
             ]
         if "alpaca_eval" in BENCHMARKS and lc_resolved(config, p) == "joint":
-            out.append(
-                f"{RUN_DIR}/eval/difficulty/alpaca_eval/{lc_group(config, p)}.json"
-            )
+            out.append(difficulty_file(lc_group(config, p)))
     return list(dict.fromkeys(out))
 
 

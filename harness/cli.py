@@ -174,6 +174,14 @@ def _convert_gguf(args, job) -> None:
     convert.run(job, args.output)
 
 
+@step("link-model", "a run's copy of a shared converted model: its files as hard links (copies across file systems)",
+      need("--source", "the shared converted model (results/shared/models/gguf/<key>)"), config=False)  # fmt: skip
+def _link_model(args, job) -> None:
+    from harness import convert
+
+    convert.link_tree(args.source, args.output)
+
+
 @step("finetune", "train a model before the pipeline uses it: SFT on demonstrations or a Bradley-Terry reward model",
       need("--data", "demonstrations (sft) or labelled preferences (reward), JSONL"),
       need("--summary", "loss per step and provenance (JSON)"))  # fmt: skip

@@ -14,6 +14,12 @@ transformers reads it with the ``gguf`` package and dequantizes every tensor to 
 quantizer's settings are then dropped, so the saved directory is a plain float32 checkpoint (a
 135M-parameter model: about 540 MB). The directory holds ``gguf_source.json`` with the source file's
 path, size and SHA-256, so a converted model names the exact bytes it came from.
+
+A conversion depends only on the file's bytes and the scorer settings, so it is made once for every
+run: ``results/shared/models/gguf/<key>`` (:func:`converted_key`: the file's name and a digest of its
+SHA-256 and the scorer settings). A run's ``models/gguf/<name>`` holds hard links to it
+(:func:`link_tree`; a copy where the run folder is on another file system), so a run's paths stay
+its own and the 540 MB are on disk once.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from pathlib import Path
 from harness.errors import ModelError
 
 SOURCE_FILE = "gguf_source.json"
+VERSION = 1  # raise when a conversion of the same bytes would write another directory
 
 
 def gguf_path(spec: dict, name: str = "") -> Path:
@@ -44,6 +51,46 @@ def gguf_path(spec: dict, name: str = "") -> Path:
     if not path.is_file():
         raise ModelError(f"{where}: {path}: no such GGUF file")
     return path
+
+
+def converted_key(spec: dict, name: str = "") -> str:
+    """The shared conversion's folder name: the file's stem and 16 hex digits of a digest of its
+    SHA-256, the scorer settings and :data:`VERSION` (the same bytes converted alike share it)."""
+    import hashlib
+    import re
+
+    from harness.io import file_sha256
+
+    path = gguf_path(spec, name)
+    what = {"sha256": file_sha256(path), "scorer": spec.get("scorer"), "version": VERSION}
+    digest = hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{re.sub(r'[^A-Za-z0-9_-]+', '-', path.stem)}.{digest}"
+
+
+def link_tree(source: str, output: str) -> int:
+    """``output``: the files of the directory ``source`` as hard links (copies across file systems),
+    whole or not at all; Snakemake's timestamp file stays behind. Returns the number of files."""
+    import os
+    import shutil
+
+    from harness.io import atomic_dir
+
+    src, n = Path(source), 0
+    if not (src / SOURCE_FILE).is_file():
+        raise ModelError(f"{src}: not a converted model (no {SOURCE_FILE})")
+    with atomic_dir(output) as tmp:
+        for f in sorted(src.rglob("*")):
+            if f.name == ".snakemake_timestamp" or not f.is_file():
+                continue
+            to = tmp / f.relative_to(src)
+            to.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(f, to)
+            except OSError:  # another file system, or links not allowed there
+                shutil.copy2(f, to)
+            n += 1
+    print(f"{output}: {n} files linked from {src}")
+    return n
 
 
 def _import_gguf() -> None:
@@ -70,7 +117,8 @@ def run(job: dict, output: str) -> dict:
     started = time.time()
     src = Path(job["gguf_file"]) if job.get("gguf_file") else gguf_path(job["gguf"], job.get("name", ""))
     if not src.is_file():
-        raise ModelError(f"{src}: no such GGUF file (models.{job.get('name', '')}.gguf)")
+        raise ModelError(f"{src}: no such GGUF file")
+    scorer = job["scorer"] if "scorer" in job else job.get("gguf", {}).get("scorer")
     _import_gguf()
     tokenizer = AutoTokenizer.from_pretrained(src.parent, gguf_file=src.name)
     model = AutoModelForCausalLM.from_pretrained(src.parent, gguf_file=src.name, dtype=torch.float32)
@@ -79,13 +127,17 @@ def run(job: dict, output: str) -> dict:
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.hf_quantizer = None
-    if job["gguf"].get("scorer"):
-        model, tokenizer = as_scorer(model, tokenizer, job["gguf"]["scorer"])
+    if scorer:
+        model, tokenizer = as_scorer(model, tokenizer, scorer)
     n_params = sum(p.numel() for p in model.parameters())
+    sha256 = file_sha256(src)
+    if job.get("sha256") and sha256 != job["sha256"]:  # the folder's name promises the planned bytes
+        raise ModelError(f"{src}: changed since the run was planned (sha256 {sha256[:12]}, planned "
+                         f"{job['sha256'][:12]}); run again")
     record = {
         "gguf_file": str(src),
         "bytes": src.stat().st_size,
-        "sha256": file_sha256(src),
+        "sha256": sha256,
         "parameters": n_params,
         "architecture": type(model).__name__,
         "chat_template": bool(tokenizer.chat_template),

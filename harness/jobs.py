@@ -5,7 +5,8 @@ called from the rules' input functions); the heavy step reads only that file, so
 by hand, and a job reruns exactly when its own resolved config changes: a new content is a new file
 name, which Snakemake sees as a changed input set.
 
-Keys: build ``tiny``; convert and finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
+Keys: build ``tiny``; convert ``<converted_key>`` (written under results/shared/, one for every run);
+finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
 ``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
 ``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; downstream
 ``<policy>/<model>``; difficulty ``alpaca_eval/<reference group>``; report ``main``.
@@ -122,14 +123,16 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step == "build":
         built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
         return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
-    if step == "convert":
-        from harness.convert import gguf_path
+    if step == "convert":  # key: the shared conversion's converted_key (the same in every run)
+        from harness.convert import converted_key, gguf_path
         from harness.io import file_sha256
 
-        spec = cfg["models"][key]["gguf"]
-        path = gguf_path(spec, key)  # resolved here: the job may run in an environment without the package
+        name, spec = next((n, m["gguf"]) for n, m in cfg["models"].items()
+                          if "gguf" in m and converted_key(m["gguf"], n) == key)
+        path = gguf_path(spec, name)  # resolved here: the job may run in an environment without the package
         # the file's bytes are part of the job: another file at the same path converts again
-        return {"step": step, "name": key, "gguf": spec, "gguf_file": str(path), "sha256": file_sha256(path)}
+        job = {"step": step, "key": key, "gguf_file": str(path), "sha256": file_sha256(path)}
+        return {**job, "scorer": spec["scorer"]} if "scorer" in spec else job
     if step == "finetune":
         return {
             "step": step,

@@ -103,24 +103,27 @@ wildcard_constraints:
     dataset_file=r"prompts\.jsonl|alpaca_eval\.json|mt_bench(_judge_prompts|_references)?\.jsonl|downstream\.jsonl|(preferences|finetune)/[^/]+\.jsonl",
     tuned=_alt(TUNED) or NEVER,
     converted=_alt(CONVERTED) or NEVER,
+    gguf_key=r"[A-Za-z0-9_-]+\.[0-9a-f]{16}" if CONVERTED else NEVER,
     pset=_alt(PREFERENCE_SETS) or "^$",
     ext=r"\.jsonl?",
     shard=r"[1-9]\d*",
     shards=r"[1-9]\d*",
 
 
-def job_config(step, key):
+def job_config(step, key, shared=False):
     """An input function: the job's resolved config file, written when first needed.
 
-    The name holds a hash of the content (results/configs/<step>/<key>.<hash>.yaml), so a job reruns
-    exactly when its own resolved config changes (Snakemake's input-set trigger, in a dry run too), and
-    no file is ever rewritten. Writing here, not in a rule, spares the DAG a job per config.
+    The name holds a hash of the content (results/<run>/configs/<step>/<key>.<hash>.yaml; a job
+    whose output all runs share: results/shared/configs/...), so a job reruns exactly when its own
+    resolved config changes (Snakemake's input-set trigger, in a dry run too), and no file is ever
+    rewritten. Writing here, not in a rule, spares the DAG a job per config.
     """
 
     def path(wc):
         k = key.format(**dict(wc.items()))
         written = jobs.write_job_config(
-            jobs.resolve(config, step, k, PATHS), f"{RUN_DIR}/configs/{step}/{k}"
+            jobs.resolve(config, step, k, PATHS),
+            f"{SHARED_DIR if shared else RUN_DIR}/configs/{step}/{k}",
         )
         seen_to_exist(written)
         return written
@@ -138,6 +141,13 @@ def seen_to_exist(path):
     parts = path.split("/")
     for i in range(1, len(parts) + 1):
         cache.exists_local["/".join(parts[:i])] = True
+
+
+def converted_key(name):
+    """The shared conversion of model ``name``'s GGUF file (harness.convert.converted_key)."""
+    from harness.convert import converted_key as key
+
+    return key(config["models"][name]["gguf"], name)
 
 
 def built_models_input(names, tuned=True):

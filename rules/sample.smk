@@ -22,12 +22,13 @@ rule build_tiny_models:
 
 
 rule convert_gguf:
+    """Once for every run: results/shared/models/gguf/<file stem>.<digest of its bytes and scorer>."""
     input:
-        config=job_config("convert", "{converted}"),
+        config=job_config("convert", "{gguf_key}", shared=True),
     output:
-        directory(run_path("models/gguf/{converted}")),
+        directory(shared_path("models/gguf/{gguf_key}")),
     log:
-        run_path("logs/convert_gguf/{converted}.log"),
+        shared_path("logs/convert_gguf/{gguf_key}.log"),
     conda:
         "../envs/train.yaml"
     resources:
@@ -36,6 +37,24 @@ rule convert_gguf:
         step_version=1,
     shell:
         "python -m harness convert-gguf --config {input.config} --output {output} > {log} 2>&1"
+
+
+localrules:
+    converted_model,
+
+
+rule converted_model:
+    """The run's models/gguf/<name>: hard links to the shared conversion (no second 540 MB)."""
+    input:
+        lambda wc: shared_path(f"models/gguf/{converted_key(wc.converted)}"),
+    output:
+        directory(run_path("models/gguf/{converted}")),
+    log:
+        run_path("logs/converted_model/{converted}.log"),
+    resources:
+        **sized(0),
+    shell:
+        "python -m harness link-model --source {input} --output {output} > {log} 2>&1"
 
 
 rule finetune:

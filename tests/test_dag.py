@@ -315,3 +315,45 @@ def test_run_names_are_checked(tmp_path):
         assert r.returncode != 0
         assert said in r.stderr, r.stderr[-2000:]
     assert not (wf / "results").exists()
+
+
+def test_a_gguf_file_is_converted_once_for_every_run(tmp_path):
+    """Two runs naming one GGUF file plan one conversion under results/shared/ (named by the file's
+    bytes and scorer settings); each run's models/gguf/<name> is hard links to it, and a second run
+    converts nothing once the first has."""
+    wf = copy_workflow(tmp_path)
+    gguf = tmp_path / "weights.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(range(256)) * 64)  # a dry run and the links read only its bytes
+    planned = {}
+    for run, name, extra in (("demo", "mine", {}), ("my_study", "theirs", {})):
+        cfg = yaml.safe_load((wf / "config/demo.yaml").read_text())
+        cfg["run"] = run
+        cfg["models"][name] = {"gguf": {"path": str(gguf), **extra}, "dtype": "float32", "gpus": 0}
+        (wf / f"config/{run}.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        target = f"results/{run}/models/gguf/{name}"
+        r = snakemake(["-n", "--configfile", f"config/{run}.yaml", "--", target], wf)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert job_counts(r.stdout) == {"convert_gguf": 1, "converted_model": 1, "total": 2}, r.stdout[-2000:]
+        planned[run] = re.search(r"output: (results/shared/models/gguf/\S+)", r.stdout).group(1)
+    shared = planned["demo"]
+    assert planned["my_study"] == shared and re.fullmatch(r"results/shared/models/gguf/weights\.[0-9a-f]{16}", shared)
+
+    # the conversion, as if made (the real one: tests/test_real_e2e.py); each run links to it
+    (wf / shared).mkdir(parents=True)
+    for f, text in (("gguf_source.json", "{}\n"), ("config.json", "{}\n"), ("model.safetensors", "w" * 100)):
+        (wf / shared / f).write_text(text)
+    for run, name in (("demo", "mine"), ("my_study", "theirs")):
+        target = f"results/{run}/models/gguf/{name}"
+        r = snakemake(["--cores", "1", "--configfile", f"config/{run}.yaml", "--", target], wf)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert "convert_gguf" not in r.stderr, r.stderr[-2000:]
+        weights = wf / target / "model.safetensors"
+        assert weights.stat().st_ino == (wf / shared / "model.safetensors").stat().st_ino  # no second copy
+    # other scorer settings are another conversion
+    cfg = yaml.safe_load((wf / "config/my_study.yaml").read_text())
+    cfg["models"]["theirs"]["gguf"]["scorer"] = {"question": "Good?", "positive": "Yes", "negative": "No"}
+    (wf / "config/my_study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    r = snakemake(["-n", "--configfile", "config/my_study.yaml", "--", "results/my_study/models/gguf/theirs"], wf)
+    assert r.returncode == 0, r.stderr[-3000:]
+    other = re.search(r"output: (results/shared/models/gguf/\S+)", r.stdout).group(1)
+    assert other != shared and other.startswith("results/shared/models/gguf/weights.")

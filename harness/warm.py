@@ -50,6 +50,7 @@ from pathlib import Path
 ENV = "HARNESS_WARM_SOCKET"  # the server's socket, for the jobs of the run
 PREFIX_ENV = "HARNESS_WARM_PREFIX"  # the server's sys.prefix: a job of another environment runs cold
 IN_WORKER = "HARNESS_WARM_WORKER"  # set in a worker: provenance records warm_start
+STARTING = ".starting"  # beside the socket while the server imports: holds the server's log path
 TARGET = "harness.cli:main"
 PRELOAD = (
     "numpy",
@@ -109,6 +110,7 @@ def run_via_server(argv: list[str], target: str = TARGET) -> int | None:
         conn.sendall(data)
     except OSError:
         conn.close()
+        _say_if_starting(path)
         return None
 
     def forward(signum, _frame):
@@ -129,6 +131,20 @@ def run_via_server(argv: list[str], target: str = TARGET) -> int | None:
         os.kill(os.getpid(), -code)
         return 128 - code
     return code
+
+
+def _say_if_starting(path: str) -> None:
+    """A job started while the server is still importing runs in its own process; its log says so
+    at once rather than staying empty through both imports (the server's ``.starting`` file names
+    the server's log)."""
+    try:
+        log = Path(path + STARTING).read_text().strip()
+    except OSError:
+        return  # no server, or one that has ended: the job just runs, as without warm start
+    sys.stderr.write(
+        f"warm start: the run's server is still importing its libraries ({log}); this job imports its own\n"
+    )
+    sys.stderr.flush()
 
 
 def _recv_exact(conn: socket.socket, n: int) -> bytes | None:
@@ -174,6 +190,7 @@ def serve(path: str, parent: int, names=PRELOAD) -> None:
     listener.bind(path + ".new")
     listener.listen(64)
     os.replace(path + ".new", path)  # jobs see the socket only once it answers
+    _unlink(path + STARTING)
     workers: dict[int, socket.socket] = {}
 
     def stop(_signum, _frame):
@@ -210,10 +227,14 @@ def serve(path: str, parent: int, names=PRELOAD) -> None:
                 os.killpg(pid, signal.SIGKILL)
             except OSError:
                 pass
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        _unlink(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _worker(conn: socket.socket) -> None:
@@ -314,6 +335,7 @@ def start(log: str | Path, names=PRELOAD) -> str:
     folder = tempfile.mkdtemp(prefix="harness-warm-")  # short: a socket path has at most 107 bytes
     path = os.path.join(folder, "socket")
     Path(log).parent.mkdir(parents=True, exist_ok=True)
+    Path(path + STARTING).write_text(f"{log}\n")
     with open(log, "ab") as out:
         _server = subprocess.Popen(
             [sys.executable, "-m", "harness.warm", path, str(os.getpid()), ",".join(names)],
@@ -341,11 +363,8 @@ def stop() -> None:
         _server.kill()
     _server = None
     if path:
-        for leftover in (path, path + ".new"):
-            try:
-                os.unlink(leftover)
-            except OSError:
-                pass
+        for leftover in (path, path + ".new", path + STARTING):
+            _unlink(leftover)
         try:
             os.rmdir(os.path.dirname(path))
         except OSError:

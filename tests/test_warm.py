@@ -114,7 +114,34 @@ def test_sigterm_reaches_the_worker_and_the_job_dies_of_it(server, tmp_path):
 def test_without_a_server_the_job_runs_itself(tmp_path):
     env = dict(os.environ, **{warm.ENV: str(tmp_path / "no-socket"), warm.PREFIX_ENV: sys.prefix})
     r = subprocess.run([sys.executable, "-m", "harness", "--help"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("usage: harness") and r.stderr == ""
+
+
+def test_a_job_started_while_the_server_imports_says_so_and_runs_itself(tmp_path):
+    """The server's socket appears only once it has imported everything; a job started before that
+    says at once, in its log, that it imports its own libraries (its log is not empty meanwhile)."""
+    socket_path = tmp_path / "socket"
+    (tmp_path / ("socket" + warm.STARTING)).write_text("results/demo/logs/warm_start.log\n")
+    env = dict(os.environ, **{warm.ENV: str(socket_path), warm.PREFIX_ENV: sys.prefix})
+    r = subprocess.run([sys.executable, "-m", "harness", "--help"], env=env, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("usage: harness")
+    assert r.stderr == (
+        "warm start: the run's server is still importing its libraries (results/demo/logs/warm_start.log); "
+        "this job imports its own\n"
+    )
+
+
+def test_the_starting_mark_goes_once_the_server_answers(tmp_path):
+    script = (  # in its own process: this module's server fixture owns warm's globals here
+        "import os, sys, time; from harness import warm; "
+        f"path = warm.start({str(tmp_path / 'warm.log')!r}, names=('json',)); "
+        "marked = os.path.exists(path + warm.STARTING); "
+        "[time.sleep(0.05) for _ in range(1200) if not os.path.exists(path)]; "
+        "[time.sleep(0.05) for _ in range(200) if os.path.exists(path + warm.STARTING)]; "
+        "print(marked, os.path.exists(path), os.path.exists(path + warm.STARTING)); warm.stop()"
+    )
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["True", "True", "False"], r.stdout + r.stderr
 
 
 @pytest.mark.parametrize(

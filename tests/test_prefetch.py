@@ -3,6 +3,7 @@ gives offline when an asset is missing from the cache. The download itself needs
 machine cannot reach (README says so)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -130,7 +131,9 @@ def test_the_lm_eval_task_datasets_are_listed_at_their_pins():
     assert by_task["gsm8k"] == {("openai/gsm8k", "main")}
     assert len(by_task["mmlu"]) == 57 and {i for i, _ in by_task["mmlu"]} == {"cais/mmlu"}
     assert set(by_task) == {t["name"] for t in cfg["evaluation"]["downstream"]["tasks"]}
-    assert all(a["revision"] == "main" and "unpinned" in prefetch.describe(a) for a in found)
-    cfg["evaluation"]["downstream"]["tasks"][0]["dataset_revision"] = "0123abc"
-    pinned = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval" and a["id"] == "allenai/ai2_arc"]
-    assert [a["revision"] for a in pinned] == ["0123abc"] and "unpinned" not in prefetch.describe(pinned[0])
+    # the paper pins each task's dataset at a 40-hex hub commit
+    assert all(re.fullmatch(r"[0-9a-f]{40}", a["revision"]) and "unpinned" not in prefetch.describe(a) for a in found)
+    assert {a["revision"] for a in found if a["id"] == "cais/mmlu"} == {"c30699e8356da336a370243923dbaf21066bb9fe"}
+    del cfg["evaluation"]["downstream"]["tasks"][0]["dataset_revision"]
+    unpinned = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval" and a["id"] == "allenai/ai2_arc"]
+    assert [a["revision"] for a in unpinned] == ["main"] and "unpinned" in prefetch.describe(unpinned[0])

@@ -132,8 +132,10 @@ def run(job: dict, output: str) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     sha256 = file_sha256(src)
     if job.get("sha256") and sha256 != job["sha256"]:  # the folder's name promises the planned bytes
-        raise ModelError(f"{src}: changed since the run was planned (sha256 {sha256[:12]}, planned "
-                         f"{job['sha256'][:12]}); run again")
+        raise ModelError(
+            f"{src}: changed since the run was planned (sha256 {sha256[:12]}, planned "
+            f"{job['sha256'][:12]}); run again"
+        )
     record = {
         "gguf_file": str(src),
         "bytes": src.stat().st_size,

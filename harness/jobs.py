@@ -127,8 +127,11 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         from harness.convert import converted_key, gguf_path
         from harness.io import file_sha256
 
-        name, spec = next((n, m["gguf"]) for n, m in cfg["models"].items()
-                          if "gguf" in m and converted_key(m["gguf"], n) == key)
+        name, spec = next(
+            (n, m["gguf"])
+            for n, m in cfg["models"].items()
+            if "gguf" in m and converted_key(m["gguf"], n) == key
+        )
         path = gguf_path(spec, name)  # resolved here: the job may run in an environment without the package
         # the file's bytes are part of the job: another file at the same path converts again
         job = {"step": step, "key": key, "gguf_file": str(path), "sha256": file_sha256(path)}

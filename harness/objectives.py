@@ -259,7 +259,7 @@ def trainer_args(reg: dict) -> dict:
 
 
 def describe() -> str:
-    """A Markdown table of the objectives (the README's table of objectives, checked by a test)."""
+    """A Markdown table of the objectives (the table in docs/methods.md, checked by a test)."""
     rows = [
         "| kind | loss | TRL trainer | keys = default | budget | reference log-probs |",
         "|---|---|---|---|---|---|",
@@ -276,24 +276,26 @@ def describe() -> str:
     return "\n".join(rows)
 
 
-README_BEGIN = "<!-- objectives table: python -m harness.objectives --readme README.md -->"
-README_END = "<!-- end of objectives table -->"
+DOC_BEGIN = "<!-- objectives table: python -m harness.objectives --doc docs/methods.md -->"
+DOC_END = "<!-- end of objectives table -->"
 
 
-def update_readme(path) -> bool:
-    """Put ``describe()`` between the README's markers (after a new entry); whether anything changed."""
+def update_doc(path) -> bool:
+    """Put ``describe()`` between the markers in ``path`` (after a new entry); whether anything changed."""
     from harness.io import replace_marked_block
 
-    return replace_marked_block(path, README_BEGIN, README_END, describe() + "\n")
+    return replace_marked_block(path, DOC_BEGIN, DOC_END, describe() + "\n")
 
 
 if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(description="The objectives table, from the registry.")
-    parser.add_argument("--readme", help="rewrite the table in this README instead of printing it")
+    parser.add_argument(
+        "--doc", help="rewrite the table in this Markdown file (docs/methods.md) instead of printing it"
+    )
     args = parser.parse_args()
-    if args.readme:
-        print(f"{args.readme}: {'table updated' if update_readme(args.readme) else 'table unchanged'}")
+    if args.doc:
+        print(f"{args.doc}: {'table updated' if update_doc(args.doc) else 'table unchanged'}")
     else:
         print(describe())

@@ -336,7 +336,9 @@ def test_a_gguf_file_is_converted_once_for_every_run(tmp_path):
         assert job_counts(r.stdout) == {"convert_gguf": 1, "converted_model": 1, "total": 2}, r.stdout[-2000:]
         planned[run] = re.search(r"output: (results/shared/models/gguf/\S+)", r.stdout).group(1)
     shared = planned["demo"]
-    assert planned["my_study"] == shared and re.fullmatch(r"results/shared/models/gguf/weights\.[0-9a-f]{16}", shared)
+    assert planned["my_study"] == shared and re.fullmatch(
+        r"results/shared/models/gguf/weights\.[0-9a-f]{16}", shared
+    )
 
     # the conversion, as if made (the real one: tests/test_real_e2e.py); each run links to it
     (wf / shared).mkdir(parents=True)
@@ -353,7 +355,9 @@ def test_a_gguf_file_is_converted_once_for_every_run(tmp_path):
     cfg = yaml.safe_load((wf / "config/my_study.yaml").read_text())
     cfg["models"]["theirs"]["gguf"]["scorer"] = {"question": "Good?", "positive": "Yes", "negative": "No"}
     (wf / "config/my_study.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    r = snakemake(["-n", "--configfile", "config/my_study.yaml", "--", "results/my_study/models/gguf/theirs"], wf)
+    r = snakemake(
+        ["-n", "--configfile", "config/my_study.yaml", "--", "results/my_study/models/gguf/theirs"], wf
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     other = re.search(r"output: (results/shared/models/gguf/\S+)", r.stdout).group(1)
     assert other != shared and other.startswith("results/shared/models/gguf/weights.")

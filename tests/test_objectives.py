@@ -150,9 +150,9 @@ def test_baselines_table_marks_the_reference_free_likelihood(tmp_path):
     assert "Δ log π(y_w) per token" in md and "reference-free trainer" in md
 
 
-def test_readme_table_is_the_registry():
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index(objectives.README_BEGIN)
+def test_docs_table_is_the_registry():
+    readme = (ROOT / "docs/methods.md").read_text()
+    start = readme.index(objectives.DOC_BEGIN)
     body = readme[readme.index("\n", start) + 1 : readme.index("<!-- end of objectives table -->")]
     assert body.strip() == objectives.describe()
 

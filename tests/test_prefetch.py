@@ -132,8 +132,12 @@ def test_the_lm_eval_task_datasets_are_listed_at_their_pins():
     assert len(by_task["mmlu"]) == 57 and {i for i, _ in by_task["mmlu"]} == {"cais/mmlu"}
     assert set(by_task) == {t["name"] for t in cfg["evaluation"]["downstream"]["tasks"]}
     # the paper pins each task's dataset at a 40-hex hub commit
-    assert all(re.fullmatch(r"[0-9a-f]{40}", a["revision"]) and "unpinned" not in prefetch.describe(a) for a in found)
-    assert {a["revision"] for a in found if a["id"] == "cais/mmlu"} == {"c30699e8356da336a370243923dbaf21066bb9fe"}
+    assert all(
+        re.fullmatch(r"[0-9a-f]{40}", a["revision"]) and "unpinned" not in prefetch.describe(a) for a in found
+    )
+    assert {a["revision"] for a in found if a["id"] == "cais/mmlu"} == {
+        "c30699e8356da336a370243923dbaf21066bb9fe"
+    }
     del cfg["evaluation"]["downstream"]["tasks"][0]["dataset_revision"]
     unpinned = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval" and a["id"] == "allenai/ai2_arc"]
     assert [a["revision"] for a in unpinned] == ["main"] and "unpinned" in prefetch.describe(unpinned[0])

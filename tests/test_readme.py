@@ -1,6 +1,6 @@
-"""Every shell command of the README runs as written, so that the README cannot drift from the code.
+"""Every shell command of the README and of docs/ runs as written, so that neither can drift from the code.
 
-Commands come from the README's ``bash`` blocks and from inline code that starts with ``snakemake``,
+Commands come from their ``bash`` blocks and from inline code that starts with ``snakemake``,
 ``python -m harness`` or ``make``. Each runs in the form that is possible offline and without a GPU:
 Snakemake commands as dry runs (``-n``) in a copy of the workflow, ``make`` targets with ``make -n``,
 ``pip install`` as a check that the extras it names exist, ``prefetch`` with ``--list``; the rest
@@ -36,8 +36,31 @@ SLURM_SITE = {
 INLINE: set[str] = set()  # commands quoted in prose, not in a bash block
 
 
+# the reading order: the README, then docs/ as its Documentation table lists them
+DOCS = [
+    "README.md",
+    *(
+        f"docs/{d}.md"
+        for d in (
+            "demo",
+            "methods",
+            "running",
+            "extending",
+            "troubleshooting",
+            "validation",
+            "development",
+            "glossary",
+        )
+    ),
+]
+
+
+def test_every_doc_is_read():
+    assert sorted(DOCS[1:]) == sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").glob("*.md"))
+
+
 def readme_commands() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    text = "\n".join((ROOT / d).read_text() for d in DOCS)
     out = []
     for block in re.findall(r"```bash\n(.*?)```", text, re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -144,11 +167,11 @@ def test_readme_command_runs(cmd, tmp_path):
 
 
 def guide(title: str) -> str:
-    """The README's text from the guide ``**<title>**`` to the next guide or section."""
-    text = (ROOT / "README.md").read_text()
-    start = text.index(f"**{title}")
-    ends = [i for i in (text.find("\n**Add ", start + 1), text.find("\n## ", start)) if i > 0]
-    return text[start : min(ends)]
+    """docs/extending.md's text from the guide ``## <title>`` to the next heading."""
+    text = (ROOT / "docs/extending.md").read_text()
+    start = text.index(f"\n## {title}")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
 
 
 def blocks(text: str, lang: str) -> list[str]:
@@ -257,10 +280,9 @@ def test_benchmark_guide_runs_as_written(tmp_path, tiny_models):
 
 def test_each_glossary_term_is_explained_where_it_first_appears():
     """Its first use (outside code) links to the Glossary, or spells the term out right there."""
-    text = (ROOT / "README.md").read_text()
-    glossary = text.index("## Glossary")
-    body = re.sub(r"```.*?```", lambda m: " " * len(m.group(0)), text[:glossary], flags=re.S)
-    terms = re.findall(r"^- \*\*([^*]+)\*\*:", text[glossary:], re.M)
+    text = "\n".join((ROOT / d).read_text() for d in DOCS[:-1])  # in reading order, the glossary aside
+    body = re.sub(r"```.*?```", lambda m: " " * len(m.group(0)), text, flags=re.S)
+    terms = re.findall(r"^- \*\*([^*]+)\*\*:", (ROOT / "docs/glossary.md").read_text(), re.M)
     spelled = {"IPR": "iterative pairwise\n   ranking (IPR)", "habit": "*habit*, one systematic",
                "MDE": "minimum detectable difference (MDE)"}  # fmt: skip
     names = [t.strip() for term in terms for t in term.split("/")]
@@ -269,6 +291,5 @@ def test_each_glossary_term_is_explained_where_it_first_appears():
         first = re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", body)
         assert first, f"{name}: in the Glossary but never used before it"
         near = body[max(0, first.start() - 40) : first.end() + 40]
-        assert body[first.end() : first.end() + 12] == "](#glossary)" or spelled.get(name, "\0") in near, (
-            f"{name} first appears unexplained: ...{near}..."
-        )
+        linked = re.match(r"\]\((docs/)?glossary\.md\)", body[first.end() : first.end() + 20])
+        assert linked or spelled.get(name, "\0") in near, f"{name} first appears unexplained: ...{near}..."

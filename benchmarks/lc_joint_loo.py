@@ -2,8 +2,8 @@
 
 For every model with published ``weighted_alpaca_eval_gpt4_turbo`` annotations in
 ../shared/data/alpaca_eval/published/, fit instruction difficulty jointly on all the *other* models
-(harness/difficulty.py, penalty chosen on held-out models among them), compute the held-out model's
-``joint`` LC win rate with it (harness/alpaca_metrics.py) and its ``approximate`` LC (no difficulty),
+(harness/evaluation/difficulty.py, penalty chosen on held-out models among them), compute the held-out model's
+``joint`` LC win rate with it (harness/evaluation/alpaca_metrics.py) and its ``approximate`` LC (no difficulty),
 and compare both with the leaderboard's ``length_controlled_winrate``. Prints one row per model and the
 mean and max absolute error of each method.
 
@@ -41,8 +41,8 @@ def load(data: Path):
 
 
 def judged_models(instructions, models) -> dict:
-    """Each model's annotations as harness/difficulty.py takes them (instruction positions, lengths)."""
-    from harness import difficulty
+    """Each model's annotations as harness/evaluation/difficulty.py takes them (instruction positions, lengths)."""
+    from harness.evaluation import difficulty
 
     position = {t: i for i, t in enumerate(instructions)}
     return {
@@ -61,8 +61,8 @@ def loo(instructions, models, lambdas=None) -> dict:
     """Model -> (joint LC, approximate LC, chosen penalty), each fitted without that model's annotations."""
     from alpaca_eval.metrics.glm_winrate import GLM_INFO
 
-    from harness import difficulty
-    from harness.alpaca_metrics import _fit
+    from harness.evaluation import difficulty
+    from harness.evaluation.alpaca_metrics import _fit
 
     judged = judged_models(instructions, models)
     out = {}
@@ -83,8 +83,8 @@ def by_fit_size(instructions, models, board, sizes, draws: int, seed: int = 0) -
 
     from alpaca_eval.metrics.glm_winrate import GLM_INFO
 
-    from harness import difficulty
-    from harness.alpaca_metrics import _fit
+    from harness.evaluation import difficulty
+    from harness.evaluation.alpaca_metrics import _fit
 
     judged = judged_models(instructions, models)
     approx = np.array([

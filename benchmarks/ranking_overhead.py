@@ -30,10 +30,11 @@ def main() -> None:
 
     import torch
 
-    from harness import ipr, tiny
     from harness.backends.hf import TransformersBackend
-    from harness.judge import PAIR_LABELS, PairwiseJudge
-    from harness.records import load_prompts
+    from harness.core.records import load_prompts
+    from harness.demo import tiny
+    from harness.ranking import ipr
+    from harness.ranking.judge import PAIR_LABELS, PairwiseJudge
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     out = Path(tempfile.mkdtemp()) / "tiny"

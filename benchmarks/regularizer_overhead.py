@@ -35,12 +35,14 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl import DPOTrainer
 
-    from harness import throughput, tiny
     from harness.backends.hf import load_tokenizer
-    from harness.config import section_defaults
-    from harness.records import load_prompts
-    from harness.train import dpo_config
-    from harness.trainer import HarnessDPOTrainer, loss_types
+    from harness.core import throughput
+    from harness.core.records import load_prompts
+    from harness.demo import tiny
+    from harness.training.objectives import loss_types
+    from harness.training.train import dpo_config
+    from harness.training.trainer import HarnessDPOTrainer
+    from harness.workflow.config import section_defaults
 
     work = Path(tempfile.mkdtemp())
     spec = {

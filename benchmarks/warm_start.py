@@ -1,4 +1,4 @@
-"""Warm start (harness/warm.py) against plain `python -m harness` processes, side by side in one run:
+"""Warm start (harness/workflow/warm.py) against plain `python -m harness` processes, side by side in one run:
 the same demo jobs (answer generation, a training, a downstream evaluation, a metrics step), each run
 cold and warm in turn, their wall times and the ratio, and whether the two wrote the same outputs.
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import warm  # noqa: E402
+from harness.workflow import warm  # noqa: E402
 
 CELL = "tiny-policy/rm/nll/seed0"
 TARGETS = {

@@ -46,7 +46,7 @@ def need(flag: str, help: str, **kw) -> tuple[str, dict]:
     return arg(flag, help, required=True, **kw)
 
 
-SHARD = arg("--shard", "i/N: only the i-th of N contiguous parts of the prompts (harness/shards.py)")
+SHARD = arg("--shard", "i/N: only the i-th of N contiguous parts of the prompts (harness/core/shards.py)")
 CACHE = arg("--cache", "judge-call cache (JSONL, kept across reruns)")
 PAIRS = need("--pairs", "TRL prompt/chosen/rejected pairs (JSONL)")
 CONFIGFILE = arg("--configfile", "experiment config (YAML)", default="config/config.yaml")
@@ -72,10 +72,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one step. An expected failure (harness.errors, a bad record or config, an OS error) prints
+    """Run one step. An expected failure (harness.core.errors, a bad record or config, an OS error) prints
     one line, ``error: <place>: <what>``, and exits 1; ``--debug`` or ``HARNESS_DEBUG=1`` raises it
     with its traceback instead."""
-    from harness.progress import line_wise
+    from harness.core.progress import line_wise
 
     args = _parser().parse_args(argv)
     debug = args.debug or os.environ.get("HARNESS_DEBUG", "") not in ("", "0")
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def error_line(e: BaseException) -> str | None:
     """The one line for an expected failure, or None for a bug (which keeps its traceback)."""
-    from harness.errors import HarnessError, os_error_line
+    from harness.core.errors import HarnessError, os_error_line
 
     if isinstance(e, HarnessError | ValueError | FileNotFoundError):
         text = str(e) or type(e).__name__
@@ -121,7 +121,7 @@ def error_line(e: BaseException) -> str | None:
 
 def job_config(path: str) -> dict:
     """The resolved job config a step runs from; a missing or broken one is named."""
-    from harness.config import read_yaml
+    from harness.workflow.config import read_yaml
 
     return read_yaml(path)
 
@@ -137,7 +137,7 @@ def _step(args) -> None:
     except KeyError as e:  # a hand-made or older job config lacking a setting this step reads
         if not (e.args and isinstance(e.args[0], str)):
             raise
-        from harness.config import ConfigError
+        from harness.workflow.config import ConfigError
 
         raise ConfigError(
             f"{args.config}: no setting '{e.args[0]}' where the {args.step} step reads one (a job config "
@@ -151,7 +151,7 @@ def _step(args) -> None:
 @step("check-config", "validate an experiment config against config/schema.yaml",
       arg("path", "experiment config (YAML)"), config=False, output=False)  # fmt: skip
 def _check_config(args, job) -> None:
-    from harness.config import load_config
+    from harness.workflow.config import load_config
 
     load_config(args.path)
     print(f"{args.path}: valid")
@@ -162,14 +162,14 @@ def _check_config(args, job) -> None:
     "build the demo's tiny Llama policy, reward model and judge with a trained BPE tokenizer",
 )
 def _build_tiny(args, job) -> None:
-    from harness import tiny
+    from harness.demo import tiny
 
     tiny.run(job, args.output)
 
 
 @step("convert-gguf", "convert a model shipped as a GGUF file into a transformers directory (float32)")
 def _convert_gguf(args, job) -> None:
-    from harness import convert
+    from harness.backends import convert
 
     convert.run(job, args.output)
 
@@ -177,7 +177,7 @@ def _convert_gguf(args, job) -> None:
 @step("link-model", "a run's copy of a shared converted model: its files as hard links (copies across file systems)",
       need("--source", "the shared converted model (results/shared/models/gguf/<key>)"), config=False)  # fmt: skip
 def _link_model(args, job) -> None:
-    from harness import convert
+    from harness.backends import convert
 
     convert.link_tree(args.source, args.output)
 
@@ -186,14 +186,14 @@ def _link_model(args, job) -> None:
       need("--data", "demonstrations (sft) or labelled preferences (reward), JSONL"),
       need("--summary", "loss per step and provenance (JSON)"))  # fmt: skip
 def _finetune(args, job) -> None:
-    from harness import finetune
+    from harness.training import finetune
 
     finetune.run(job, args.data, args.output, args.summary)
 
 
 @step("prepare-data", "bring prompts or an evaluation set into its local record format (file, hub or URL)")
 def _prepare(args, job) -> None:
-    from harness import data
+    from harness.data import prepare as data
 
     n = data.run(job, args.output)
     print(f"{args.output}: {n} records")
@@ -202,7 +202,7 @@ def _prepare(args, job) -> None:
 @step("sample", "draw K completions per prompt from a policy",
       need("--prompts", "prompts JSONL ({id, prompt})"), need("--meta", "counts and provenance (JSON)"), SHARD)  # fmt: skip
 def _sample(args, job) -> None:
-    from harness import sample
+    from harness.data import sample
 
     sample.run(job, args.prompts, args.output, args.meta, args.shard)
 
@@ -213,7 +213,7 @@ def _sample(args, job) -> None:
       need("--meta", "counts and provenance (JSON)"),
       arg("--rankings", "also write each prompt's best-first order (JSONL)"), CACHE, SHARD)  # fmt: skip
 def _rank(args, job) -> None:
-    from harness import rank
+    from harness.ranking import rank
 
     rank.run(
         job, args.completions, args.output, args.judgments, args.meta, args.cache, args.rankings, args.shard
@@ -225,7 +225,7 @@ def _rank(args, job) -> None:
       arg("--metas", "the shards' meta files (JSON)", nargs="*", default=[]),
       arg("--meta", "the merged meta file"), config=False)  # fmt: skip
 def _merge(args, job) -> None:
-    from harness import shards
+    from harness.core import shards
 
     shards.merge(args.inputs, args.output, args.metas, args.meta)
 
@@ -233,7 +233,7 @@ def _merge(args, job) -> None:
 @step("gold-accuracy", "a ranker's accuracy on a labelled preference set (ranker study)",
       need("--preferences", "labelled preferences (JSONL)"), CACHE)  # fmt: skip
 def _gold(args, job) -> None:
-    from harness import study
+    from harness.ranking import study
 
     study.gold_accuracy(job, args.preferences, args.output, args.cache)
 
@@ -243,24 +243,24 @@ def _gold(args, job) -> None:
       arg("--gold", "gold-accuracy results (JSON)", nargs="+", default=[]),
       need("--output-md", "the Markdown tables"))  # fmt: skip
 def _study_table(args, job) -> None:
-    from harness import study
+    from harness.ranking import study
 
     study.table(job, args.rankings, args.gold, args.output, args.output_md)
 
 
 @step("reference-logps", "the reference model's log-probs of every pair, once per pairs file", PAIRS)
 def _reference(args, job) -> None:
-    from harness import train
+    from harness.training import train
 
     train.reference_logps(job, args.pairs, args.output)
 
 
-@step("train", "train one preference objective on one pairs file (harness/objectives.py; TRL)",
+@step("train", "train one preference objective on one pairs file (harness/training/objectives.py; TRL)",
       PAIRS, need("--log", "per-step training log (JSONL)"),
       arg("--reference", "reference log-probs from `reference-logps` (else computed here where needed)"),
       need("--summary", "final log-likelihood changes and provenance (JSON)"))  # fmt: skip
 def _train(args, job) -> None:
-    from harness import train
+    from harness.training import train
 
     train.run(job, args.pairs, args.output, args.log, args.summary, args.reference)
 
@@ -269,7 +269,7 @@ def _train(args, job) -> None:
       need("--eval-set", "AlpacaEval JSON or MT-Bench questions JSONL"),
       need("--meta", "empty and truncated answers, provenance (JSON)"), SHARD)  # fmt: skip
 def _generate(args, job) -> None:
-    from harness import generate
+    from harness.evaluation import generate
 
     generate.run(job, args.eval_set, args.output, args.meta, args.shard)
 
@@ -282,11 +282,11 @@ def _generate(args, job) -> None:
       arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), CACHE)  # fmt: skip
 def _judge(args, job) -> None:
     if job["benchmark"] == "alpaca_eval":
-        from harness import alpaca
+        from harness.evaluation import alpaca
 
         alpaca.judge(job, args.eval_set, args.answers, args.output, args.meta, args.cache)
         return
-    from harness import mt_bench
+    from harness.evaluation import mt_bench
 
     if not (args.judge_prompts and args.references):
         raise ValueError("MT-Bench judging needs --judge-prompts and --references")
@@ -302,11 +302,11 @@ def _judge(args, job) -> None:
       arg("--upstream", "stage=benchmark.tsv,output.json of each upstream job (cost)", nargs="*", default=[]))  # fmt: skip
 def _metrics(args, job) -> None:
     if job["benchmark"] == "alpaca_eval":
-        from harness import alpaca_metrics
+        from harness.evaluation import alpaca_metrics
 
         alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream, args.difficulty, args.answers)
         return
-    from harness import mt_bench
+    from harness.evaluation import mt_bench
 
     mt_bench.metrics(job, args.eval_set, args.judgments, args.output, args.upstream)
 
@@ -316,7 +316,7 @@ def _metrics(args, job) -> None:
       need("--metrics", "the metrics file (JSON)"),
       arg("--samples", "also lm-eval's per-sample results, a row per document and metric (JSONL)"))  # fmt: skip
 def _downstream(args, job) -> None:
-    from harness import downstream
+    from harness.evaluation import downstream
 
     downstream.run(job, args.data, args.output, args.metrics, args.samples)
 
@@ -325,7 +325,7 @@ def _downstream(args, job) -> None:
       need("--eval-set", "AlpacaEval instructions (JSON)"),
       need("--judgments", "annotations of each model named in the job config, in order", nargs="+"))  # fmt: skip
 def _difficulty(args, job) -> None:
-    from harness import alpaca_metrics
+    from harness.evaluation import alpaca_metrics
 
     alpaca_metrics.fit_difficulty(job, args.eval_set, args.judgments, args.output)
 
@@ -334,7 +334,7 @@ def _difficulty(args, job) -> None:
       need("--inputs", "metrics.json and summary.json files", nargs="+"),
       need("--output-md", "the Markdown table"))  # fmt: skip
 def _report(args, job) -> None:
-    from harness import report
+    from harness.reporting import report
 
     report.run(job, args.inputs, args.output, args.output_md)
 
@@ -343,7 +343,7 @@ def _report(args, job) -> None:
       need("--inputs", "per-prompt files: AlpacaEval and MT-Bench judgments, lm-eval samples, the LC difficulty", nargs="+"),
       *(need(f"--output-{ext}", f"the {ext.upper()} output") for ext in ("md", "png", "pdf")))  # fmt: skip
 def _compare(args, job) -> None:
-    from harness import compare
+    from harness.reporting import compare
 
     compare.run(job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf)
 
@@ -352,7 +352,7 @@ def _compare(args, job) -> None:
       need("--tables", "Markdown tables", nargs="+"), need("--figures", "PNG figures", nargs="+"),
       arg("--captions", "the folder of caption files (name.rst)", default="rules/captions"), config=False)  # fmt: skip
 def _landing(args, job) -> None:
-    from harness import landing
+    from harness.reporting import landing
 
     landing.run(args.tables, args.figures, args.captions, args.output)
 
@@ -360,7 +360,7 @@ def _landing(args, job) -> None:
 @step("figures", "training curves: chosen and rejected log-likelihood change per step (PNG and PDF)",
       need("--logs", "train_log.jsonl files", nargs="+"), need("--output-pdf", "the same figure as PDF"))  # fmt: skip
 def _figures(args, job) -> None:
-    from harness import figures
+    from harness.reporting import figures
 
     figures.likelihood_trajectories(args.logs, args.output, args.output_pdf)
 
@@ -369,7 +369,7 @@ def _figures(args, job) -> None:
       need("--inputs", "MT-Bench metrics.json files", nargs="+"),
       *(need(f"--output-{ext}", f"the {ext.upper()} output") for ext in ("md", "png", "pdf")))  # fmt: skip
 def _mt_bench_categories(args, job) -> None:
-    from harness import report
+    from harness.reporting import report
 
     report.mt_bench_categories(
         job, args.inputs, args.output, args.output_md, args.output_png, args.output_pdf
@@ -379,7 +379,7 @@ def _mt_bench_categories(args, job) -> None:
 @step("downstream-figure", "change of downstream accuracy against the base policy per cell (PNG, PDF)",
       need("--inputs", "downstream metrics.json files", nargs="+"), need("--output-pdf", "the figure as PDF"))  # fmt: skip
 def _downstream_figure(args, job) -> None:
-    from harness import report
+    from harness.reporting import report
 
     report.downstream_figure(job, args.inputs, args.output, args.output_pdf)
 
@@ -389,7 +389,7 @@ def _downstream_figure(args, job) -> None:
       arg("--pair-metas", "pairs.meta.json files (judge calls)", nargs="*", default=[]),
       need("--output-md", "the Markdown tables"))  # fmt: skip
 def _cost(args, job) -> None:
-    from harness import cost
+    from harness.reporting import cost
 
     cost.table(job, args.metrics, args.pair_metas, args.output, args.output_md)
 
@@ -398,7 +398,7 @@ def _cost(args, job) -> None:
       need("--inputs", "summary.json (and metrics.json) files of the sweep's cells", nargs="+"),
       need("--output-pdf", "the same figure as PDF"), need("--output-csv", "the sweep as a table"))  # fmt: skip
 def _budget_sweep(args, job) -> None:
-    from harness import figures
+    from harness.reporting import figures
 
     figures.budget_sweep(args.inputs, args.output, args.output_pdf, args.output_csv)
 
@@ -414,9 +414,9 @@ def _budget_sweep(args, job) -> None:
 def _plan(args, job) -> None:
     from pathlib import Path
 
-    from harness import plan
-    from harness.config import load_config
-    from harness.io import write_json, write_text
+    from harness.core.io import write_json, write_text
+    from harness.workflow import plan
+    from harness.workflow.config import load_config
 
     cfg = load_config(args.configfile)
     result = plan.plan(cfg, Path(args.workdir), plan.profile_limits(Path(args.profile)))
@@ -438,7 +438,7 @@ def _plan(args, job) -> None:
       CONFIGFILE, arg("--list", "print the assets, download nothing", action="store_true"),
       config=False, output=False)  # fmt: skip
 def _prefetch(args, job) -> None:
-    from harness import prefetch
-    from harness.config import load_config
+    from harness.workflow import prefetch
+    from harness.workflow.config import load_config
 
     prefetch.run(load_config(args.configfile), args.list)

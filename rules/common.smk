@@ -5,10 +5,13 @@ import sys
 
 from pathlib import Path
 
-from harness import backends, cells, jobs, objectives, site, sizing, warm
-from harness.alpaca_metrics import lc_group, lc_models, lc_resolved
-from harness.locks import cancel_leftovers, live_snakemake
-from harness.config import loads_model, run_paths
+from harness import backends
+from harness.core import cells
+from harness.training import batch, objectives
+from harness.workflow import jobs, site, sizing, warm
+from harness.evaluation.alpaca_metrics import lc_group, lc_models, lc_resolved
+from harness.workflow.locks import cancel_leftovers, live_snakemake
+from harness.workflow.config import loads_model, run_paths
 
 # Every job runs this checkout's harness (`python -m harness`), in whatever environment it runs:
 # the conda envs of envs/ hold the dependencies, this path the code.
@@ -47,7 +50,7 @@ SEED = r"\d+"
 NEVER = r"(?!)"  # a constraint no value matches
 # Reward-model and judge rankers run under separate rules, so that a profile sizes each (an 8B scorer
 # on one GPU, a 70B-class judge on a multi-GPU node).
-# A stage with `shards` > 1 runs as that many `*_shard` jobs and a merge job (harness/shards.py); the
+# A stage with `shards` > 1 runs as that many `*_shard` jobs and a merge job (harness/core/shards.py); the
 # unsharded rule and the merge rule write the same file, so each takes the wildcard values of its case.
 SAMPLE_SHARDS = config["sampling"].get("shards", 1)
 
@@ -144,8 +147,8 @@ def seen_to_exist(path):
 
 
 def converted_key(name):
-    """The shared conversion of model ``name``'s GGUF file (harness.convert.converted_key)."""
-    from harness.convert import converted_key as key
+    """The shared conversion of model ``name``'s GGUF file (harness.backends.convert.converted_key)."""
+    from harness.backends.convert import converted_key as key
 
     return key(config["models"][name]["gguf"], name)
 
@@ -202,9 +205,9 @@ def ranker_api(ranker):
     return int(r["kind"] == "ipr" and backends.spec(r["judge"]["backend"]).endpoint)
 
 
-# GPUs per job come from the config (harness/sizing.py), in every executor: 0 for models built from code,
+# GPUs per job come from the config (harness/workflow/sizing.py), in every executor: 0 for models built from code,
 # the oracle and API judges; a model's `gpus` otherwise. On SLURM, `site_resources` adds the site's
-# account and partitions (profiles/slurm/site.yaml or HARNESS_SLURM_* variables, harness/site.py).
+# account and partitions (profiles/slurm/site.yaml or HARNESS_SLURM_* variables, harness/workflow/site.py).
 def evaluated_model(wc):
     """The model a generation or lm-eval job loads: the evaluated model, or the policy (trained or not)."""
     ranker, reg, _ = jobs.parse_model_key(wc.model)
@@ -234,7 +237,7 @@ def sized(gpus):
 def train_batch(wc, resources):
     """How the effective batch is reached with the job's GPUs; stops the plan if it cannot be."""
     t = config["training"]
-    return sizing.describe(
+    return batch.describe(
         t["effective_batch_size"], t["per_device_train_batch_size"], resources.gpu
     )
 
@@ -623,7 +626,7 @@ def deepspeed_input():
 
 
 def run_harness(gpus, processes=False):
-    """How a step starts: on GPUs, inside the slot wrapper (harness/gpus.py gives the job its own devices
+    """How a step starts: on GPUs, inside the slot wrapper (harness/core/gpus.py gives the job its own devices
     on a shared node); with ``processes``, one process per GPU under accelerate launch. A CPU job runs
     one thread (``OMP_NUM_THREADS``, unless the environment sets it): each job is one of the
     ``--cores`` slots, and torch's default of a thread per core made two 2-thread jobs on 2 cores
@@ -639,7 +642,7 @@ def run_harness(gpus, processes=False):
         if processes and n > 1
         else "python"
     )
-    return f"HARNESS_GPUS={n} python -m harness.gpus {n} -- {python}"
+    return f"HARNESS_GPUS={n} python -m harness.core.gpus {n} -- {python}"
 
 
 def ext_of(benchmark):
@@ -656,7 +659,7 @@ def check_ext(wc):
 
 
 onstart:
-    # Before the first sbatch: the site's names must be filled in (harness/site.py).
+    # Before the first sbatch: the site's names must be filled in (harness/workflow/site.py).
     if workflow.executor_plugin.name == "slurm":
         try:
             site.check(workflow.basedir)
@@ -668,7 +671,7 @@ onstart:
         others = live_snakemake(here)
         if others:
             print(
-                f"harness.locks: another Snakemake run is alive here (pid {others[0]}): "
+                f"harness.workflow.locks: another Snakemake run is alive here (pid {others[0]}): "
                 "its SLURM jobs are left alone",
                 file=sys.stderr,
             )

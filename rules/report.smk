@@ -273,7 +273,7 @@ rule cost:
 
 
 rule plan:
-    # `snakemake plan`: the cost table of the config before running it (harness/plan.py); the finished
+    # `snakemake plan`: the cost table of the config before running it (harness/workflow/plan.py); the finished
     # outputs already here make its counts exact
     input:
         workflow.overwrite_configfiles or ["config/config.yaml"],

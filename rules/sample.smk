@@ -51,6 +51,8 @@ rule converted_model:
         directory(run_path("models/gguf/{converted}")),
     log:
         run_path("logs/converted_model/{converted}.log"),
+    conda:
+        "../envs/train.yaml"
     resources:
         **sized(0),
     shell:

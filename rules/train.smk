@@ -1,5 +1,5 @@
 # Stage 3: reference log-probs once per pairs file (for the objectives that read them); one training
-# job per policy x ranker x objective x seed (harness/objectives.py: DPO, NLL, BCR, DPOP, baselines).
+# job per policy x ranker x objective x seed (harness/training/objectives.py: DPO, NLL, BCR, DPOP, baselines).
 
 
 rule reference_logps:

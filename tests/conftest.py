@@ -26,7 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> Path:
     """A policy, a reward model and a judge as in config/demo.yaml, built from code."""
-    from harness import tiny
+    from harness.demo import tiny
 
     out = tmp_path_factory.mktemp("models") / "tiny"
     job = {

@@ -40,7 +40,7 @@ def require_package() -> None:
 
 def convert(out: Path) -> Path:
     """SmolLM2-135M-Instruct converted by the harness's convert-gguf step into ``out``."""
-    from harness import convert as step
+    from harness.backends import convert as step
 
     step.run({"step": "convert", "name": "smollm2", "gguf": {"package": PACKAGE, "file": FILE}}, str(out))
     return out

@@ -303,9 +303,9 @@ def test_source_directory_instead_of_file(tmp_path):
 
 
 def test_source_changed_after_planning(tmp_path):
-    """The job config carries the source's hash (harness/jobs.py): a file edited after the workflow
+    """The job config carries the source's hash (harness/workflow/jobs.py): a file edited after the workflow
     planned the job is refused, not read as if it were the planned one."""
-    from harness.io import file_sha256
+    from harness.core.io import file_sha256
 
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
     sha = file_sha256(str(src))
@@ -319,7 +319,7 @@ def test_source_changed_after_planning(tmp_path):
 
 def test_prepare_job_config_follows_the_source_content(tmp_path, monkeypatch):
     """A changed source is a changed job config, so Snakemake reruns prepare_data."""
-    from harness import jobs
+    from harness.workflow import jobs
 
     monkeypatch.chdir(tmp_path)
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
@@ -462,7 +462,7 @@ def test_alpaca_metrics_refuses_bad_annotations(rows, where, what, tmp_path):
     ids=["empty_answer", "same_answers", "empty_prompt", "blank_prompt"],
 )  # fmt: skip
 def test_train_refuses_a_pair_it_cannot_learn_from(prompt, chosen, what, tmp_path):
-    from harness.config import section_defaults
+    from harness.workflow.config import section_defaults
 
     pair = {
         "prompt": [{"role": "user", "content": prompt}],
@@ -480,7 +480,7 @@ def test_train_refuses_a_pair_it_cannot_learn_from(prompt, chosen, what, tmp_pat
 
 def test_reference_logps_refuses_a_pair_without_a_prompt(tmp_path):
     """Issue 30 case 7: reference-logps wrote log-probs for pairs whose prompt was empty."""
-    from harness.config import section_defaults
+    from harness.workflow.config import section_defaults
 
     pair = {"prompt": [{"role": "user", "content": ""}], "chosen": [{"role": "assistant", "content": "c"}],
             "rejected": [{"role": "assistant", "content": "r"}]}  # fmt: skip
@@ -615,7 +615,7 @@ def test_unparsable_replies_are_cached_counted_and_reasked_on_request(server, tm
 
 
 def _judge(tmp_path, backend, identity=None, template="pairwise_v1.txt"):
-    from harness.judge import PairwiseJudge
+    from harness.ranking.judge import PairwiseJudge
 
     return PairwiseJudge(backend, template, cache_path=str(tmp_path / "cache.jsonl"), identity=identity)
 
@@ -661,7 +661,7 @@ def test_torn_last_cache_line_is_cut_and_asked_again(tmp_path):
 def test_cache_key_covers_what_a_verdict_depends_on(change, tmp_path, monkeypatch):
     """Changing the endpoint, the revision, the bytes of a local judge model or the template's text
     makes every cached verdict a miss."""
-    from harness import judge as judge_mod
+    from harness.ranking import judge as judge_mod
 
     model_dir = tmp_path / "judge-model"
     model_dir.mkdir()
@@ -697,8 +697,8 @@ def test_cache_key_covers_what_a_verdict_depends_on(change, tmp_path, monkeypatc
 
 def _rm_job(model_dir: Path) -> dict:
     """The demo's reward-model rank job, scoring with the model in ``model_dir``."""
-    from harness import jobs
-    from harness.config import load_config
+    from harness.workflow import jobs
+    from harness.workflow.config import load_config
 
     cwd = os.getcwd()
     os.chdir(ROOT)
@@ -770,7 +770,7 @@ def test_output_under_a_file_names_the_path(tmp_path):
 
 
 def test_interrupt_is_one_line(tmp_path, monkeypatch):
-    from harness import data
+    from harness.data import prepare as data
 
     def stop(*args):
         raise KeyboardInterrupt
@@ -803,7 +803,7 @@ def test_job_config_lacking_a_setting_is_named(tmp_path):
 def test_out_of_memory_is_one_line_with_what_to_do(kind, tmp_path, monkeypatch):
     import torch
 
-    from harness import data
+    from harness.data import prepare as data
 
     def oom(*args):
         raise (
@@ -823,7 +823,7 @@ def test_out_of_memory_is_one_line_with_what_to_do(kind, tmp_path, monkeypatch):
 
 def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DEBUG", "1")
-    from harness.config import ConfigError
+    from harness.workflow.config import ConfigError
 
     with pytest.raises(ConfigError):
         cli.main(["prepare-data", "--config", str(tmp_path / "none.yaml"), "--output", str(tmp_path / "o")])
@@ -832,7 +832,7 @@ def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
 def test_kill_between_pairs_and_meta(tiny_models, tmp_path, monkeypatch):
     """rank writes its pairs before the meta: killed between the two, it leaves the new pairs and no
     meta (Snakemake marks the job incomplete and reruns it); the rerun writes both, the same pairs."""
-    from harness import rank
+    from harness.ranking import rank
 
     (tmp_path / "pairs.meta.json").write_text('{"from": "an older run"}')
     argv = _rank_argv(tmp_path, _rm_job(tiny_models / "reward"))
@@ -1014,7 +1014,7 @@ def test_annotations_without_a_verdict_are_counted(tmp_path):
 
 
 def test_conversation_past_the_scorer_context_is_cut_and_counted(tiny_models):
-    from harness.rank import score_reward_model
+    from harness.ranking.rank import score_reward_model
 
     long = [{"role": "user", "content": "count " * 700}, {"role": "assistant", "content": "1 2"}]
     short = [{"role": "user", "content": "count"}, {"role": "assistant", "content": "1 2"}]
@@ -1033,9 +1033,9 @@ def test_conversation_past_the_scorer_context_is_cut_and_counted(tiny_models):
     ids=["too_few", "not_a_number", "not_a_reference_file"],
 )
 def test_bad_reference_logps_are_named(change, what, tmp_path):
-    from harness.io import RecordError
-    from harness.io import file_sha256 as _sha256
-    from harness.train import load_reference
+    from harness.core.io import RecordError
+    from harness.core.io import file_sha256 as _sha256
+    from harness.training.train import load_reference
 
     pairs = lines(tmp_path / "pairs.jsonl", ['{"a": 1}', '{"a": 2}'])
     ref = {"pairs": 2, "pairs_sha256": _sha256(str(pairs)), "chosen": [-1.0, -2.0], "rejected": [-3.0, -4.0]}
@@ -1050,7 +1050,7 @@ def test_bad_reference_logps_are_named(change, what, tmp_path):
 def test_hub_pairs_with_equal_answers_are_left_out_and_counted(tmp_path):
     """A hub preference set (HH, RewardBench) has a few pairs whose answers are the same text: left
     out and counted when it is prepared; a local file with one is refused (the case above)."""
-    from harness.records import load_preferences
+    from harness.core.records import load_preferences
 
     src = lines(tmp_path / "prefs.jsonl", [PREF, {**PREF, "id": "q", "rejected": "good"}])
     identical: list = []

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness.cache import JudgeCache
+from harness.core.cache import JudgeCache
 
 from .conftest import ipr_job
 
@@ -26,8 +26,8 @@ def test_cache_roundtrip_and_torn_tail(tmp_path):
 
 
 def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, monkeypatch):
-    from harness import rank
     from harness.backends.hf import TransformersBackend
+    from harness.ranking import rank
 
     rows = []
     for i in range(6):

@@ -1,4 +1,4 @@
-"""Paired comparisons (harness/compare.py): the interval's coverage and the p-value's size on simulated
+"""Paired comparisons (harness/reporting/compare.py): the interval's coverage and the p-value's size on simulated
 cells at the demo's sizes, Holm's correction, and the step on files against a direct computation."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from harness import compare
+from harness.reporting import compare
 
 SEEDS, PROMPTS = 3, 96
 
@@ -122,7 +122,7 @@ def test_cells_on_different_prompts_are_refused(tmp_path):
 
 
 def test_a_comparison_with_an_unknown_reference_is_refused_in_one_line():
-    from harness.config import ConfigError, read_yaml, validate
+    from harness.workflow.config import ConfigError, read_yaml, validate
 
     from .conftest import ROOT
 

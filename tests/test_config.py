@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from harness.config import ConfigError, load_config, validate
+from harness.workflow.config import ConfigError, load_config, validate
 
 from .conftest import ROOT
 
@@ -116,7 +116,7 @@ def test_invalid_yaml_names_file(tmp_path):
 
 
 def test_config_overrides_get_their_yaml_types():
-    from harness.config import retype_overrides
+    from harness.workflow.config import retype_overrides
 
     cfg = {"seeds": [0], "regularizers": {"bcr": {"kind": "bcr", "delta": 0.5}}, "name": "x"}
     # what Snakemake's --config hands over for seeds='[0, 1]' and regularizers={'bcr': {'delta': 0.7}}
@@ -153,7 +153,7 @@ def test_evaluate_entries_are_checked_in_one_line(tmp_path):
     AlpacaEval judges against that policy's answers."""
     import yaml
 
-    from harness.config import ConfigError, load_config
+    from harness.workflow.config import ConfigError, load_config
 
     base = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
     cases = [

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from harness import cost
+from harness.core import timing
+from harness.reporting import cost
 
 TSV = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n{s}\t0:00:00\t1\t1\t1\t1\t0\t0\t90\t{cpu}\n"
 
@@ -23,7 +24,7 @@ def test_upstream_block_and_tables(tmp_path):
         _job(tmp_path, "generate", 1800, 900, 1),
         _job(tmp_path, "judge", 360, 3600, 0),
     ]
-    block = cost.upstream(specs)
+    block = timing.upstream(specs)
     assert block["jobs"]["train"]["gpu_hours"] == pytest.approx(16.0)
     assert block["gpu_hours"] == pytest.approx(1 + 16 + 0.5) and block["cpu_hours"] == pytest.approx(
         6900 / 3600
@@ -56,7 +57,7 @@ def test_upstream_block_and_tables(tmp_path):
     assert ["p", "ipr", "ipr", "7.00", "3.50", "0.00"] in rows  # judge prompts and paid calls per prompt
     assert ["p", "rm", "reward_model", "0.00", "0.00", "3.10"] in rows  # no judge calls: completions scored
     assert len(csv.read_text().splitlines()) == 1 + 4  # the same metrics file twice: each job once
-    assert cost.totals([str(metrics)]) == {
+    assert timing.totals([str(metrics)]) == {
         "jobs": 4,
         "gpu_hours": pytest.approx(17.5),
         "cpu_hours": pytest.approx(6900 / 3600),
@@ -64,9 +65,9 @@ def test_upstream_block_and_tables(tmp_path):
 
 
 def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypatch):
-    """A warm-start worker (harness/warm.py) is outside its job's process tree, so the benchmark's
+    """A warm-start worker (harness/workflow/warm.py) is outside its job's process tree, so the benchmark's
     cpu_time is the waiting client's; the step's own measurement counts instead."""
-    from harness.provenance import provenance
+    from harness.core.provenance import provenance
 
     monkeypatch.setenv("HARNESS_WARM_WORKER", "1")
     prov = provenance()
@@ -74,8 +75,8 @@ def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypat
     tsv, out = tmp_path / "train.tsv", tmp_path / "train.json"
     tsv.write_text(TSV.format(s=100, cpu=0.05))
     out.write_text(json.dumps({"provenance": {"gpus": 0, "warm_start": True, "cpu_s": 90.0}}))
-    assert cost.upstream([f"train={tsv},{out}"])["cpu_hours"] == pytest.approx(90 / 3600)
-    from harness.shards import merge_meta
+    assert timing.upstream([f"train={tsv},{out}"])["cpu_hours"] == pytest.approx(90 / 3600)
+    from harness.core.shards import merge_meta
 
     shards = [{"n": 2, "provenance": {"warm_start": True, "cpu_s": c, "gpus": 0}} for c in (3.0, 4.5)]
     merged = merge_meta(shards)
@@ -87,16 +88,16 @@ def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypat
 def test_missing_benchmark_is_reported_not_invented(tmp_path):
     prov = tmp_path / "out.json"
     prov.write_text(json.dumps({"provenance": {"gpus": 2}}))
-    block = cost.upstream([f"train={tmp_path / 'none.tsv'},{prov}"])
+    block = timing.upstream([f"train={tmp_path / 'none.tsv'},{prov}"])
     assert block["unmeasured"] == ["train"] and block["gpu_hours"] == 0
     with pytest.raises(ValueError, match="expected <stage>=<benchmark.tsv>,<file.json>"):
-        cost.parse_upstream(["training=a.tsv,b.json"])
+        timing.parse_upstream(["training=a.tsv,b.json"])
 
 
 def test_provenance_names_models_datasets_and_gpus(monkeypatch):
     import torch  # a step that ran with torch loaded: it used GPUs only if CUDA is there
 
-    from harness.provenance import provenance
+    from harness.core.provenance import provenance
 
     monkeypatch.setenv("HARNESS_GPUS", "4")
     job = {

@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from harness import sizing
+from harness.training import batch
 
 from .workflow import copy_workflow, job_counts, snakemake
 
@@ -136,7 +136,9 @@ def test_slurm_profile_dry_run_sizes_jobs_from_config(wf):
     assert "gpu=8" in train and "slurm_partition=a100q" in train and "gpu_model=a100" in train
     assert "slurm_account=lab" in train and "mem_mb=512000" in train
     assert "accelerate launch --multi_gpu --num_processes 8 -m harness train" in train
-    assert "python -m harness.gpus 8 --" in train  # a no-op inside SLURM jobs, device slots on a workstation
+    assert (
+        "python -m harness.core.gpus 8 --" in train
+    )  # a no-op inside SLURM jobs, device slots on a workstation
     assert "gpu=4" in _block(r.stdout, "rank_ipr_shard")  # models.llama3-70b-instruct.gpus
     assert "gpu=1" in _block(r.stdout, "sample") and "gpu=1" in _block(r.stdout, "generate")
     judge = _block(
@@ -168,7 +170,7 @@ def test_local_gpu_node_trains_on_eight_gpus_at_batch_128(wf):
     job = yaml.safe_load((wf / config).read_text())
     t = job["training"]
     assert (t["effective_batch_size"], t["per_device_train_batch_size"], t["gpus"]) == (128, 2, 8)
-    assert sizing.accumulation(t["effective_batch_size"], t["per_device_train_batch_size"], 8) == 8
+    assert batch.accumulation(t["effective_batch_size"], t["per_device_train_batch_size"], 8) == 8
     assert "gradient_accumulation_steps" not in t  # derived, never configured
 
 

@@ -1,4 +1,4 @@
-"""The demo workflow end to end in the demo world (harness/world.py), on tiny models built from code,
+"""The demo workflow end to end in the demo world (harness/demo/world.py), on tiny models built from code,
 offline, in a copy of the checkout; the effects that must hold by construction; then, on the finished
 workspace, what a change of config or code reruns (dry runs), and a run killed with SIGKILL that
 resumes to the same tables."""
@@ -127,7 +127,7 @@ def test_demo_end_to_end(demo):
     }
     _check_likelihood_shapes(wf)
 
-    # the demo ran warm (harness/warm.py): its steps were forked from one server, and the cost table
+    # the demo ran warm (harness/workflow/warm.py): its steps were forked from one server, and the cost table
     # still counts their CPU (each step's own measurement; how it compares with wall time depends on the
     # machine's load, so no ratio is asserted here)
     assert "warm start: serving on " in (wf / "results/demo/logs/warm_start.log").read_text()
@@ -428,7 +428,10 @@ def test_sigkill_then_make_demo_resumes_to_the_same_tables(demo, tmp_path):
 
     # what `make demo` runs: clear the killed run's lock, then the workflow
     subprocess.run(
-        [sys.executable, "-m", "harness.locks"], cwd=wf, check=True, env=dict(os.environ, PYTHONPATH=str(wf))
+        [sys.executable, "-m", "harness.workflow.locks"],
+        cwd=wf,
+        check=True,
+        env=dict(os.environ, PYTHONPATH=str(wf)),
     )
     second = snakemake(DEMO, wf, timeout=1800)
     assert second.returncode == 0, second.stdout[-4000:] + second.stderr[-4000:]
@@ -494,7 +497,7 @@ REPORTED = [
 
 
 def test_html_report_opens_in_chromium_with_every_figure(demo):
-    from harness.report_check import browser, check
+    from harness.reporting.report_check import browser, check
 
     r = snakemake(
         ["--configfile", "config/demo.yaml", "--report", "results/demo/report.html"], demo
@@ -550,8 +553,8 @@ def test_plan_counts_what_the_demo_then_did(demo, tmp_path):
     made, its jobs per stage the ones Snakemake planned; before any run they are upper bounds."""
     from pathlib import Path
 
-    from harness import plan
-    from harness.config import load_config
+    from harness.workflow import plan
+    from harness.workflow.config import load_config
 
     cfg = load_config(demo / "config/demo.yaml")
     done = plan.plan(cfg, demo)

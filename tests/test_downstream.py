@@ -6,8 +6,10 @@ import json
 
 import pytest
 
-from harness import downstream, report
-from harness.io import RecordError
+from harness.core.io import RecordError
+from harness.demo import world
+from harness.evaluation import downstream
+from harness.reporting import report
 
 from .conftest import model_ref
 
@@ -18,14 +20,14 @@ TASKS = [
 
 
 def _job(model, **kw):
-    d = {"tasks": TASKS, "include_path": "harness/lm_eval_tasks", "include_defaults": False, "backend": "hf",
+    d = {"tasks": TASKS, "include_path": "harness/evaluation/lm_eval_tasks", "include_defaults": False, "backend": "hf",
          "batch_size": 16, "apply_chat_template": True, "bootstrap_iters": 100, "limit": None, **kw}  # fmt: skip
     return {"step": "downstream", "downstream": d, "model": model_ref(model), "seed": 0,
             "cell": {"policy": "p", "ranker": "base", "regularizer": "—", "seed": 0}}  # fmt: skip
 
 
 def test_world_set_has_the_answer_among_distinct_choices():
-    rows = downstream.world_rows({"n": 30, "seed": 3})
+    rows = world.downstream_rows({"n": 30, "seed": 3})
     assert len(rows) == 30 and len({r["prompt"] for r in rows}) == 30
     for r in rows:
         assert r["choices"][r["gold"]] == r["answer"]
@@ -34,7 +36,7 @@ def test_world_set_has_the_answer_among_distinct_choices():
 
 def test_lm_eval_runs_the_project_tasks_on_a_tiny_model(tmp_path, tiny_models):
     data = tmp_path / "downstream.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in downstream.world_rows({"n": 12, "seed": 3})))
+    data.write_text("".join(json.dumps(r) + "\n" for r in world.downstream_rows({"n": 12, "seed": 3})))
     out, metrics = tmp_path / "results.json", tmp_path / "metrics.json"
     downstream.run(_job(tiny_models / "policy"), str(data), str(out), str(metrics))
     results = json.loads(out.read_text())

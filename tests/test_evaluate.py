@@ -9,10 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from harness import alpaca, alpaca_metrics, mt_bench
-from harness.io import RecordError
-from harness.judge import load_template, parse_choice, parse_rating
-from harness.records import MT_TEMPLATES, load_judge_prompts, load_mt_questions, load_reference_answers
+from harness.core.io import RecordError
+from harness.core.records import MT_TEMPLATES, load_judge_prompts, load_mt_questions, load_reference_answers
+from harness.evaluation import alpaca, alpaca_metrics, mt_bench
+from harness.ranking.judge import load_template, parse_choice, parse_rating
 
 from .conftest import ROOT, chat_completion, shared
 
@@ -510,7 +510,7 @@ def test_mt_bench_bootstrap_uses_the_configured_samples(tmp_path, monkeypatch):
 def test_auto_lc_method_resolves_from_what_is_at_hand(tmp_path, monkeypatch):
     import copy
 
-    from harness.config import load_config
+    from harness.workflow.config import load_config
 
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
     cfg = load_config(str(ROOT / "config" / "demo.yaml"))
@@ -533,7 +533,7 @@ def test_auto_lc_method_resolves_from_what_is_at_hand(tmp_path, monkeypatch):
 
 
 def test_oracle_grades_world_mt_bench_questions_through_the_fastchat_path(tmp_path):
-    from harness import data
+    from harness.data import prepare as data
 
     qs, refs = tmp_path / "q.jsonl", tmp_path / "r.jsonl"
     questions = data.world_rows({"n": 6, "seed": 2}, "mt_bench")
@@ -574,8 +574,8 @@ def test_oracle_grades_world_mt_bench_questions_through_the_fastchat_path(tmp_pa
 def test_mt_bench_answers_use_each_categorys_temperature():
     from types import SimpleNamespace
 
-    from harness import generate
-    from harness.records import MTQuestion
+    from harness.core.records import MTQuestion
+    from harness.evaluation import generate
 
     calls = []
 
@@ -604,8 +604,8 @@ def test_every_lc_method_names_its_measured_error():
     """The measured error table (benchmarks/lc_joint_loo.py) by fit size: a fit between two measured
     sizes takes the smaller's (larger) error; official has none; the default auto threshold is the
     first measured size where joint beats approximate on mean and 90th percentile."""
-    from harness.alpaca_metrics import APPROXIMATE_ERROR, JOINT_ERROR, expected_error
-    from harness.config import load_config
+    from harness.evaluation.alpaca_metrics import APPROXIMATE_ERROR, JOINT_ERROR, expected_error
+    from harness.workflow.config import load_config
 
     assert expected_error("official length_controlled_v1 (local file x)") is None
     assert expected_error("approximate (no difficulty)")["mean_abs"] == APPROXIMATE_ERROR[0]

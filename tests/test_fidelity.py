@@ -14,8 +14,8 @@ import json
 import numpy as np
 import pytest
 
-from harness import alpaca_metrics, mt_bench
-from harness.judge import parse_rating
+from harness.evaluation import alpaca_metrics, mt_bench
+from harness.ranking.judge import parse_rating
 
 from .conftest import ROOT, shared
 

@@ -6,9 +6,11 @@ import json
 
 import pytest
 
-from harness import data, finetune, world
-from harness.io import RecordError, read_json
-from harness.records import load_demonstrations
+from harness.core.io import RecordError, read_json
+from harness.core.records import load_demonstrations
+from harness.data import prepare as data
+from harness.demo import world
+from harness.training import finetune
 
 from .conftest import model_ref
 
@@ -50,7 +52,7 @@ def test_sft_fits_the_demonstrations_and_saves_a_loadable_policy(tiny_models, tm
 
 
 def test_reward_training_separates_chosen_from_rejected(tiny_models, tmp_path):
-    from harness.rank import score_reward_model
+    from harness.ranking.rank import score_reward_model
 
     prefs = tmp_path / "prefs.jsonl"
     spec = {"world": {"n": 96, "seed": 3, "groups": ["numbers"]}}

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.gpus import acquire
+from harness.core.gpus import acquire
 
 from .conftest import pythonpath
 
@@ -47,7 +47,7 @@ def test_snakemake_never_places_two_jobs_on_one_gpu(tmp_path):
             rule job:
                 output: "out/{{i}}.json"
                 resources: gpu=lambda wc: 1 if int(wc.i) % 2 else 2
-                shell: "{sys.executable} -m harness.gpus {{resources.gpu}} -- {sys.executable} record.py {{output}} 0.8"
+                shell: "{sys.executable} -m harness.core.gpus {{resources.gpu}} -- {sys.executable} record.py {{output}} 0.8"
             """
         )
     )
@@ -82,7 +82,7 @@ def test_two_runs_sharing_a_node_wait_for_each_other(tmp_path):
             [
                 sys.executable,
                 "-m",
-                "harness.gpus",
+                "harness.core.gpus",
                 "2",
                 "--",
                 sys.executable,
@@ -108,7 +108,7 @@ def test_killed_job_releases_its_gpus(tmp_path):
         "PYTHONPATH": pythonpath(),
     }
     env.pop("SLURM_JOB_ID", None)
-    p = subprocess.Popen([sys.executable, "-m", "harness.gpus", "1", "--", "sleep", "60"], env=env)
+    p = subprocess.Popen([sys.executable, "-m", "harness.core.gpus", "1", "--", "sleep", "60"], env=env)
     deadline = time.time() + 60
     while True:  # until the sleeper holds the device
         try:
@@ -135,7 +135,7 @@ def test_pool_errors_and_pass_through(tmp_path):
         [
             sys.executable,
             "-m",
-            "harness.gpus",
+            "harness.core.gpus",
             "1",
             "--",
             sys.executable,
@@ -158,10 +158,13 @@ def test_more_gpus_than_the_pool_is_one_line(tmp_path):
         "PYTHONPATH": pythonpath(),
     }
     r = subprocess.run(
-        [sys.executable, "-m", "harness.gpus", "4", "--", "true"], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "harness.core.gpus", "4", "--", "true"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.strip().splitlines() == [
-        "harness.gpus: a job asks for 4 GPUs but the pool has 2 (0,1); set the rule's GPUs lower or run "
+        "harness.core.gpus: a job asks for 4 GPUs but the pool has 2 (0,1); set the rule's GPUs lower or run "
         "with --resources gpu=<GPUs here>"
     ]

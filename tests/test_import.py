@@ -38,7 +38,7 @@ def _imports(path) -> set[str]:
 
 
 def test_no_import_cycles_between_harness_modules():
-    """Shared helpers live in leaf modules (harness/tables.py, harness/cells.py, harness/objectives.py),
+    """Shared helpers live in leaf modules (harness/reporting/tables.py, harness/core/cells.py, harness/training/objectives.py),
     so no two modules import each other, not even through a deferred import."""
     from pathlib import Path
 

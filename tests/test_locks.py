@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness.locks import clear_stale, live_snakemake
+from harness.workflow.locks import clear_stale, live_snakemake
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
@@ -39,7 +39,7 @@ def test_the_runs_own_parents_are_not_another_run(tmp_path):
 
     from .conftest import ROOT
 
-    code = "from pathlib import Path; from harness.locks import live_snakemake; print(live_snakemake(Path.cwd()))"
+    code = "from pathlib import Path; from harness.workflow.locks import live_snakemake; print(live_snakemake(Path.cwd()))"
     out = subprocess.run(
         ["bash", "-c", f"{sys.executable} -c '{code}'; : snakemake --cores 1"],
         cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)),

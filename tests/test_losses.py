@@ -5,7 +5,20 @@ import math
 import pytest
 import torch
 
-from harness.losses import bcr_penalty, dpo_bcr, dpo_nll, dpo_sigmoid, nll_per_token, sequence_logp
+from harness.training.losses import bcr_penalty, dpo_sigmoid, nll_per_token, sequence_logp
+
+
+# The two objectives as the paper writes them, from the terms the trainer adds (harness/training/trainer.py):
+# references for the tests here and for the trainer's loss in test_trainer_parity.
+def dpo_bcr(l_w, l_l, r_w, r_l, beta: float, lam: float, delta: float) -> torch.Tensor:
+    """L = L_DPO + lambda * mean_B max(0, [r_w - l_w] - delta)."""
+    return dpo_sigmoid(l_w, l_l, r_w, r_l, beta) + lam * bcr_penalty(l_w, r_w, delta)
+
+
+def dpo_nll(l_w, l_l, r_w, r_l, beta: float, alpha: float, chosen_token_logps, chosen_mask) -> torch.Tensor:
+    """L = L_DPO + alpha * NLL(y_w) per token."""
+    return dpo_sigmoid(l_w, l_l, r_w, r_l, beta) + alpha * nll_per_token(chosen_token_logps, chosen_mask)
+
 
 # Two pairs. Log-ratios: chosen [-1, 0], rejected [-1, 2]; margins [0, -2].
 L_W = torch.tensor([-3.0, -5.0])

@@ -22,7 +22,7 @@ import sys
 import pytest
 import yaml
 
-from harness.config import section_defaults
+from harness.workflow.config import section_defaults
 
 from .conftest import ROOT, model_ref, pythonpath
 from .test_training import PAIRS as TRAINING_PAIRS
@@ -76,7 +76,7 @@ def data(tmp_path_factory, tiny_models):
 
 
 def _reference(model, data_dir, pairs) -> str:
-    from harness import train
+    from harness.training import train
 
     path = data_dir / f"reference-{model.name}.json"
     if not path.exists():
@@ -180,7 +180,8 @@ def test_two_processes_equal_one_on_the_real_model(data, smollm2, tmp_path):
 KILLED = """
 import os, signal, sys
 from transformers import TrainerCallback
-from harness import cli, trainer
+from harness import cli
+from harness.training import trainer
 
 class Kill(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):

@@ -1,4 +1,4 @@
-"""The registry of objectives (harness/objectives.py): one place that says which objectives exist.
+"""The registry of objectives (harness/training/objectives.py): one place that says which objectives exist.
 
 The schema's enum and key properties equal the registry's; each kind's defaults and budget; a key
 its kind does not take is refused in one line; the module imports without torch; a reference-free
@@ -13,8 +13,8 @@ import sys
 import pytest
 import yaml
 
-from harness import objectives
-from harness.config import ConfigError, validate
+from harness.training import objectives
+from harness.workflow.config import ConfigError, validate
 
 from .conftest import ROOT, pythonpath
 from .test_training import _job, _train, pairs_file  # noqa: F401 - the fixture
@@ -44,7 +44,7 @@ def test_schema_enum_and_keys_equal_the_registry():
 
 
 def test_registry_imports_without_torch():
-    code = "import sys, harness.objectives; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, harness.training.objectives; assert 'torch' not in sys.modules, 'torch imported'"
     r = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": pythonpath()}
     )
@@ -122,7 +122,7 @@ def test_baselines_names_are_checked():
 def test_baselines_table_marks_the_reference_free_likelihood(tmp_path):
     """A reference-free cell's likelihood change (per token, against the initial policy) goes to its own
     column, not beside the DPO cells' summed change against the reference."""
-    from harness.report import build_table, to_markdown
+    from harness.reporting.report import build_table, to_markdown
 
     paths = []
     for reg, unit, value in (("dpo", "sum", -3.0), ("simpo", "token", -0.02)):
@@ -158,8 +158,8 @@ def test_docs_table_is_the_registry():
 
 
 def test_trainer_configs_take_the_objectives_own_settings():
-    from harness.config import section_defaults
-    from harness.train import dpo_config, trl_config
+    from harness.training.train import dpo_config, trl_config
+    from harness.workflow.config import section_defaults
 
     training = {**section_defaults("training"), "beta": 0.01, "learning_rate": 5e-7}
     job = {"seed": 0, "training": training}
@@ -193,8 +193,8 @@ def test_judge_backends_in_the_schema_are_the_registry():
 def test_sweep_and_baselines_choose_their_benchmarks():
     """A budget sweep's `evaluate` and a baselines entry's `benchmarks` name the benchmarks their cells
     are evaluated on; the cells, the plan and the joint LC fit follow."""
-    from harness.cells import cells, evaluated_models
-    from harness.config import load_config
+    from harness.core.cells import cells, evaluated_models
+    from harness.workflow.config import load_config
 
     cfg = load_config(ROOT / "config/demo.yaml")
     cfg["budget_sweep"][0]["evaluate"] = ["alpaca_eval"]

@@ -4,8 +4,8 @@ backoff on 429 and 5xx, a clear failure when retries run out, text verdicts pars
 import pytest
 
 from harness.backends.openai_compat import Failure, OpenAIBackend, retry_window_s
-from harness.errors import EndpointError
-from harness.judge import PairwiseJudge, RatingJudge, parse_rating
+from harness.core.errors import EndpointError
+from harness.ranking.judge import PairwiseJudge, RatingJudge, parse_rating
 
 from .conftest import chat_completion
 
@@ -48,7 +48,7 @@ def test_default_retry_window_outlasts_a_server_restart():
 
     import yaml
 
-    from harness.config import SCHEMA
+    from harness.workflow.config import SCHEMA
 
     default = yaml.safe_load(SCHEMA.read_text())["$defs"]["judge"]["properties"]["retries"]["default"]
     assert default == inspect.signature(OpenAIBackend).parameters["retries"].default
@@ -175,7 +175,7 @@ def test_keep_tied_never_pairs_by_position_alone(server, monkeypatch, tmp_path):
     still gets no pair."""
     import json
 
-    from harness import rank
+    from harness.ranking import rank
 
     monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness import plan
-from harness.config import load_config
+from harness.workflow import plan
+from harness.workflow.config import load_config
 
 from .conftest import ROOT
 

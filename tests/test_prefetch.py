@@ -9,8 +9,9 @@ import sys
 
 import yaml
 
-from harness import prefetch
-from harness.config import load_config
+from harness.core.hub import url_cache
+from harness.workflow import prefetch
+from harness.workflow.config import load_config
 
 from .conftest import ROOT
 
@@ -92,7 +93,7 @@ def test_offline_url_found_in_the_cache_is_used(tmp_path, monkeypatch):
     url = "https://example.org/pinned/question.jsonl"
     env = _offline_env(tmp_path)
     monkeypatch.setenv("HF_HOME", env["HF_HOME"])
-    cached = prefetch.url_cache(url)
+    cached = url_cache(url)
     cached.parent.mkdir(parents=True)
     q = {"question_id": 81, "category": "writing", "turns": ["Write a haiku.", "Now a limerick."]}
     cached.write_text(json.dumps(q) + "\n")
@@ -112,15 +113,15 @@ def test_offline_model_missing_from_the_cache(tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(
-        "harness.prefetch.MissingAsset: model meta-llama/Meta-Llama-3-8B-Instruct@339ce92d is not in the local cache"
+        "harness.core.hub.MissingAsset: model meta-llama/Meta-Llama-3-8B-Instruct@339ce92d is not in the local cache"
     )
 
 
 def test_the_lm_eval_task_datasets_are_listed_at_their_pins():
     """The paper's lm-eval tasks name their hub datasets (read from lm-eval's task files; a group such as
     mmlu names each of its tasks' configs), at the task's dataset_revision where the config pins one."""
-    from harness import prefetch
-    from harness.config import load_config
+    from harness.workflow import prefetch
+    from harness.workflow.config import load_config
 
     cfg = load_config(ROOT / "config/config.yaml")
     found = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval"]

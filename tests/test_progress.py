@@ -2,7 +2,7 @@
 
 import io
 
-from harness.progress import LineWise
+from harness.core.progress import LineWise
 
 
 class Clock:
@@ -52,7 +52,7 @@ def test_a_step_run_by_the_cli_writes_no_carriage_return(tmp_path):
     import sys
 
     code = (
-        "import sys; from harness.progress import line_wise; f = line_wise(); "
+        "import sys; from harness.core.progress import line_wise; f = line_wise(); "
         "[sys.stderr.write(f'\\r{i}/50') for i in range(51)]; sys.stderr.write('\\n'); f.finish()"
     )
     log = tmp_path / "job.log"

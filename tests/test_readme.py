@@ -238,7 +238,7 @@ def test_benchmark_guide_runs_as_written(tmp_path, tiny_models):
     simple_evaluate) on a tiny policy; and its config block planned in the guides' own config."""
     import yaml
 
-    from harness import downstream
+    from harness.evaluation import downstream
 
     from .conftest import model_ref
     from .workflow import snakemake

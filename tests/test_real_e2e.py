@@ -53,7 +53,7 @@ def real(tmp_path_factory):
     wf = copy_workflow(root / "wf")
     r = snakemake(["--cores", "2", "results/real/models/gguf/smollm2", *CONFIG], wf, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    serve = [sys.executable, "-m", "harness.vllm_server", "--python", str(VLLM_PYTHON), "--model",
+    serve = [sys.executable, "-m", "harness.workflow.vllm_server", "--python", str(VLLM_PYTHON), "--model",
              "results/real/models/gguf/smollm2", "--name", "smollm2", "--port", PORT, "--log", "results/real/logs/vllm_server.log",
              "--", *snakemake_command(), "--cores", "2", *CONFIG]  # fmt: skip
     import subprocess

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.io import file_sha256
+from harness.core.io import file_sha256
 
 from . import real_model
 from .real_model import BOS, ref
@@ -94,8 +94,8 @@ def test_training_pairs_and_reference_logps_apply_the_template_once(smollm2_bos,
     template's own prompt ids (one BOS); with a second BOS in front they would not."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness.config import section_defaults
-    from harness.train import reference_logps
+    from harness.training.train import reference_logps
+    from harness.workflow.config import section_defaults
 
     pairs = [
         {"prompt": _chat(QUESTIONS[0]), "chosen": [{"role": "assistant", "content": "Paris is the capital."}],
@@ -129,7 +129,8 @@ def test_lm_eval_applies_the_template_once(smollm2_bos, tmp_path, monkeypatch):
     """lm-eval with apply_chat_template renders the template and must not add the tokenizer's BOS again."""
     from lm_eval.models.huggingface import HFLM
 
-    from harness import downstream
+    from harness.demo import world
+    from harness.evaluation import downstream
 
     seen = []
     call = HFLM._model_call
@@ -140,9 +141,9 @@ def test_lm_eval_applies_the_template_once(smollm2_bos, tmp_path, monkeypatch):
 
     monkeypatch.setattr(HFLM, "_model_call", spy)
     data = tmp_path / "downstream.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in downstream.world_rows({"n": 2, "seed": 3})))
+    data.write_text("".join(json.dumps(r) + "\n" for r in world.downstream_rows({"n": 2, "seed": 3})))
     d = {"tasks": [{"name": "world_choice", "version": 1.0, "num_fewshot": 0, "metric": "acc"}],
-         "include_path": "harness/lm_eval_tasks", "include_defaults": False, "backend": "hf", "batch_size": 8,
+         "include_path": "harness/evaluation/lm_eval_tasks", "include_defaults": False, "backend": "hf", "batch_size": 8,
          "apply_chat_template": True, "bootstrap_iters": 100, "limit": None}  # fmt: skip
     job = {"step": "downstream", "downstream": d, "model": ref(smollm2_bos), "seed": 0,
            "cell": {"policy": "p", "ranker": "base", "regularizer": "—", "seed": 0}}  # fmt: skip
@@ -178,7 +179,7 @@ def test_judge_cuts_long_answers_never_the_template(smollm2):
     template's opening, the request and the verdict instruction, fits the limit with its label, and
     is counted; the backend never has to cut the prompt's left end."""
     from harness.backends.hf import TransformersBackend
-    from harness.judge import PairwiseJudge, load_template
+    from harness.ranking.judge import PairwiseJudge, load_template
 
     backend = TransformersBackend(ref(smollm2))
     judge = PairwiseJudge(backend, "pairwise_v1.txt", batch_size=4, max_prompt_tokens=300)
@@ -285,8 +286,8 @@ def test_scorer_conversion_scores_yes_minus_no_after_the_question(smollm2, tmp_p
     conversation equals logit(Yes) - logit(No) of the causal LM after the question its template adds."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from harness import convert
-    from harness.rank import score_reward_model
+    from harness.backends import convert
+    from harness.ranking.rank import score_reward_model
 
     question = "Was that answer helpful and correct? Answer Yes or No."
     spec = {"package": real_model.PACKAGE, "file": real_model.FILE,
@@ -318,7 +319,7 @@ def test_serving_wrapper_refuses_a_missing_environment_in_one_line(tmp_path):
     import sys
 
     r = subprocess.run(
-        [sys.executable, "-m", "harness.vllm_server", "--python", str(tmp_path / "nowhere/python"), "--model",
+        [sys.executable, "-m", "harness.workflow.vllm_server", "--python", str(tmp_path / "nowhere/python"), "--model",
          str(tmp_path), "--name", "m", "--port", "9", "--", "true"],
         capture_output=True, text=True, cwd=real_model.ROOT, timeout=60,
     )  # fmt: skip

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from harness import report
+from harness.reporting import report
 
 
 def _write(tmp_path, name, data):

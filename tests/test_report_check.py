@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.report_check import browser, check
+from harness.reporting.report_check import browser, check
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="

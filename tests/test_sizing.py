@@ -1,9 +1,10 @@
-"""GPU counts and batch arithmetic from the config (harness/sizing.py); the SLURM site file (harness/site.py)."""
+"""GPU counts and batch arithmetic from the config (harness/workflow/sizing.py); the SLURM site file (harness/workflow/site.py)."""
 
 import pytest
 
-from harness import site, sizing
-from harness.config import load_config
+from harness.training import batch
+from harness.workflow import site, sizing
+from harness.workflow.config import load_config
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +31,14 @@ def test_gpu_counts_follow_what_the_config_runs(paper, demo):
 
 
 def test_accumulation_reaches_the_effective_batch_exactly():
-    assert sizing.accumulation(128, 2, 8) == 8
-    assert sizing.accumulation(128, 2, 4) == 16  # fewer GPUs accumulate more
-    assert sizing.accumulation(16, 16, 0) == 1  # a CPU job is one process
-    assert sizing.describe(128, 2, 8) == "128 = 2 per device x 8 accumulation x 8 process(es)"
+    assert batch.accumulation(128, 2, 8) == 8
+    assert batch.accumulation(128, 2, 4) == 16  # fewer GPUs accumulate more
+    assert batch.accumulation(16, 16, 0) == 1  # a CPU job is one process
+    assert batch.describe(128, 2, 8) == "128 = 2 per device x 8 accumulation x 8 process(es)"
     with pytest.raises(
-        sizing.BatchError, match=r"effective_batch_size=128 is not a multiple of .*=2 x 3 process\(es\) = 6"
+        batch.BatchError, match=r"effective_batch_size=128 is not a multiple of .*=2 x 3 process\(es\) = 6"
     ):
-        sizing.accumulation(128, 2, 3)
+        batch.accumulation(128, 2, 3)
 
 
 def test_host_memory_follows_the_gpu_count():

@@ -201,7 +201,7 @@ def test_killed_snakemake_leaves_no_second_copy(wf):
     proc.send_signal(signal.SIGKILL)  # the job stays in SLURM; the directory lock stays behind
     killed_out, _ = proc.communicate()
     unlock = subprocess.run(
-        [sys.executable, "-m", "harness.locks"], cwd=wf, env=_env(wf), capture_output=True, text=True
+        [sys.executable, "-m", "harness.workflow.locks"], cwd=wf, env=_env(wf), capture_output=True, text=True
     )
     assert unlock.returncode == 0, unlock.stderr
     assert "removed the stale lock" in unlock.stderr

@@ -7,8 +7,8 @@ import sys
 import pytest
 import yaml
 
-from harness.io import RecordError
-from harness.records import load_prompts
+from harness.core.io import RecordError
+from harness.core.records import load_prompts
 
 from .conftest import ROOT, ipr_job, model_ref
 
@@ -58,7 +58,8 @@ def test_prepare_data_cli_fails_cleanly_and_writes_nothing(tmp_path):
 
 
 def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
-    from harness import rank, sample
+    from harness.data import sample
+    from harness.ranking import rank
 
     prompts = _write(
         tmp_path / "p.jsonl",
@@ -111,7 +112,7 @@ def test_sample_then_rank_ipr_counts_calls(tiny_models, tmp_path):
 
 
 def test_rank_reward_model(tiny_models, tmp_path):
-    from harness import rank
+    from harness.ranking import rank
 
     comp = _write(
         tmp_path / "c.jsonl",
@@ -150,7 +151,7 @@ def test_rank_reward_model(tiny_models, tmp_path):
 
 
 def test_train_rejects_empty_answers(tmp_path):
-    from harness.records import load_pairs
+    from harness.core.records import load_pairs
 
     p = _write(
         tmp_path / "pairs.jsonl",
@@ -191,7 +192,7 @@ def test_vllm_backend_names_the_extra():
 
 
 def test_choose_pair_strategies():
-    from harness.rank import choose_pair
+    from harness.ranking.rank import choose_pair
 
     order = [2, 0, 3, 1]
     assert choose_pair(order, None, {"strategy": "best_worst"}, "q", 0) == ((2, 1), None)
@@ -231,8 +232,8 @@ def test_remote_code_needs_the_trusted_list(tiny_models, tmp_path):
 
 
 def test_trusted_list_sets_trust_remote_code():
-    from harness import jobs
-    from harness.config import load_config
+    from harness.workflow import jobs
+    from harness.workflow.config import load_config
 
     cfg = load_config(ROOT / "config" / "config.yaml")
     paths = {"built_model": "x/{name}", "checkpoint": "y"}
@@ -241,8 +242,8 @@ def test_trusted_list_sets_trust_remote_code():
 
 
 def test_killed_sampling_resumes_from_its_last_shard(tiny_models, tmp_path, monkeypatch):
-    from harness import sample
     from harness.backends.hf import TransformersBackend
+    from harness.data import sample
 
     prompts = _write(
         tmp_path / "p.jsonl", [json.dumps({"id": f"q{i}", "prompt": f"Name a fruit {i}."}) for i in range(7)]
@@ -290,8 +291,8 @@ def test_killed_sampling_resumes_from_its_last_shard(tiny_models, tmp_path, monk
 
 
 def test_preferences_loader_and_hh_transcripts(tmp_path):
-    from harness.data import split_hh_transcript
-    from harness.records import load_preferences
+    from harness.core.records import load_preferences
+    from harness.data.prepare import split_hh_transcript
 
     good = load_preferences(ROOT / "data/demo/preferences_ood.jsonl")
     assert len(good) == 16 and set(good[0]) == {"id", "prompt", "chosen", "rejected"}
@@ -308,7 +309,7 @@ def test_preferences_loader_and_hh_transcripts(tmp_path):
 
 
 def test_study_metrics_by_hand():
-    from harness.study import _per_ranker, kendall_tau
+    from harness.ranking.study import _per_ranker, kendall_tau
 
     assert kendall_tau([0, 1, 2], [0, 1, 2]) == 1.0
     assert kendall_tau([0, 1, 2], [2, 1, 0]) == -1.0
@@ -328,7 +329,7 @@ def test_study_metrics_by_hand():
 
 
 def test_training_curves_figure(tmp_path):
-    from harness.figures import likelihood_trajectories
+    from harness.reporting.figures import likelihood_trajectories
 
     rows = [
         {
@@ -358,7 +359,7 @@ def test_trajectories_leave_out_partial_batches_and_mark_epochs():
     curve (their means jump), and step 15 is marked as the end of an epoch (30 ends training)."""
     import pandas as pd
 
-    from harness.figures import _epoch_ends, _full_batches
+    from harness.reporting.figures import _epoch_ends, _full_batches
 
     rows, tokens = [], 0
     for step in range(1, 31):
@@ -374,7 +375,7 @@ def test_trajectories_leave_out_partial_batches_and_mark_epochs():
 
 def test_pairs_longer_than_max_length_are_counted(tiny_models):
     from harness.backends.hf import load_tokenizer
-    from harness.train import count_over_length
+    from harness.training.train import count_over_length
 
     tok = load_tokenizer(model_ref(tiny_models / "policy"))
 
@@ -391,7 +392,7 @@ def test_pairs_longer_than_max_length_are_counted(tiny_models):
 
 
 def test_shard_bounds_cover_every_prompt_once_at_aligned_cuts():
-    from harness.shards import bounds, parse, take
+    from harness.core.shards import bounds, parse, take
 
     for n in (0, 1, 5, 320, 321):
         for count in (1, 2, 3, 7):
@@ -408,7 +409,8 @@ def test_shard_bounds_cover_every_prompt_once_at_aligned_cuts():
 def test_ipr_shards_keep_their_own_judge_cache(tiny_models, tmp_path):
     """Two shards of an IPR ranking with a model judge: each caches its calls, a rerun of one shard
     pays none, and the merged pairs are one job's prompts in order."""
-    from harness import rank, shards
+    from harness.core import shards
+    from harness.ranking import rank
 
     rows = [
         {"id": f"q{i}", "prompt": f"Name a colour {i}.", "completions": [
@@ -452,7 +454,7 @@ def test_a_local_judge_with_short_prompts_fits_nothing(tiny_models):
     """Prompts far below max_prompt_tokens: nothing to count or cut (an empty batch once crashed the
     transformers tokenizer), verdicts as they are."""
     from harness.backends.hf import TransformersBackend
-    from harness.judge import PairwiseJudge
+    from harness.ranking.judge import PairwiseJudge
 
     judge = PairwiseJudge(TransformersBackend(model_ref(tiny_models / "policy")), "pairwise_v1.txt",
                           max_prompt_tokens=4096)  # fmt: skip

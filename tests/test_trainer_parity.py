@@ -8,11 +8,12 @@
 import pytest
 import torch
 
-from harness.config import section_defaults
-from harness.losses import dpo_nll, dpo_sigmoid
-from harness.train import dpo_config
+from harness.training.losses import dpo_sigmoid
+from harness.training.train import dpo_config
+from harness.workflow.config import section_defaults
 
 from .conftest import model_ref
+from .test_losses import dpo_nll
 
 TRAINING = {
     **section_defaults("training"),
@@ -38,7 +39,7 @@ def _trainer(tiny_models, tmp_path, loss_type, loss_weights, regularizer=None, *
     from trl import DPOTrainer
 
     from harness.backends.hf import load_tokenizer
-    from harness.trainer import HarnessDPOTrainer
+    from harness.training.trainer import HarnessDPOTrainer
 
     ref = model_ref(tiny_models / "policy")
     tok = load_tokenizer(ref)
@@ -138,8 +139,8 @@ def test_bcr_limits_against_trl(tiny_models, tmp_path):
 def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):
     import json
 
-    from harness.io import RecordError
-    from harness.train import load_reference, reference_logps
+    from harness.core.io import RecordError
+    from harness.training.train import load_reference, reference_logps
 
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(
@@ -178,12 +179,12 @@ def test_reference_logps_once_per_pairs_file(tiny_models, tmp_path):
         load_reference(out, pairs)
 
 
-# ---- the baselines (harness/objectives.py): each against TRL's own loss and a hand computation ----
+# ---- the baselines (harness/training/objectives.py): each against TRL's own loss and a hand computation ----
 
 
 def _objective_trainer(tiny_models, tmp_path, name, **keys):
     """A HarnessDPOTrainer configured from the registry entry alone (loss types, weights, TRL args)."""
-    from harness import objectives
+    from harness.training import objectives
 
     reg = objectives.settings(name, {"kind": name, **keys})
     types, weights = objectives.loss_types(reg)
@@ -263,7 +264,7 @@ def test_dpo_family_baselines(tiny_models, tmp_path, kind, keys, formula):
         "loss/dpo" not in m for m in ours._metrics.values()
     )  # the sigmoid DPO loss is no part of these losses
     if kind != "rdpo":  # the same loss from TRL's own DPOTrainer configured by hand
-        from harness import objectives
+        from harness.training import objectives
 
         trl = _trainer(tiny_models, tmp_path / "trl", *objectives.loss_types(reg))
         trl.args.beta = trl.beta = ours.beta
@@ -277,9 +278,9 @@ def _free_trainer(tiny_models, tmp_path, name, **keys):
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
 
-    from harness import objectives
     from harness.backends.hf import load_tokenizer
-    from harness.train import _trl_trainer, trl_config
+    from harness.training import objectives
+    from harness.training.train import _trl_trainer, trl_config
 
     reg = objectives.settings(name, {"kind": name, **keys})
     ref = model_ref(tiny_models / "policy")
@@ -362,7 +363,7 @@ def test_docs_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch)
     against the registry by test_objectives) along."""
     import re
 
-    from harness import objectives
+    from harness.training import objectives
 
     from .conftest import ROOT
 
@@ -376,7 +377,7 @@ def test_docs_example_objective_is_one_entry(tiny_models, tmp_path, monkeypatch)
     assert objectives.update_doc(copy) and not objectives.update_doc(copy)
     table = copy.read_text().split(objectives.DOC_BEGIN + "\n")[1].split(objectives.DOC_END)[0]
     assert table.strip() == objectives.describe() and "| `nca` | NCA (Chen et al. 2024)" in table
-    assert re.search(r"```bash\npython -m harness.objectives --doc docs/methods.md\n```", readme)
+    assert re.search(r"```bash\npython -m harness.training.objectives --doc docs/methods.md\n```", readme)
     ours, _ = _objective_trainer(tiny_models, tmp_path / "ours", "nca")
     batch = _shifted_batch(ours)
     trl = _trainer(tiny_models, tmp_path / "trl", ["nca_pair"], [1.0])

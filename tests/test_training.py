@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from harness.config import ConfigError, section_defaults, validate
+from harness.workflow.config import ConfigError, section_defaults, validate
 
 from .conftest import ROOT, model_ref, pythonpath
 
@@ -61,7 +61,7 @@ def pairs_file(tmp_path):
 
 
 def _train(job, pairs, out):
-    from harness import train
+    from harness.training import train
 
     train.run(job, str(pairs), str(out / "model"), str(out / "log.jsonl"), str(out / "summary.json"))
     return [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()], json.loads(
@@ -74,7 +74,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import json, os, signal, sys
     from transformers import TrainerCallback
-    from harness import train, trainer
+    from harness.training import train, trainer
 
     job, pairs, out, kill_at = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 
@@ -88,7 +88,7 @@ KILLED_RUN = textwrap.dedent(
             super().__init__(*a, **kw)
             self.add_callback(Kill())
 
-    trainer.HarnessDPOTrainer = Dying  # train.run imports it from harness.trainer when called
+    trainer.HarnessDPOTrainer = Dying  # train.run imports it from harness.training.trainer when called
     train.run(job, pairs, out + "/model", out + "/log.jsonl", out + "/summary.json")
     """
 )
@@ -128,7 +128,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
 
 
 def test_partial_run_of_another_job_is_not_resumed(tmp_path):
-    from harness.train import resume_point
+    from harness.training.train import resume_point
 
     partial = tmp_path / "model.partial"
     (partial / "trainer" / "checkpoint-4").mkdir(parents=True)
@@ -179,7 +179,7 @@ def test_deepspeed_zero3_config_is_shipped():
 def test_throughput_by_hand(tiny_models, monkeypatch):
     from transformers import AutoModelForCausalLM
 
-    from harness.throughput import flops_per_token, peak_flops
+    from harness.core.throughput import flops_per_token, peak_flops
 
     model = AutoModelForCausalLM.from_pretrained(tiny_models / "policy")
     c = model.config
@@ -212,7 +212,7 @@ def _summary(path, reg, seed, chosen):
 
 
 def test_budget_sweep_table_and_figure(tmp_path):
-    from harness.figures import budget_sweep
+    from harness.reporting.figures import budget_sweep
 
     regs = [
         {"name": "dpo", "kind": "none"},
@@ -303,7 +303,7 @@ def test_full_fine_tuning_holds_float32_weights_unless_deepspeed_or_lora(tiny_mo
     model's dtype (DeepSpeed's own float32 master copy, float32 adapters)."""
     import torch
 
-    from harness.train import weights_dtype
+    from harness.training.train import weights_dtype
 
     job = _job(tiny_models)
     job["model"]["dtype"] = "bfloat16"

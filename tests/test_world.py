@@ -6,8 +6,9 @@ import random
 
 import pytest
 
-from harness import ipr, world
-from harness.oracle import OracleJudge
+from harness.demo import world
+from harness.demo.oracle import OracleJudge
+from harness.ranking import ipr
 
 
 @pytest.mark.parametrize("task", world.TASKS, ids=lambda t: t.name)

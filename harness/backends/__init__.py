@@ -7,7 +7,7 @@ A backend loads one model and offers two calls:
   option string as the continuation of each prompt (judges read verdicts from these).
 A backend without label log-probabilities (``supports_label_logprobs = False``, the OpenAI-compatible
 one) offers ``complete(prompts, max_tokens)`` instead, and judges parse its text. ``oracle`` is the
-demo world's ground-truth judge (harness/oracle.py), registered here so that code asks what a
+demo world's ground-truth judge (harness/demo/oracle.py), registered here so that code asks what a
 backend is (``spec(name)``) instead of testing its name.
 """
 
@@ -33,7 +33,7 @@ REGISTRY = {
     "vllm": Backend("harness.backends.vllm", "VLLMBackend", loads_weights=True),
     "openai": Backend("harness.backends.openai_compat", "OpenAIBackend", loads_weights=False, endpoint=True),
     # the demo world's oracle (or a simulated judge with its errors): a pairwise judge, not a language model
-    "oracle": Backend("harness.oracle", "OracleJudge", loads_weights=False, ground_truth=True),
+    "oracle": Backend("harness.demo.oracle", "OracleJudge", loads_weights=False, ground_truth=True),
 }
 
 

@@ -9,9 +9,9 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from harness.prefetch import hub_asset
-from harness.records import Completion
-from harness.seeding import subseed
+from harness.core.hub import hub_asset
+from harness.core.records import Completion
+from harness.core.seeding import subseed
 
 
 def load_pretrained(auto_cls, model: dict, role: str | None = None, **kwargs):
@@ -34,7 +34,7 @@ def load_pretrained(auto_cls, model: dict, role: str | None = None, **kwargs):
 def check_loaded(model: dict, role: str, info: dict, architectures: list[str] = ()) -> None:
     """Fail where loading left weights newly initialised (missing from the checkpoint, or mismatched),
     or where a causal LM's checkpoint is a scorer's (its tied embeddings would pass for a head)."""
-    from harness.errors import ModelError
+    from harness.core.errors import ModelError
 
     if role == "causal LM" and architectures and all("ForSequenceClassification" in a for a in architectures):
         raise ModelError(
@@ -61,7 +61,7 @@ def looks_local(source: str) -> bool:
 
 def check_local(model: dict) -> None:
     if looks_local(model["source"]) and not Path(model["source"]).expanduser().is_dir():
-        from harness.errors import ModelError
+        from harness.core.errors import ModelError
 
         raise ModelError(
             f"{model['source']}: no such model directory (model '{model.get('name', model['source'])}')"

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from harness.errors import EndpointError
+from harness.core.errors import EndpointError
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
@@ -50,9 +50,14 @@ class Failure:
         return f"HTTP {self.status}: {self.message}" if self.status else self.message
 
 
+def backoff_s(attempt: int, base_s: float = RETRY_BASE_S, cap_s: float = RETRY_CAP_S) -> float:
+    """The wait before retry ``attempt`` + 1, without jitter: ``base_s`` doubling, at most ``cap_s``."""
+    return min(cap_s, base_s * 2**attempt)
+
+
 def retry_window_s(retries: int, base_s: float = RETRY_BASE_S, cap_s: float = RETRY_CAP_S) -> float:
     """The shortest total wait of ``retries`` retries (jitter only lengthens it)."""
-    return sum(min(cap_s, base_s * 2**k) for k in range(retries))
+    return sum(backoff_s(k, base_s, cap_s) for k in range(retries))
 
 
 def _server_message(status: int, body: str) -> str:
@@ -240,9 +245,13 @@ class OpenAIBackend:
                 break
             self.retries += 1
             if not self._warned:
-                log.warning("%s: %s; retrying with backoff (up to %d tries)", url, last, self.max_retries + 1)
+                window = retry_window_s(self.max_retries, self.retry_base_s, self.retry_cap_s)
+                log.warning(
+                    "%s: %s; retrying with backoff (up to %d tries over at least %.0f s)",
+                    url, last, self.max_retries + 1, window,
+                )  # fmt: skip
                 self._warned = True
-            wait = min(self.retry_cap_s, self.retry_base_s * 2**attempt) * (1 + 0.25 * random.random())
+            wait = backoff_s(attempt, self.retry_base_s, self.retry_cap_s) * (1 + 0.25 * random.random())
             log.debug("%s (try %d of %d); retrying in %.1f s", last, attempt + 1, self.max_retries + 1, wait)
             await asyncio.sleep(wait)
         return Failure(None, f"gave up after {self.max_retries + 1} tries; last error: {last}")

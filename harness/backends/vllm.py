@@ -13,8 +13,8 @@ import weakref
 
 import numpy as np
 
-from harness.records import Completion
-from harness.seeding import subseed
+from harness.core.records import Completion
+from harness.core.seeding import subseed
 
 
 def _import_vllm():

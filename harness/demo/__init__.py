@@ -1,0 +1,1 @@
+"""The demo's world built from code: its tasks, its oracle judge and its tiny models."""

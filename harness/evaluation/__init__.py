@@ -1,0 +1,1 @@
+"""Stage 4: answers, judgments and metrics (AlpacaEval, MT-Bench, lm-eval tasks)."""

@@ -1,0 +1,409 @@
+"""Load and validate an experiment config against config/schema.yaml, filling schema defaults.
+
+The Snakefile validates with ``snakemake.utils.validate`` (same schema, same defaults); this module
+serves the CLI (``harness check-config``) and tests, and reports the offending key path.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import yaml
+
+from harness.core.cells import EVALUATED
+from harness.core.errors import InputError
+
+SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
+
+
+class ConfigError(InputError):
+    """A bad experiment config: the message names the file and the key path (or line and column)."""
+
+
+def yaml_error_line(path, e: yaml.YAMLError) -> str:
+    """``<path>:<line>:<column>: not valid YAML (<problem>)``, one line."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
+
+
+def _mapping(loader: _StrictLoader, node, deep=False):
+    seen = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"key '{key}' repeats the one on line {seen[key] + 1}", key_node.start_mark
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def read_yaml(path) -> dict:
+    """A YAML mapping from ``path``; errors name the file (and line and column)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 (byte at offset {e.start}); re-encode it as UTF-8") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(yaml_error_line(path, e)) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _validator(schema: dict):
+    import jsonschema
+
+    base = jsonschema.validators.validator_for(schema)
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
+
+
+def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> dict:
+    """Validate ``cfg`` in place (defaults filled); raise ConfigError naming the key path."""
+    schema = yaml.safe_load(schema_path.read_text())
+    errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        message = " ".join(e.message.split())
+        if len(message) > 300:  # a oneOf failure quotes the whole instance
+            message = message[:300] + "..."
+        raise ConfigError(f"{source}: {where}: {message}")
+    check_references(cfg, source)
+    return cfg
+
+
+SHARED_RUN = "shared"  # results/shared/: what every run may reuse (judge-call caches), not a run
+
+
+def run_name(cfg: dict, files) -> str:
+    """The run's folder under results/: the config's ``run``, else the stem of its first config file
+    (config/my_study.yaml -> results/my_study/), so that two configs never write the same files."""
+    name = cfg.get("run") or (Path(str(files[0])).stem if files else "")
+    where = "run" if cfg.get("run") else f"run (from the file name {files[0]})" if files else "run"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name or ""):
+        raise ConfigError(
+            f"{where}: {name!r} is not a folder name (letters, digits, '.', '_', '-'); set `run:`"
+        )
+    if name == SHARED_RUN:
+        raise ConfigError(
+            f"{where}: '{SHARED_RUN}' is the folder runs share (results/{SHARED_RUN}/); pick another"
+        )
+    return name
+
+
+def run_dir(cfg: dict, files=()) -> str:
+    """``results/<run>``: every output of one run (data, models, evaluations, tables, logs, timings)."""
+    return f"results/{run_name(cfg, files)}"
+
+
+def workflow_check(cfg: dict, files, overrides) -> None:
+    """The Snakefile's check of its merged config (a copy: Snakemake fills the defaults itself), naming
+    the config file(s) and, where ``--config`` set values, that too. Each file is read again first:
+    Snakemake's own reading keeps the last of two equal keys."""
+    for f in files:
+        read_yaml(f)
+    source = ", ".join(str(f) for f in files) + (" with --config overrides" if overrides else "")
+    validate(copy.deepcopy(cfg), source)
+
+
+def loads_model(jcfg: dict) -> bool:
+    """Whether a judge runs a model of ``models`` here (not an API endpoint, not the demo's oracle)."""
+    from harness.backends import spec
+
+    return spec(jcfg["backend"]).loads_weights
+
+
+def check_references(cfg: dict, source: str) -> None:
+    """Names that must point at entries of ``models``, ``policies``, ``rankers`` or ``regularizers``."""
+    models = cfg["models"]
+    refs = [(f"policies/{i}", p) for i, p in enumerate(cfg["policies"])]
+    for name, r in cfg["rankers"].items():
+        if r["kind"] == "reward_model":
+            refs.append((f"rankers/{name}/model", r["model"]))
+        elif loads_model(r["judge"]):
+            refs.append((f"rankers/{name}/judge/model", r["judge"].get("model")))
+    for bench, b in cfg["evaluation"].items():
+        if "judge" in b and loads_model(b["judge"]):
+            refs.append((f"evaluation/{bench}/judge/model", b["judge"].get("model")))
+    pairwise = [(f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if r["kind"] == "ipr"]
+    if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
+        pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
+    mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
+    from harness.backends import spec
+
+    if (
+        mt_judge.get("backend")
+        and spec(mt_judge["backend"]).ground_truth
+        and (mt_judge.get("error_rate") or mt_judge.get("position_bias"))
+    ):
+        raise ConfigError(
+            f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
+            "its 1-10 ratings take no error_rate or position_bias"
+        )
+    if mt_judge.get("verdict") == "logprobs":
+        raise ConfigError(
+            f"{source}: evaluation/mt_bench/judge/verdict: logprobs reads one label token, which a 1-10 "
+            "grade ([[n]]) is not; use verdict: text (FastChat's parsing)"
+        )
+    from harness.ranking.judge import template_names
+
+    templates = template_names()
+    for where, judge in pairwise:
+        if not spec(judge["backend"]).ground_truth and not judge.get("template"):
+            raise ConfigError(
+                f"{source}: {where}: a pairwise judge needs a 'template' (a file of harness/templates)"
+            )
+        if judge.get("template") and judge["template"] not in templates:
+            raise ConfigError(
+                f"{source}: {where}/template: no template '{judge['template']}' in harness/templates "
+                f"({', '.join(templates)})"
+            )
+    annotator = cfg["evaluation"].get("alpaca_eval", {}).get("annotator")
+    if annotator:
+        from harness.evaluation.alpaca import alpaca_eval_configs
+
+        try:
+            known = sorted(p.name for p in alpaca_eval_configs().iterdir() if (p / "configs.yaml").exists())
+        except ImportError:
+            known = None  # checked again where the judge runs
+        if known is not None and annotator["name"] not in known:
+            raise ConfigError(
+                f"{source}: evaluation/alpaca_eval/annotator/name: unknown alpaca_eval annotator "
+                f"'{annotator['name']}'; available: {', '.join(known)}"
+            )
+    for where, name in refs:
+        if name not in models:
+            raise ConfigError(
+                f"{source}: {where}: '{name}' is not a key of models ({', '.join(sorted(models))})"
+            )
+    _check_grids(cfg, source)
+    check_sources(cfg, source)
+    _check_evaluate(cfg, source)
+
+
+def _check_evaluate(cfg: dict, source: str) -> None:
+    """``evaluate``: new names, known policies; a ranker may not be called ``evaluated``."""
+    if EVALUATED in cfg["rankers"]:
+        raise ConfigError(
+            f"{source}: rankers/{EVALUATED}: the name is taken (models evaluated without training)"
+        )
+    for name, entry in cfg.get("evaluate", {}).items():
+        if name in cfg["models"]:
+            raise ConfigError(
+                f"{source}: evaluate/{name}: '{name}' is already a key of models; name the evaluated model anew"
+            )
+        policy = entry.get("policy")
+        if policy is not None and policy not in cfg["policies"]:
+            raise ConfigError(
+                f"{source}: evaluate/{name}/policy: '{policy}' is not one of policies ({', '.join(cfg['policies'])})"
+            )
+
+
+def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
+    """``evaluate`` as name -> (policy, models entry). Refused with one line: a model that is its
+    policy's own model where AlpacaEval judges against that policy's answers (``reference: base``): it
+    would be judged against itself (a win rate of 50 that means nothing)."""
+    out = {}
+    against_base = cfg["evaluation"].get("alpaca_eval", {}).get("reference") == "base"
+    for name, entry in cfg.get("evaluate", {}).items():
+        policy = entry.get("policy") or cfg["policies"][0]
+        model = {k: v for k, v in entry.items() if k != "policy"}
+        if against_base and _same_model(model, cfg["models"][policy], policy, run):
+            raise ConfigError(
+                f"evaluate/{name}: is the model of policy '{policy}', whose answers are AlpacaEval's reference "
+                "(evaluation/alpaca_eval/reference: base): it would be judged against itself"
+            )
+        out[name] = (policy, model)
+    return out
+
+
+def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
+    """Whether ``model`` is what the policy's base answers come from (its fine-tuned model where it
+    has ``finetune``, the built or converted one, else its source at its revision)."""
+    from harness.workflow.jobs import model_ref
+
+    if "gguf" in model:
+        return "finetune" not in policy_entry and model["gguf"] == policy_entry.get("gguf")
+    cfg = {"models": {policy: policy_entry}}
+    theirs = model_ref(cfg, policy, run_paths(f"results/{run}"))
+
+    def where(src):
+        return str(Path(src).resolve()) if Path(src).exists() else src
+
+    return where(model["source"]) == where(theirs["source"]) and model.get("revision") == theirs["revision"]
+
+
+def run_paths(run_dir: str) -> dict:
+    """Where a run's models and checkpoints live (the workflow's PATHS): format templates."""
+    return {
+        "built_model": f"{run_dir}/models/tiny/{{name}}",
+        "tuned_model": f"{run_dir}/models/tuned/{{name}}",
+        "converted_model": f"{run_dir}/models/gguf/{{name}}",
+        "checkpoint": f"{run_dir}/checkpoints/{{policy}}/{{ranker}}/{{regularizer}}/seed{{seed}}",
+    }
+
+
+def dataset_sources(cfg: dict):
+    """(key path as a tuple, source) of every dataset source the config names."""
+    yield ("prompts",), cfg["prompts"]
+    for name, m in cfg["models"].items():
+        if "finetune" in m:
+            yield ("models", name, "finetune", "data"), m["finetune"]["data"]
+    for name, s in cfg["ranker_study"].get("preference_sets", {}).items():
+        yield ("ranker_study", "preference_sets", name, "source"), s["source"]
+    for bench, b in cfg["evaluation"].items():
+        for key in ("instructions", "questions", "judge_prompts", "reference_answers", "lc_data", "data"):
+            if b.get(key):
+                yield ("evaluation", bench, key), b[key]
+
+
+def check_sources(cfg: dict, source: str) -> None:
+    """Every local source file must exist when the config is read (relative to the working
+    directory), so that a run never goes on with the outputs of an earlier source."""
+    for keys, src in dataset_sources(cfg):
+        path = src.get("path")
+        if path is not None and not Path(path).is_file():
+            where = "/".join((*keys, "path"))
+            raise ConfigError(f"{source}: {where}: no such file '{path}' (relative to {Path.cwd()})")
+    for name, m in cfg["models"].items():
+        if "gguf" in m:
+            from harness.backends.convert import gguf_path
+            from harness.core.errors import ModelError
+
+            try:
+                gguf_path(m["gguf"], name)
+            except ModelError as e:
+                raise ConfigError(f"{source}: {e}") from None
+
+
+def load_config(path) -> dict:
+    """A config file, validated, with its ``run`` named (``run_name``)."""
+    cfg = validate(read_yaml(path), str(path))
+    cfg["run"] = run_name(cfg, [path])
+    with_evaluated(cfg)
+    return cfg
+
+
+def with_evaluated(cfg: dict) -> None:
+    """Add the models of ``evaluate`` to ``models`` (after ``evaluated``'s checks), each one's policy
+    filled in, so that every step loads them like any other model."""
+    for name, (policy, model) in evaluated(cfg, cfg["run"]).items():
+        cfg["models"][name] = model
+        cfg["evaluate"][name]["policy"] = policy
+
+
+def _check_grids(cfg: dict, source: str) -> None:
+    def need(where, name, keys, what):
+        if name not in keys:
+            raise ConfigError(
+                f"{source}: {where}: '{name}' is not a key of {what} ({', '.join(sorted(keys))})"
+            )
+
+    from harness.training import objectives
+
+    regs = cfg["regularizers"]
+    for name, entry in regs.items():
+        try:
+            objectives.settings(name, entry)
+        except objectives.ObjectiveError as e:
+            raise ConfigError(f"{source}: regularizers/{name}: {e}") from None
+    for i, name in enumerate(cfg.get("main_table", {}).get("regularizers") or []):
+        need(f"main_table/regularizers/{i}", name, regs, "regularizers")
+    benches = cfg.get("evaluation", {})
+    for section, key in (("budget_sweep", "evaluate"), ("baselines", "benchmarks")):
+        for i, cell in enumerate(cfg.get(section, [])):
+            if isinstance(cell.get(key), list):
+                for j, b in enumerate(cell[key]):
+                    need(f"{section}/{i}/{key}/{j}", b, benches, "evaluation")
+    for i, cell in enumerate(cfg.get("baselines", [])):
+        need(f"baselines/{i}/policy", cell["policy"], cfg["policies"], "policies")
+        need(f"baselines/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
+        for j, name in enumerate(cell["regularizers"]):
+            need(f"baselines/{i}/regularizers/{j}", name, regs, "regularizers")
+    for i, c in enumerate(cfg.get("comparisons", [])):
+        where = f"comparisons/{i}/reference"
+        if c["vary"] == "regularizer":
+            need(where, c["reference"], regs, "regularizers")
+        elif c["vary"] == "ranker":
+            need(where, c["reference"], cfg["rankers"], "rankers")
+        elif c["reference"] != "base":
+            raise ConfigError(
+                f"{source}: {where}: vary: model compares with the base policy: reference: base"
+            )
+    sweepable = objectives.sweepable()
+    for i, cell in enumerate(cfg.get("budget_sweep", [])):
+        need(f"budget_sweep/{i}/policy", cell["policy"], cfg["policies"], "policies")
+        need(f"budget_sweep/{i}/ranker", cell["ranker"], cfg["rankers"], "rankers")
+        norms = set()
+        for j, name in enumerate(cell["regularizers"]):
+            where = f"budget_sweep/{i}/regularizers/{j}"
+            need(where, name, regs, "regularizers")
+            kind = regs[name]["kind"]
+            if kind not in sweepable:
+                raise ConfigError(
+                    f"{source}: {where}: '{name}' is of kind {kind}, which sets no budget; a budget sweep "
+                    f"takes {', '.join(sweepable)}"
+                )
+            reg = objectives.settings(name, regs[name])
+            if "normalize" in reg:
+                norms.add(reg["normalize"])
+        if len(norms) > 1:
+            raise ConfigError(
+                f"{source}: budget_sweep/{i}: budgets on both summed and per-token log-likelihoods; use one"
+            )
+
+
+def section_defaults(section: str, schema_path: Path = SCHEMA) -> dict:
+    """The schema's defaults for one top-level section (e.g. ``training``), for scripts and tests
+    that build a job config by hand."""
+    schema = yaml.safe_load(schema_path.read_text())
+    filled: dict = {}
+    _validator(schema["properties"][section]).validate(filled)
+    return filled
+
+
+def retype_overrides(cfg: dict, overrides) -> None:
+    """Give ``--config`` values their YAML types in ``cfg``, in place.
+
+    Snakemake reads a structured ``--config`` value with YAML's BaseLoader, which keeps every nested
+    scalar a string (``seeds='[0, 1]'`` arrives as ``['0', '1']``); read each such scalar as YAML
+    would, so that overrides validate like the same values in a config file.
+    """
+
+    def typed(value):
+        if isinstance(value, str):
+            parsed = yaml.safe_load(value) if value.strip() else value
+            return parsed if isinstance(parsed, int | float | bool) or parsed is None else value
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        return value
+
+    for key, value in dict(overrides or {}).items():
+        if isinstance(value, dict) and isinstance(cfg.get(key), dict):
+            retype_overrides(cfg[key], value)
+        elif key in cfg:
+            cfg[key] = typed(value)

@@ -5,10 +5,10 @@ import sys
 
 from snakemake.utils import min_version, validate
 
+from harness.core.errors import ConfigError
+from harness.core.io import read_yaml
 from harness.workflow.config import (
     SHARED_RUN,
-    ConfigError,
-    read_yaml,
     retype_overrides,
     run_dir,
     run_name,

@@ -1,5 +1,5 @@
 """Coverage of paired-comparison intervals on simulated cells, side by side in one run: ours
-(harness/reporting/compare.py: Welch seed term + prompt resampling, t with Satterthwaite df) against the plain
+(harness/reporting/paired.py: Welch seed term + prompt resampling, t with Satterthwaite df) against the plain
 hierarchical ("pigeonhole") percentile bootstrap that resamples each cell's seeds and the shared prompts.
 
 Cells as in tests/test_compare.py (3 seeds, 96 prompts; seed effect, shared prompt effect, cell x
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.reporting import compare  # noqa: E402
+from harness.reporting import paired  # noqa: E402
 
 SEEDS, PROMPTS = 3, 96
 MIXES = {  # seed sd, prompt sd, cell x prompt sd, noise sd
@@ -65,13 +65,13 @@ def main() -> None:
         boot = [0, 0]
         for r in range(args.reps):
             a, b = cells(rng, truth, *mix)
-            res = compare.paired(compare.mean_cell(a), compare.mean_cell(b), PROMPTS, args.draws, seed=r)
+            res = paired.paired(paired.mean_cell(a), paired.mean_cell(b), PROMPTS, args.draws, seed=r)
             ours[0] += res["ci"][0] <= truth <= res["ci"][1]
             lo, hi, _ = pigeonhole(a, b, args.draws, rng)
             boot[0] += lo <= truth <= hi
             a, b = cells(rng, 0.0, *mix)
             ours[1] += (
-                compare.paired(compare.mean_cell(a), compare.mean_cell(b), PROMPTS, args.draws, seed=r)["p"]
+                paired.paired(paired.mean_cell(a), paired.mean_cell(b), PROMPTS, args.draws, seed=r)["p"]
                 < 0.05
             )
             boot[1] += pigeonhole(a, b, args.draws, rng)[2] < 0.05

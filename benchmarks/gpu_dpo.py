@@ -265,8 +265,8 @@ class Bench:
         from transformers import PrinterCallback
         from transformers.training_args import OptimizerNames
 
+        from harness.training.args import dpo_config
         from harness.training.objectives import loss_types
-        from harness.training.train import dpo_config
         from harness.training.trainer import HarnessDPOTrainer
 
         reg = VARIANTS[variant]

@@ -3,7 +3,7 @@
 For every model with published ``weighted_alpaca_eval_gpt4_turbo`` annotations in
 ../shared/data/alpaca_eval/published/, fit instruction difficulty jointly on all the *other* models
 (harness/evaluation/difficulty.py, penalty chosen on held-out models among them), compute the held-out model's
-``joint`` LC win rate with it (harness/evaluation/alpaca_metrics.py) and its ``approximate`` LC (no difficulty),
+``joint`` LC win rate with it (harness/evaluation/lc.py) and its ``approximate`` LC (no difficulty),
 and compare both with the leaderboard's ``length_controlled_winrate``. Prints one row per model and the
 mean and max absolute error of each method.
 
@@ -62,7 +62,7 @@ def loo(instructions, models, lambdas=None) -> dict:
     from alpaca_eval.metrics.glm_winrate import GLM_INFO
 
     from harness.evaluation import difficulty
-    from harness.evaluation.alpaca_metrics import _fit
+    from harness.evaluation.lc import _fit
 
     judged = judged_models(instructions, models)
     out = {}
@@ -84,7 +84,7 @@ def by_fit_size(instructions, models, board, sizes, draws: int, seed: int = 0) -
     from alpaca_eval.metrics.glm_winrate import GLM_INFO
 
     from harness.evaluation import difficulty
-    from harness.evaluation.alpaca_metrics import _fit
+    from harness.evaluation.lc import _fit
 
     judged = judged_models(instructions, models)
     approx = np.array([

@@ -39,8 +39,8 @@ def main() -> None:
     from harness.core import throughput
     from harness.core.records import load_prompts
     from harness.demo import tiny
+    from harness.training.args import dpo_config
     from harness.training.objectives import loss_types
-    from harness.training.train import dpo_config
     from harness.training.trainer import HarnessDPOTrainer
     from harness.workflow.config import section_defaults
 

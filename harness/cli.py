@@ -121,7 +121,7 @@ def error_line(e: BaseException) -> str | None:
 
 def job_config(path: str) -> dict:
     """The resolved job config a step runs from; a missing or broken one is named."""
-    from harness.workflow.config import read_yaml
+    from harness.core.io import read_yaml
 
     return read_yaml(path)
 
@@ -137,7 +137,7 @@ def _step(args) -> None:
     except KeyError as e:  # a hand-made or older job config lacking a setting this step reads
         if not (e.args and isinstance(e.args[0], str)):
             raise
-        from harness.workflow.config import ConfigError
+        from harness.core.errors import ConfigError
 
         raise ConfigError(
             f"{args.config}: no setting '{e.args[0]}' where the {args.step} step reads one (a job config "
@@ -325,9 +325,9 @@ def _downstream(args, job) -> None:
       need("--eval-set", "AlpacaEval instructions (JSON)"),
       need("--judgments", "annotations of each model named in the job config, in order", nargs="+"))  # fmt: skip
 def _difficulty(args, job) -> None:
-    from harness.evaluation import alpaca_metrics
+    from harness.evaluation import lc
 
-    alpaca_metrics.fit_difficulty(job, args.eval_set, args.judgments, args.output)
+    lc.fit_difficulty(job, args.eval_set, args.judgments, args.output)
 
 
 @step("report", "a table of cells (the main table, the baselines) as CSV and Markdown",

@@ -9,7 +9,7 @@ from harness import backends
 from harness.core import cells
 from harness.training import batch, objectives
 from harness.workflow import jobs, site, sizing, warm
-from harness.evaluation.alpaca_metrics import lc_group, lc_models, lc_resolved
+from harness.evaluation.lc import lc_group, lc_models, lc_resolved
 from harness.workflow.locks import cancel_leftovers, live_snakemake
 from harness.workflow.config import loads_model, run_paths
 

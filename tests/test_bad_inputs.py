@@ -823,7 +823,7 @@ def test_out_of_memory_is_one_line_with_what_to_do(kind, tmp_path, monkeypatch):
 
 def test_debug_keeps_the_traceback(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_DEBUG", "1")
-    from harness.workflow.config import ConfigError
+    from harness.core.errors import ConfigError
 
     with pytest.raises(ConfigError):
         cli.main(["prepare-data", "--config", str(tmp_path / "none.yaml"), "--output", str(tmp_path / "o")])

@@ -1,4 +1,4 @@
-"""Paired comparisons (harness/reporting/compare.py): the interval's coverage and the p-value's size on simulated
+"""Paired comparisons (harness/reporting/paired.py): the interval's coverage and the p-value's size on simulated
 cells at the demo's sizes, Holm's correction, and the step on files against a direct computation."""
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from harness.reporting import compare
+from harness.reporting import compare, figures, paired
 
 SEEDS, PROMPTS = 3, 96
 
@@ -19,7 +19,7 @@ def _cells(rng, delta, seed_sd, prompt_sd, cell_prompt_sd, noise_sd):
     for mu in (delta, 0.0):
         seed = rng.normal(0, seed_sd, (SEEDS, 1))
         own = rng.normal(0, cell_prompt_sd, PROMPTS)
-        out.append(compare.mean_cell(mu + seed + shared + own + rng.normal(0, noise_sd, (SEEDS, PROMPTS))))
+        out.append(paired.mean_cell(mu + seed + shared + own + rng.normal(0, noise_sd, (SEEDS, PROMPTS))))
     return out
 
 
@@ -34,10 +34,10 @@ def test_interval_covers_the_true_difference_and_p_is_uniform_under_none(regime)
     covered = rejected = 0
     for r in range(reps):
         a, b = _cells(rng, truth, *REGIMES[regime])
-        res = compare.paired(a, b, PROMPTS, 400, seed=r)
+        res = paired.paired(a, b, PROMPTS, 400, seed=r)
         covered += res["ci"][0] <= truth <= res["ci"][1]
         a, b = _cells(rng, 0.0, *REGIMES[regime])
-        rejected += compare.paired(a, b, PROMPTS, 400, seed=r)["p"] < 0.05
+        rejected += paired.paired(a, b, PROMPTS, 400, seed=r)["p"] < 0.05
     assert 0.92 <= covered / reps <= 0.98, covered / reps
     assert 0.02 <= rejected / reps <= 0.08, rejected / reps
 
@@ -45,7 +45,7 @@ def test_interval_covers_the_true_difference_and_p_is_uniform_under_none(regime)
 def test_the_point_estimate_is_the_difference_of_seed_means():
     rng = np.random.default_rng(0)
     a, b = _cells(rng, 0.5, *REGIMES["seed effects large"])
-    res = compare.paired(a, b, PROMPTS, 200, seed=0, more_seeds=10)
+    res = paired.paired(a, b, PROMPTS, 200, seed=0, more_seeds=10)
     assert res["diff"] == pytest.approx(a[0].mean(axis=1).mean() - b[0].mean(axis=1).mean())
     assert res["ci"][0] < res["diff"] < res["ci"][1] and res["mde"] > 0
     assert res["mde_more_seeds"] < res["mde"]  # more seeds shrink the seed part
@@ -54,14 +54,14 @@ def test_the_point_estimate_is_the_difference_of_seed_means():
 def test_a_cell_against_itself_has_no_spread():
     rng = np.random.default_rng(0)
     a, _ = _cells(rng, 0.0, *REGIMES["seed effects large"])
-    res = compare.paired(a, a, PROMPTS, 100, seed=0)
+    res = paired.paired(a, a, PROMPTS, 100, seed=0)
     assert res["diff"] == 0 and res["p"] == 1.0
 
 
 def test_holm():
     # sorted 0.01, 0.02, 0.03, 0.5 -> 0.04, 0.06, 0.06, 0.5 (step-down, monotone)
-    assert compare.holm([0.03, 0.01, 0.5, 0.02]) == pytest.approx([0.06, 0.04, 0.5, 0.06])
-    assert compare.holm([0.9, 0.8]) == [1.0, 1.0]
+    assert paired.holm([0.03, 0.01, 0.5, 0.02]) == pytest.approx([0.06, 0.04, 0.5, 0.06])
+    assert paired.holm([0.9, 0.8]) == [1.0, 1.0]
 
 
 def _annotations(path, preferences):
@@ -122,7 +122,9 @@ def test_cells_on_different_prompts_are_refused(tmp_path):
 
 
 def test_a_comparison_with_an_unknown_reference_is_refused_in_one_line():
-    from harness.workflow.config import ConfigError, read_yaml, validate
+    from harness.core.errors import ConfigError
+    from harness.core.io import read_yaml
+    from harness.workflow.config import validate
 
     from .conftest import ROOT
 
@@ -151,9 +153,9 @@ def test_identical_scores_are_marked_not_drawn_as_certainty(tmp_path):
         ]
     rows = compare.table(_job(), inputs)
     same = [r for r in rows if r["label"] == "rm/bcr − rm/dpo" and r["metric"] == "AlpacaEval WR (%)"]
-    assert len(same) == 1 and compare._identical(same[0])
+    assert len(same) == 1 and paired.identical(same[0])
     text = compare.to_markdown(rows, _job())
     assert "| p | rm/bcr − rm/dpo | 0 (identical scores) | — |" in text
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
-    compare.figure(rows, str(png), str(pdf))
+    figures.comparisons(rows, str(png), str(pdf))
     assert png.stat().st_size > 5_000

@@ -6,7 +6,8 @@ import re
 import pytest
 import yaml
 
-from harness.workflow.config import ConfigError, load_config, validate
+from harness.core.errors import ConfigError
+from harness.workflow.config import load_config, validate
 
 from .conftest import ROOT
 
@@ -153,7 +154,8 @@ def test_evaluate_entries_are_checked_in_one_line(tmp_path):
     AlpacaEval judges against that policy's answers."""
     import yaml
 
-    from harness.workflow.config import ConfigError, load_config
+    from harness.core.errors import ConfigError
+    from harness.workflow.config import load_config
 
     base = yaml.safe_load((ROOT / "config/demo.yaml").read_text())
     cases = [

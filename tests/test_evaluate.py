@@ -11,7 +11,7 @@ import pytest
 
 from harness.core.io import RecordError
 from harness.core.records import MT_TEMPLATES, load_judge_prompts, load_mt_questions, load_reference_answers
-from harness.evaluation import alpaca, alpaca_metrics, mt_bench
+from harness.evaluation import alpaca, alpaca_metrics, lc, mt_bench
 from harness.ranking.judge import load_template, parse_choice, parse_rating
 
 from .conftest import ROOT, chat_completion, shared
@@ -444,7 +444,7 @@ def test_joint_difficulty_recovers_a_planted_difficulty_and_feeds_the_lc(tmp_pat
     job = {"step": "difficulty", "group": "reference", "models": [f"p/m{k}" for k in range(10)],
            "lambdas": [0.1, 1.0], "folds": 5, "seed": 0}  # fmt: skip
     out = tmp_path / "difficulty.json"
-    alpaca_metrics.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
+    lc.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
     fitted = json.loads(out.read_text())
     est = np.array([r["difficulty"] for r in fitted["instructions"]])
     assert abs(np.corrcoef(est, gamma)[0, 1]) > 0.8
@@ -467,7 +467,7 @@ def test_joint_difficulty_recovers_a_planted_difficulty_and_feeds_the_lc(tmp_pat
     with pytest.raises(RecordError, match=r"m1.json: annotation 0: missing field 'preference'"):
         bad = [{k: v for k, v in r.items() if k != "preference"} for r in files[1]]
         paths[1].write_text(json.dumps(bad))
-        alpaca_metrics.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
+        lc.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))
 
 
 @pytest.mark.parametrize("method", ["approximate", "joint", "official"])
@@ -515,21 +515,21 @@ def test_auto_lc_method_resolves_from_what_is_at_hand(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty hub cache
     cfg = load_config(str(ROOT / "config" / "demo.yaml"))
     b = cfg["evaluation"]["alpaca_eval"]
-    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"  # as configured
+    assert lc.lc_resolved(cfg, "tiny-policy") == "joint"  # as configured
     b["lc_method"] = "auto"
     # 27 main-table cells, 12 of the budget sweep and 6 baselines, all judged on AlpacaEval
-    assert len(alpaca_metrics.lc_models(cfg, "tiny-policy")) == 45
-    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"  # 45 >= min_models, no df_gamed.csv
+    assert len(lc.lc_models(cfg, "tiny-policy")) == 45
+    assert lc.lc_resolved(cfg, "tiny-policy") == "joint"  # 45 >= min_models, no df_gamed.csv
     few = copy.deepcopy(cfg)
     few["evaluation"]["alpaca_eval"]["lc_joint"]["min_models"] = 46
-    assert alpaca_metrics.lc_resolved(few, "tiny-policy") == "approximate"
+    assert lc.lc_resolved(few, "tiny-policy") == "approximate"
     b["lc_data"] = {"path": str(_gamed_file(tmp_path / "df_gamed.csv", 4, np.random.default_rng(0)))}
-    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "official"
+    assert lc.lc_resolved(cfg, "tiny-policy") == "official"
     b["lc_data"] = {"path": str(tmp_path / "absent.csv")}
-    assert alpaca_metrics.lc_resolved(cfg, "tiny-policy") == "joint"
+    assert lc.lc_resolved(cfg, "tiny-policy") == "joint"
     b["reference"] = "instructions"  # one reference for every policy: the base is judged too
-    assert alpaca_metrics.lc_group(cfg, "tiny-policy") == "reference"
-    assert len(alpaca_metrics.lc_models(cfg, "reference")) == 46
+    assert lc.lc_group(cfg, "tiny-policy") == "reference"
+    assert len(lc.lc_models(cfg, "reference")) == 46
 
 
 def test_oracle_grades_world_mt_bench_questions_through_the_fastchat_path(tmp_path):
@@ -604,7 +604,7 @@ def test_every_lc_method_names_its_measured_error():
     """The measured error table (benchmarks/lc_joint_loo.py) by fit size: a fit between two measured
     sizes takes the smaller's (larger) error; official has none; the default auto threshold is the
     first measured size where joint beats approximate on mean and 90th percentile."""
-    from harness.evaluation.alpaca_metrics import APPROXIMATE_ERROR, JOINT_ERROR, expected_error
+    from harness.evaluation.lc import APPROXIMATE_ERROR, JOINT_ERROR, expected_error
     from harness.workflow.config import load_config
 
     assert expected_error("official length_controlled_v1 (local file x)") is None

@@ -13,8 +13,9 @@ import sys
 import pytest
 import yaml
 
+from harness.core.errors import ConfigError
 from harness.training import objectives
-from harness.workflow.config import ConfigError, validate
+from harness.workflow.config import validate
 
 from .conftest import ROOT, pythonpath
 from .test_training import _job, _train, pairs_file  # noqa: F401 - the fixture
@@ -158,7 +159,7 @@ def test_docs_table_is_the_registry():
 
 
 def test_trainer_configs_take_the_objectives_own_settings():
-    from harness.training.train import dpo_config, trl_config
+    from harness.training.args import dpo_config, trl_config
     from harness.workflow.config import section_defaults
 
     training = {**section_defaults("training"), "beta": 0.01, "learning_rate": 5e-7}

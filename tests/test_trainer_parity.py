@@ -8,8 +8,8 @@
 import pytest
 import torch
 
+from harness.training.args import dpo_config
 from harness.training.losses import dpo_sigmoid
-from harness.training.train import dpo_config
 from harness.workflow.config import section_defaults
 
 from .conftest import model_ref
@@ -280,7 +280,8 @@ def _free_trainer(tiny_models, tmp_path, name, **keys):
 
     from harness.backends.hf import load_tokenizer
     from harness.training import objectives
-    from harness.training.train import _trl_trainer, trl_config
+    from harness.training.args import trl_config
+    from harness.training.train import _trl_trainer
 
     reg = objectives.settings(name, {"kind": name, **keys})
     ref = model_ref(tiny_models / "policy")

@@ -10,7 +10,8 @@ import textwrap
 
 import pytest
 
-from harness.workflow.config import ConfigError, section_defaults, validate
+from harness.core.errors import ConfigError
+from harness.workflow.config import section_defaults, validate
 
 from .conftest import ROOT, model_ref, pythonpath
 
@@ -303,7 +304,7 @@ def test_full_fine_tuning_holds_float32_weights_unless_deepspeed_or_lora(tiny_mo
     model's dtype (DeepSpeed's own float32 master copy, float32 adapters)."""
     import torch
 
-    from harness.training.train import weights_dtype
+    from harness.training.args import weights_dtype
 
     job = _job(tiny_models)
     job["model"]["dtype"] = "bfloat16"

@@ -2,7 +2,7 @@
 and exits 1 (a traceback only with ``python -m harness --debug`` or ``HARNESS_DEBUG=1``).
 
 Each message names its place: a file and line and field (:class:`InputError`), a config key path
-(:class:`harness.workflow.config.ConfigError`), a server and its last message (:class:`EndpointError`), a
+(:class:`ConfigError`), a server and its last message (:class:`EndpointError`), a
 model and its missing weights (:class:`ModelError`), a path that could not be written and what to
 do (:class:`OutputError`).
 """
@@ -18,6 +18,10 @@ class HarnessError(Exception):
 
 class InputError(HarnessError, ValueError):
     """A bad input file or record: the message names the file, line and field."""
+
+
+class ConfigError(InputError):
+    """A bad experiment config: the message names the file and the key path (or line and column)."""
 
 
 class EndpointError(HarnessError):

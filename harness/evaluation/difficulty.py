@@ -17,7 +17,7 @@ LC: the models are split into folds; for each fold ``gamma`` is fitted on the ot
 held-out model's own three parameters are fitted on half of its instructions with ``gamma`` fixed and
 scored (mean cross-entropy) on the other half, and the halves swapped. The ``lam`` with the lowest
 held-out loss is refitted on every model. alpaca_eval's GLM then uses this ``gamma`` as its
-``instruction_difficulty`` (see harness/evaluation/alpaca_metrics.py, ``lc_method: joint``).
+``instruction_difficulty`` (see harness/evaluation/lc.py, ``lc_method: joint``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ are averaged and their spread shaded.
 ``budget_sweep``: the final change of log pi(y_w) and log pi(y_l) over the training pairs against the
 budget delta, one panel per (policy, ranker); dpop sits at delta = 0 and plain DPO at infinity. The
 grey floor marks -delta, the lowest mean the budget allows. Also written as a CSV table.
+
+``comparisons``: the `compare` step's forest plot of paired differences.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import textwrap
 
 from harness.core.io import read_json, read_jsonl, write_text
+from harness.reporting.paired import by_metric, identical
 from harness.reporting.tables import save, to_csv
 
 MARKERS = "osD^vP*X"
@@ -225,3 +228,64 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     )
     save(fig, output_png, output_pdf)
     write_text(output_csv, to_csv(table))
+
+
+def comparisons(rows: list[dict], output_png: str, output_pdf: str) -> None:
+    """Forest plot: one panel per benchmark metric, each comparison's difference and 95% interval, the
+    zero line marked; filled where Holm's p < 0.05."""
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = by_metric(rows)
+    cols = min(3, len(groups)) or 1
+    nrows = -(-len(groups) // cols) or 1
+    several = len({r["policy"] for r in rows}) > 1
+
+    def label(r):
+        return f"{r['policy']} · {r['label']}" if several else r["label"]
+
+    labels = list(dict.fromkeys(label(r) for r in rows))
+    height = max(2.5, 0.24 * len(labels) + 1.2)
+    fig, axes = plt.subplots(
+        nrows, cols, figsize=(3.6 * cols + 2.6, height * nrows), squeeze=False, sharey=True
+    )
+    comparisons = list(dict.fromkeys(r["comparison"] for r in rows))
+    colours = {c: plt.cm.tab10(i) for i, c in enumerate(comparisons)}
+    for ax, ((_bench, metric), group) in zip(axes.flat, groups.items(), strict=False):
+        for r in (r for r in group if np.isfinite(r["diff"])):
+            y = labels.index(label(r))
+            c = colours[r["comparison"]]
+            if identical(r):  # not a zero-width interval, which would read as certainty
+                ax.plot([0], [y], "x", color="0.45", ms=5)
+                ax.annotate("identical", (0, y), xytext=(4, 0), textcoords="offset points", fontsize=6,
+                            color="0.45", va="center")  # fmt: skip
+                continue
+            ax.plot(r["ci"], [y, y], color=c, lw=1.6)
+            ax.plot([r["diff"]], [y], "o", color=c, mfc=c if r["p_holm"] < 0.05 else "white", ms=5)
+        ax.axvline(0, color="0.3", lw=0.8, ls="--")
+        ax.set_title(metric, fontsize=10)
+        ax.set_xlabel("difference (A − B)", fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    spare = list(axes.flat)[len(groups) :]
+    for ax in spare:
+        ax.set_visible(False)
+    axes[0][0].set_yticks(range(len(labels)), labels)
+    axes[0][0].invert_yaxis()
+    handles = [plt.Line2D([], [], color=colours[c], marker="o", label=c) for c in comparisons]
+    handles.append(plt.Line2D([], [], color="0.3", marker="o", mfc="white", ls="", label="Holm p ≥ 0.05"))
+    if any(identical(r) for r in rows):
+        handles.append(plt.Line2D([], [], color="0.45", marker="x", ls="", label="identical scores"))
+    fig.suptitle("Paired differences between cells (95% intervals; filled: Holm p < 0.05)", fontsize=11)
+    if spare:  # the one legend in the first free panel's place
+        fig.tight_layout(rect=(0, 0, 1, 0.96))
+        box = spare[0].get_position()
+        fig.legend(handles=handles, loc="center", bbox_to_anchor=(box.x0 + box.width / 2, box.y0 + box.height / 2),
+                   fontsize=9, frameon=False, title="comparison")  # fmt: skip
+    else:
+        fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
+    save(fig, output_png, output_pdf, tight=False)

@@ -13,57 +13,10 @@ from pathlib import Path
 import yaml
 
 from harness.core.cells import EVALUATED
-from harness.core.errors import InputError
+from harness.core.errors import ConfigError
+from harness.core.io import read_yaml
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
-
-
-class ConfigError(InputError):
-    """A bad experiment config: the message names the file and the key path (or line and column)."""
-
-
-def yaml_error_line(path, e: yaml.YAMLError) -> str:
-    """``<path>:<line>:<column>: not valid YAML (<problem>)``, one line."""
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    context = getattr(e, "context", None)
-    return f"{where}: not valid YAML ({problem}{f', {context}' if context else ''})"
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last)."""
-
-
-def _mapping(loader: _StrictLoader, node, deep=False):
-    seen = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key '{key}' repeats the one on line {seen[key] + 1}", key_node.start_mark
-            )
-        seen[key] = key_node.start_mark.line
-    return loader.construct_mapping(node, deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-
-
-def read_yaml(path) -> dict:
-    """A YAML mapping from ``path``; errors name the file (and line and column)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such file")
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 - a safe loader
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 (byte at offset {e.start}); re-encode it as UTF-8") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(yaml_error_line(path, e)) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
 
 
 def _validator(schema: dict):

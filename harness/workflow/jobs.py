@@ -282,7 +282,7 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 bootstrap=b["bootstrap"], dataset=b["instructions" if bench == "alpaca_eval" else "questions"]
             )
             if bench == "alpaca_eval":
-                from harness.evaluation.alpaca_metrics import lc_resolved
+                from harness.evaluation.lc import lc_resolved
 
                 job.update(
                     lc_method=lc_resolved(cfg, policy),
@@ -292,7 +292,7 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 )
         return job
     if step == "difficulty":
-        from harness.evaluation.alpaca_metrics import lc_models
+        from harness.evaluation.lc import lc_models
 
         bench, group = key.split("/")
         b = cfg["evaluation"][bench]
@@ -328,7 +328,7 @@ def _compare(cfg: dict) -> dict:
         benchmarks["downstream"] = {"samples": 1000, "tasks": tasks}  # documents resampled per comparison
     lc = {}
     if "alpaca_eval" in ev:
-        from harness.evaluation.alpaca_metrics import lc_group, lc_resolved
+        from harness.evaluation.lc import lc_group, lc_resolved
 
         lc = {
             p: {

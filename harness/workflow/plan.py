@@ -193,7 +193,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 add("downstream", 1, docs, 0, prefill, decode, secs, g)
             continue
         if bench == "alpaca_eval":
-            from harness.evaluation.alpaca_metrics import lc_group, lc_resolved
+            from harness.evaluation.lc import lc_group, lc_resolved
 
             groups = {lc_group(cfg, pol) for pol in cfg["policies"] if lc_resolved(cfg, pol) == "joint"}
             for _ in groups:

@@ -65,6 +65,16 @@ def test_settings_fill_each_kinds_defaults_and_drop_nulls():
         objectives.settings("n", {"kind": "nll", "delta": 0.5})
 
 
+def test_an_objective_is_resolved_once_into_what_training_reads():
+    r = objectives.resolve(objectives.settings("nll-a", {"kind": "nll", "alpha": 0.3}))
+    assert r.kind == "nll" and r.loss_types == ("sigmoid", "sft") and r.loss_weights == (1.0, 0.3)
+    assert r.weight("sft") == 0.3 and r.weight("hinge") == 0 and r.budget is None
+    bcr = objectives.resolve({"kind": "bcr", "delta": 2.0})
+    assert (
+        bcr.budget == 2.0 and bcr.objective.term == "budget" and bcr.settings == {"kind": "bcr", "delta": 2.0}
+    )
+
+
 def test_budgets():
     b = objectives.budget
     assert b(objectives.settings("x", {"kind": "bcr", "delta": 2.0})) == 2.0

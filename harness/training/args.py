@@ -56,7 +56,7 @@ def dpo_config(
     from harness.training import objectives
 
     reg = job.get("regularizer")
-    extra = objectives.trainer_args(reg) if reg else {}
+    extra = objectives.resolve(reg).trainer_args if reg else {}
     return DPOConfig(
         **_training_args(job, output_dir, accumulate),
         loss_type=loss_type,
@@ -72,24 +72,21 @@ def trl_config(job: dict, output_dir: str):
     (trl.experimental CPO or ORPO; KTO, which computes its own)."""
     from harness.training import objectives
 
-    reg = job["regularizer"]
-    obj = objectives.get(reg["kind"])
+    r = objectives.resolve(job["regularizer"])
     args = _training_args(job, output_dir)
-    if obj.trainer == "cpo":
+    if r.objective.trainer == "cpo":
         from trl.experimental.cpo import CPOConfig
 
-        return CPOConfig(**args, loss_type=obj.losses[0][0], **objectives.trainer_args(reg))
-    if obj.trainer == "orpo":
+        return CPOConfig(**args, loss_type=r.loss_types[0], **r.trainer_args)
+    if r.objective.trainer == "orpo":
         from trl.experimental.orpo import ORPOConfig
 
-        return ORPOConfig(**{**args, **objectives.trainer_args(reg)})
-    if obj.trainer == "kto":
+        return ORPOConfig(**{**args, **r.trainer_args})
+    if r.objective.trainer == "kto":
         from trl import KTOConfig
 
-        return KTOConfig(
-            **args, loss_type=obj.losses[0][0], precompute_ref_log_probs=True, **objectives.trainer_args(reg)
-        )
-    raise ValueError(f"kind {reg['kind']} trains with DPOTrainer")
+        return KTOConfig(**args, loss_type=r.loss_types[0], precompute_ref_log_probs=True, **r.trainer_args)
+    raise ValueError(f"kind {r.kind} trains with DPOTrainer")
 
 
 def processes() -> int:

@@ -227,13 +227,49 @@ def settings(name: str, entry: dict) -> dict:
     return out
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """One regularizer's settings resolved once against its registry entry: what the training step,
+    its TRL config and the trainer read (the trainer holds it for every step)."""
+
+    settings: dict  # {name, kind, <its keys>} (``settings``)
+    objective: Objective
+    loss_types: tuple[str, ...]  # TRL loss_type, with
+    loss_weights: tuple[float, ...]  # TRL loss_weights
+    trainer_args: dict  # TRL config fields set from the objective's keys
+    budget: float | None  # the allowed fall of log pi(y_w); None: no budget
+
+    @property
+    def kind(self) -> str:
+        return self.settings["kind"]
+
+    def weight(self, loss_type: str) -> float:
+        """The weight of one of TRL's loss types in this objective (0 where it has none)."""
+        return sum(w for t, w in zip(self.loss_types, self.loss_weights, strict=True) if t == loss_type)
+
+
+def resolve(reg: dict) -> Resolved:
+    """``reg`` (a regularizer's settings) against its registry entry, once."""
+    obj = get(reg["kind"])
+
+    def value(key):  # a key the settings leave out takes the kind's default
+        return reg[key] if key in reg else obj.keys[key].default
+
+    b = obj.budget
+    return Resolved(
+        settings=reg,
+        objective=obj,
+        loss_types=tuple(t for t, _ in obj.losses),
+        loss_weights=tuple(float(value(w)) if isinstance(w, str) else float(w) for _, w in obj.losses),
+        trainer_args={field_: value(key) for field_, key in obj.trainer_args.items()},
+        budget=float(value(b)) if isinstance(b, str) else b,
+    )
+
+
 def budget(reg: dict) -> float | None:
     """The allowed fall of log pi(y_w) this objective implies: delta for bcr, 0 for dpop, infinity for
     plain DPO; None where it sets no budget (it cannot sit in a budget sweep)."""
-    b = get(reg["kind"]).budget
-    if isinstance(b, str):
-        return float(reg.get(b, OBJECTIVES[reg["kind"]].keys[b].default))
-    return b
+    return resolve(reg).budget
 
 
 def sweepable() -> tuple[str, ...]:
@@ -247,15 +283,13 @@ def needs_reference(kind: str) -> bool:
 
 def loss_types(reg: dict) -> tuple[list[str], list[float]]:
     """TRL ``loss_type`` and ``loss_weights`` of a DPOTrainer objective."""
-    obj = get(reg["kind"])
-    types = [t for t, _ in obj.losses]
-    weights = [float(reg[w]) if isinstance(w, str) else float(w) for _, w in obj.losses]
-    return types, weights
+    r = resolve(reg)
+    return list(r.loss_types), list(r.loss_weights)
 
 
 def trainer_args(reg: dict) -> dict:
     """The TRL config fields this objective sets from its keys (e.g. ``label_smoothing``)."""
-    return {field_: reg[key] for field_, key in get(reg["kind"]).trainer_args.items()}
+    return resolve(reg).trainer_args
 
 
 def describe() -> str:

@@ -177,7 +177,8 @@ def run(
 
     started = time.time()
     seed, reg, t = job["seed"], job["regularizer"], job["training"]
-    objective = objectives.get(reg["kind"])
+    resolved = objectives.resolve(reg)  # once: the trainer holds it
+    objective = resolved.objective
     if reference and not objective.reference:
         log.info("kind %s is reference-free: %s is not read", reg["kind"], reference)
     log.info("batch: %s", describe(t["effective_batch_size"], t["per_device_train_batch_size"], processes()))
@@ -217,12 +218,14 @@ def run(
     if objective.trainer == "dpo":
         trainer = HarnessDPOTrainer(
             model=model,
-            args=dpo_config(job, str(tmp / "trainer"), *objectives.loss_types(reg)),
+            args=dpo_config(
+                job, str(tmp / "trainer"), list(resolved.loss_types), list(resolved.loss_weights)
+            ),
             train_dataset=pairs,
             eval_dataset=pairs,
             processing_class=tokenizer,
             peft_config=peft_config,
-            regularizer=reg,
+            regularizer=resolved,
             reference_logps=load_reference(reference, pairs_path) if reference else None,
             compile_layers=t["compile"],
         )

@@ -40,29 +40,32 @@ class HarnessDPOTrainer(DPOTrainer):
     """DPOTrainer + optional BCR term; logs chosen/rejected log-likelihood change against the reference.
 
     Args:
-        regularizer: an objective's settings (harness.training.objectives.settings) of a kind that trains with
-            DPOTrainer; its ``term`` (budget, length) is added here.
+        regularizer: an objective of a kind that trains with DPOTrainer, resolved
+            (harness.training.objectives.resolve) or its settings (resolved here, once); its ``term``
+            (budget, length) is added here.
     """
 
     def __init__(
         self,
         *args,
-        regularizer: dict,
+        regularizer: objectives.Resolved | dict,
         reference_logps: dict | None = None,
         compile_layers: bool = False,
         **kwargs,
     ):
-        self.regularizer = regularizer
-        objective = objectives.get(regularizer["kind"])
-        if objective.trainer != "dpo":
-            raise ValueError(
-                f"kind {regularizer['kind']} trains with TRL's {objective.trainer} trainer, not DPOTrainer"
-            )
-        self.term = objective.term
-        # the sigmoid DPO loss is logged as a loss part only where it is one (weighted in TRL's loss)
-        self._dpo_part = any(
-            t == "sigmoid" and w for t, w in zip(*objectives.loss_types(regularizer), strict=True)
+        self.objective = (
+            regularizer if isinstance(regularizer, objectives.Resolved) else objectives.resolve(regularizer)
         )
+        self.regularizer = self.objective.settings
+        if self.objective.objective.trainer != "dpo":
+            raise ValueError(
+                f"kind {self.objective.kind} trains with TRL's {self.objective.objective.trainer} trainer, "
+                "not DPOTrainer"
+            )
+        self.term = self.objective.objective.term
+        # TRL's sigmoid DPO loss and its sft (NLL) term are logged as loss parts where they are weighted
+        self._dpo_part = bool(self.objective.weight("sigmoid"))
+        self._nll_part = bool(self.objective.weight("sft"))
         self.reference_logps = reference_logps  # {"chosen": [...], "rejected": [...]} from `reference-logps`
         super().__init__(*args, **kwargs)
         if not self.precompute_ref_logps:
@@ -131,12 +134,12 @@ class HarnessDPOTrainer(DPOTrainer):
             if self._dpo_part:
                 dpo = dpo_sigmoid(l_w, l_l, r_w, r_l, self.beta)
                 self._metrics[mode]["loss/dpo"].append(gather(dpo.reshape(1)).mean().item())
-            if self.regularizer["kind"] == "nll":
+            if self._nll_part:
                 nll = nll_per_token(chosen_tok, chosen_mask)
                 self._metrics[mode]["loss/nll"].append(gather(nll.reshape(1)).mean().item())
 
         if self.term == "budget":
-            delta = objectives.budget(self.regularizer)
+            delta = self.objective.budget
             norm = self.regularizer["normalize"]
             pol = sequence_logp(chosen_tok, chosen_mask, norm)
             ref = r_w if norm == "sum" else r_w / chosen_mask.sum(dim=1).clamp(min=1)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +72,7 @@ def expected_error(method: str, fit_models: int | None = None) -> dict | None:
     return {**out, "source": ERROR_SOURCE + ", difficulty fitted on random sets of the others"}
 
 
+GAMED_REPO = "tatsu-lab/alpaca_eval"  # where alpaca_eval's own GLM downloads df_gamed.csv
 GAMED_COLUMNS = (
     "model",
     "index",
@@ -81,20 +81,6 @@ GAMED_COLUMNS = (
     "std_delta_len",
     "not_gamed_baseline",
 )
-
-
-@contextmanager
-def _gamed_data(path: Path | None):
-    """Serve ``path`` where alpaca_eval's GLM downloads df_gamed.csv (alpaca-eval is pinned exactly)."""
-    if path is None:
-        yield
-        return
-    from unittest import mock
-
-    import alpaca_eval.metrics.glm_winrate as glm
-
-    with mock.patch.object(glm, "hf_hub_download", lambda *a, **k: str(path)):
-        yield
 
 
 def _features(df, difficulty: dict | None = None):
@@ -117,21 +103,44 @@ def _features(df, difficulty: dict | None = None):
     return feats
 
 
-def _fit(df, info: dict, method: str, C: float | None = None, difficulty: dict | None = None):
+def _official_design(df, gamed_path: Path, info: dict):
+    """alpaca_eval's length_controlled_v1 design (what its ``_get_featurized_data`` builds), from the
+    df_gamed.csv at ``gamed_path``: each instruction's difficulty from that file (looked up, as alpaca_eval
+    does, by the annotation's ``index`` among the file's first row of each instruction), and the two
+    gamed baselines' rows added with weight lambda / 2. Returns (train, test, sample weights)."""
+    import pandas as pd
+    from alpaca_eval.metrics.glm_winrate import make_dmatrix_for_model
+
+    gamed = pd.read_csv(gamed_path).drop(columns=["model"])
+    by_row = gamed.drop_duplicates("index")["instruction_difficulty"]
+    feats = _features(df)
+    feats["instruction_difficulty"] = [by_row[i] for i in df["index"]]
+    test = feats[["instruction_difficulty", "not_gamed_baseline"]].assign(std_delta_len=0.0)
+    both = pd.concat([gamed, feats], axis=0)
+    train, test = make_dmatrix_for_model(both, test, formula=info["formula"])
+    lam = info["regularize_to_baseline_lambda"]
+    weight = both["not_gamed_baseline"].astype(float) + (lam * ~both["not_gamed_baseline"]).astype(float) / 2
+    return train, test, weight
+
+
+def _fit(
+    df,
+    info: dict,
+    method: str,
+    C: float | None = None,
+    difficulty: dict | None = None,
+    gamed: Path | None = None,
+):
     """alpaca_eval's GLM on annotations ``df``: (predicted LC win rate in %, the fitted C).
 
-    ``method``: official (df_gamed.csv's difficulty and gamed baselines), joint (``difficulty`` from
+    ``method``: official (``gamed``: df_gamed.csv's difficulty and gamed baselines), joint (``difficulty`` from
     harness/evaluation/difficulty.py, no gamed baselines) or approximate (no difficulty). Rows without a
     preference are left out of the fit, as alpaca_eval does, and kept in the prediction.
     """
-    from alpaca_eval.metrics.glm_winrate import (
-        _get_featurized_data,
-        fit_LogisticRegressionCV,
-        make_dmatrix_for_model,
-    )
+    from alpaca_eval.metrics.glm_winrate import fit_LogisticRegressionCV, make_dmatrix_for_model
 
     if method == "official":
-        train, test, weight = _get_featurized_data(df, info["formula"], info["regularize_to_baseline_lambda"])
+        train, test, weight = _official_design(df, gamed, info)
     else:
         feats = _features(df, difficulty if method == "joint" else None)
         test = feats.drop(columns="preference").assign(std_delta_len=0.0)
@@ -148,26 +157,30 @@ def _fit(df, info: dict, method: str, C: float | None = None, difficulty: dict |
     return float(model.predict_proba(test)[:, 1].mean() * 100), fitted_c
 
 
-def _gamed_path(job: dict) -> Path | None:
-    """A local df_gamed.csv from the config's ``lc_data`` (a path, or a hub file at a pinned revision)."""
-    source = job.get("lc_data")
-    if not source:
-        return None
-    if "path" in source:
-        path = Path(source["path"])
-    else:
-        from huggingface_hub import hf_hub_download
+def _gamed_path(job: dict) -> tuple[Path, str]:
+    """The df_gamed.csv the official method reads, and where it came from: the config's ``lc_data`` (a
+    path, or a hub file at a pinned revision), else the file alpaca_eval itself downloads (its dataset
+    repository's df_gamed.csv at main)."""
+    from huggingface_hub import hf_hub_download
 
+    source = job.get("lc_data")
+    if source and "path" in source:
+        path, where = Path(source["path"]), f"local file {source['path']}"
+    elif source:
         hub = source["hub"]
         path = Path(
             hf_hub_download(hub["repo_id"], hub["filename"], revision=hub["revision"], repo_type="dataset")
         )
+        where = f"local file {path}"
+    else:
+        path = Path(hf_hub_download(GAMED_REPO, "df_gamed.csv", repo_type="dataset"))
+        where = "alpaca_eval's hub data"
     import pandas as pd
 
     missing = [c for c in GAMED_COLUMNS if c not in pd.read_csv(path, nrows=1).columns]
     if missing:
         raise RecordError(f"{path}: not alpaca_eval's df_gamed.csv: missing column(s) {', '.join(missing)}")
-    return path
+    return path, where
 
 
 def gamed_at_hand(bench: dict) -> bool:
@@ -239,28 +252,22 @@ def lc_estimator(df, job: dict, difficulty: dict | None = None) -> dict:
     """The LC win rate of annotations ``df`` by the job's method: ``value``, ``replicate(idx)`` (the
     GLM refitted on rows ``idx`` at the regularisation C chosen on all rows: what a bootstrap draw
     computes), ``method`` and ``note``."""
-    from alpaca_eval.metrics.glm_winrate import GLM_INFO, get_length_controlled_winrate
+    from alpaca_eval.metrics.glm_winrate import GLM_INFO
 
     method = job["lc_method"]
     if "index" not in df:  # the instruction's position in the eval set, for its difficulty
         df = df.assign(index=np.arange(len(df)))
     if method in ("official", "auto"):
         try:
-            path = _gamed_path(job)
-            with _gamed_data(path):
-                lc = get_length_controlled_winrate(
-                    df.copy(), save_weights_dir=None, is_warn_extreme_changes=False
-                )
-                info = GLM_INFO["length_controlled_v1"]
-                _, C = _fit(df, info, "official")
-            where = f"local file {path}" if path else "alpaca_eval's hub data"
+            path, where = _gamed_path(job)
+            info = GLM_INFO["length_controlled_v1"]
+            value, C = _fit(df, info, "official", gamed=path)
 
             def official(idx):
-                with _gamed_data(path):
-                    return _fit(df.iloc[idx].reset_index(drop=True), info, "official", C)[0]
+                return _fit(df.iloc[idx].reset_index(drop=True), info, "official", C, gamed=path)[0]
 
             return {
-                "value": float(lc["length_controlled_winrate"]),
+                "value": value,
                 "replicate": official,
                 "method": f"official length_controlled_v1 ({where})",
                 "note": None,

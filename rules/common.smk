@@ -7,6 +7,7 @@ from pathlib import Path
 
 from harness import backends
 from harness.core import cells
+from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch, objectives
 from harness.workflow import jobs, site, sizing, warm
 from harness.evaluation.lc import lc_group, lc_models, lc_resolved
@@ -55,24 +56,25 @@ NEVER = r"(?!)"  # a constraint no value matches
 SAMPLE_SHARDS = config["sampling"].get("shards", 1)
 
 
-def rankers_where(kind=None, sharded=None):
-    """A constraint matching the rankers of ``kind`` (any) that are (not) sharded (either)."""
+def rankers_where(pairwise=None, sharded=None):
+    """A constraint matching the rankers that are (not) pairwise (either) and (not) sharded (either)."""
     names = [
         r
         for r, c in config["rankers"].items()
-        if kind in (None, c["kind"]) and sharded in (None, c.get("shards", 1) > 1)
+        if pairwise in (None, ranker_kind(c).pairwise)
+        and sharded in (None, c.get("shards", 1) > 1)
     ]
     return _alt(names) or NEVER
 
 
-RM_RANKERS = rankers_where("reward_model", sharded=False)
-IPR_RANKERS = rankers_where("ipr", sharded=False)
-RM_SHARDED = rankers_where("reward_model", sharded=True)
-IPR_SHARDED = rankers_where("ipr", sharded=True)
+RM_RANKERS = rankers_where(pairwise=False, sharded=False)
+IPR_RANKERS = rankers_where(pairwise=True, sharded=False)
+RM_SHARDED = rankers_where(pairwise=False, sharded=True)
+IPR_SHARDED = rankers_where(pairwise=True, sharded=True)
 SHARDED_RANKERS = rankers_where(sharded=True)
 # the ranker study re-ranks with every ranker in one job each (not sharded)
-RM_STUDY = rankers_where("reward_model")
-IPR_STUDY = rankers_where("ipr")
+RM_STUDY = rankers_where(pairwise=False)
+IPR_STUDY = rankers_where(pairwise=True)
 POLICIES = _alt(config["policies"])
 
 
@@ -185,7 +187,7 @@ def judge_models(jcfg):
 
 def ranker_models(ranker):
     r = config["rankers"][ranker]
-    return [r["model"]] if r["kind"] == "reward_model" else judge_models(r["judge"])
+    return judge_models(r["judge"]) if ranker_kind(r).pairwise else [r["model"]]
 
 
 def eval_judge_models(benchmark):
@@ -202,7 +204,9 @@ def judge_api(benchmark):
 
 def ranker_api(ranker):
     r = config["rankers"][ranker]
-    return int(r["kind"] == "ipr" and backends.spec(r["judge"]["backend"]).endpoint)
+    return int(
+        ranker_kind(r).pairwise and backends.spec(r["judge"]["backend"]).endpoint
+    )
 
 
 # GPUs per job come from the config (harness/workflow/sizing.py), in every executor: 0 for models built from code,

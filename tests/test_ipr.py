@@ -127,3 +127,18 @@ def test_intransitive_triples_counts_cycles():
     assert ipr.intransitive_triples(cycle) == 1
     assert ipr.intransitive_triples([(0, 1), (1, 2), (0, 2)]) == 0
     assert ipr.intransitive_triples([(0, 1), (1, 2)]) == 0  # an uncompared pair is no cycle
+
+
+def test_the_schema_names_exactly_the_registrys_ranker_kinds():
+    import yaml
+
+    from harness.ranking.kinds import RANKER_KINDS, kind
+
+    from .conftest import ROOT
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    ranker = schema["properties"]["rankers"]["additionalProperties"]
+    assert ranker["properties"]["kind"]["enum"] == list(RANKER_KINDS)
+    assert kind({"kind": "ipr"}).model_key == "judge" and kind({"kind": "reward_model"}).model_key == "model"
+    with pytest.raises(ValueError, match="unknown ranker kind 'rm'; valid: reward_model, ipr"):
+        kind({"kind": "rm"})

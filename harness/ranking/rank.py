@@ -20,7 +20,7 @@ from harness.core.provenance import provenance
 from harness.core.records import load_completions, pair_record
 from harness.core.seeding import subseed
 from harness.core.shards import take
-from harness.ranking import ipr
+from harness.ranking import ipr, kinds
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def score_reward_model(
 def align(job: dict) -> int:
     """Prompts per chunk that shards are cut at: a reward model scores each chunk of ``batch_size``
     prompts in batches of its own; IPR judges each prompt on its own (any cut)."""
-    return job["ranker"]["batch_size"] if job["ranker"]["kind"] == "reward_model" else 1
+    return 1 if kinds.kind(job["ranker"]).pairwise else job["ranker"]["batch_size"]
 
 
 def _rank_reward_model(job, groups, cache=None):
@@ -227,6 +227,7 @@ def run(
         for key in counts:
             counts[key] += c[key]
     kind = job["ranker"]["kind"]
+    pairwise = kinds.kind(job["ranker"]).pairwise
     orders, scores, records, stats = RANKERS[kind](job, groups, cache)
     # IPR: a prompt whose every comparison was a tie (the judge preferred nothing) makes no pair, as
     # equal reward-model scores make none
@@ -240,7 +241,7 @@ def run(
     tied_kept = 0  # pairs.keep_tied: all-tie prompts paired by the ties' mean probabilities
     for (pc, _keep), order, sc in zip(groups, orders, scores, strict=True):
         choice, reason = choose_pair(order, sc, job["ranker"]["pairs"], pc.id, job["seed"])
-        if choice is not None and kind == "ipr" and pc.id not in decided:
+        if choice is not None and pairwise and pc.id not in decided:
             if job["ranker"]["pairs"].get("keep_tied") and pc.id in leaning:
                 tied_kept += 1
             else:
@@ -300,7 +301,7 @@ def run(
             "prompts": len(data),
             "pairs": len(pairs),
             "no_pair": no_pair,
-            **({"pairs_from_ties": tied_kept} if kind == "ipr" else {}),
+            **({"pairs_from_ties": tied_kept} if pairwise else {}),
             "completions_left_out": counts,
             **stats,
             "provenance": provenance(job, started=started),

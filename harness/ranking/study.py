@@ -16,6 +16,7 @@ import numpy as np
 from harness.core.io import read_json, read_jsonl, write_json, write_text
 from harness.core.provenance import provenance
 from harness.core.records import load_preferences
+from harness.ranking import kinds
 from harness.ranking.ipr import Request, decide, intransitive_triples
 
 
@@ -25,7 +26,7 @@ def gold_accuracy(job: dict, preferences_path: str, output: str, cache: str | No
     prefs = load_preferences(preferences_path)
     ranker = job["ranker"]
     stats: dict = {}
-    if ranker["kind"] == "reward_model":
+    if not kinds.kind(ranker).pairwise:
         from harness.ranking.rank import score_reward_model
 
         convs = [

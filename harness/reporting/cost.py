@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.core.io import read_json, write_text
 from harness.core.timing import STAGES, footer
+from harness.ranking.kinds import kind as ranker_kind
 
 
 def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str, output_md: str) -> None:
@@ -53,7 +54,7 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
     for path in pair_metas:
         meta = read_json(path)
         prompts = max(int(meta.get("prompts", 0)), 1)
-        ipr = meta.get("kind") == "ipr"
+        ipr = "kind" in meta and ranker_kind(meta).pairwise
         calls.append(
             {
                 "policy": Path(path).parent.parent.name,

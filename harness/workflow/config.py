@@ -15,6 +15,7 @@ import yaml
 from harness.core.cells import EVALUATED
 from harness.core.errors import ConfigError
 from harness.core.io import read_yaml
+from harness.ranking.kinds import kind as ranker_kind
 
 SCHEMA = Path(__file__).resolve().parents[2] / "config" / "schema.yaml"
 
@@ -95,14 +96,16 @@ def check_references(cfg: dict, source: str) -> None:
     models = cfg["models"]
     refs = [(f"policies/{i}", p) for i, p in enumerate(cfg["policies"])]
     for name, r in cfg["rankers"].items():
-        if r["kind"] == "reward_model":
+        if not ranker_kind(r).pairwise:
             refs.append((f"rankers/{name}/model", r["model"]))
         elif loads_model(r["judge"]):
             refs.append((f"rankers/{name}/judge/model", r["judge"].get("model")))
     for bench, b in cfg["evaluation"].items():
         if "judge" in b and loads_model(b["judge"]):
             refs.append((f"evaluation/{bench}/judge/model", b["judge"].get("model")))
-    pairwise = [(f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if r["kind"] == "ipr"]
+    pairwise = [
+        (f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if ranker_kind(r).pairwise
+    ]
     if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
         pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
     mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})

@@ -18,6 +18,7 @@ import os
 import re
 
 from harness.core.cells import BASE, EVALUATED  # noqa: F401 - part of this module's interface
+from harness.ranking.kinds import kind as ranker_kind
 
 
 def write_job_config(cfg: dict, stem: str) -> str:
@@ -201,11 +202,11 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     if step in ("rank", "study_rank"):
         policy, ranker = key.split("/")
         r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
-        if step == "study_rank" and r["kind"] == "ipr":
+        if step == "study_rank" and ranker_kind(r).pairwise:
             r["procedure"] = cfg["ranker_study"]["procedure"]
         if step == "study_rank" and cfg["ranker_study"].get("prompts"):
             r["limit"] = cfg["ranker_study"]["prompts"]
-        if r["kind"] == "reward_model":
+        if not ranker_kind(r).pairwise:
             r["model"] = model_ref(cfg, r["model"], paths)
             r.pop("judge", None)
         else:

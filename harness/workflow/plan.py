@@ -20,6 +20,7 @@ from pathlib import Path
 from harness.backends import spec
 from harness.core.cells import cells
 from harness.ranking import ipr
+from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch
 from harness.workflow import sizing
 
@@ -138,7 +139,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 ("rank_study", sizes[: study.get("prompts") or None], 1, study["procedure"]),
             ):
                 cand = sum(part)
-                if r["kind"] == "reward_model":
+                if not ranker_kind(r).pairwise:
                     g = sizing.model_gpus(cfg, r["model"])
                     add(rule, n, len(part), 0, cand * (pt + at), 0,
                         seconds(r["model"], g, cand * (pt + at)), g, shards=n)  # fmt: skip

@@ -12,6 +12,7 @@ workflow calls it while planning the DAG.
 
 from __future__ import annotations
 
+from harness.ranking.kinds import kind as ranker_kind
 from harness.workflow.config import loads_model
 
 # Host memory of a job: enough for the steps that run on CPU (the demo's, metrics, tables), and 64 GB
@@ -40,7 +41,7 @@ def judge_gpus(cfg: dict, judge: dict) -> int:
 
 def ranker_gpus(cfg: dict, ranker: str) -> int:
     r = cfg["rankers"][ranker]
-    return model_gpus(cfg, r["model"]) if r["kind"] == "reward_model" else judge_gpus(cfg, r["judge"])
+    return judge_gpus(cfg, r["judge"]) if ranker_kind(r).pairwise else model_gpus(cfg, r["model"])
 
 
 def eval_judge_gpus(cfg: dict, benchmark: str) -> int:

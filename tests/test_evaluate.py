@@ -123,6 +123,31 @@ def _annotations(n, rng):
     ]
 
 
+def test_official_lc_of_a_model_judged_against_itself_is_50_as_alpaca_eval_says(tmp_path):
+    """reference: base with lc_method official: the base model's answers against themselves (one
+    generator, equal lengths) get alpaca_eval's LC of 50, not a GLM fitted on nothing."""
+    from unittest import mock
+
+    import alpaca_eval.metrics.glm_winrate as glm
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    gamed = _gamed_file(tmp_path / "df_gamed.csv", 30, rng)
+    rows = [dict(r, generator_1="base", generator_2="base", output_2=r["output_1"], preference=1.5)
+            for r in _annotations(30, rng)]  # fmt: skip
+    ann = tmp_path / "self.json"
+    ann.write_text(json.dumps(rows))
+    out = tmp_path / "m.json"
+    alpaca_metrics.metrics(
+        _metrics_job(lc_method="official", lc_data={"path": str(gamed)}), str(ann), str(out)
+    )
+    m = json.loads(out.read_text())["metrics"]
+    with mock.patch.object(glm, "hf_hub_download", lambda *a, **k: str(gamed)):  # alpaca_eval itself
+        expected = glm.get_length_controlled_winrate(pd.DataFrame(rows), save_weights_dir=None)
+    assert m["length_controlled_winrate"] == expected["length_controlled_winrate"] == 50.0
+    assert m["length_controlled_winrate_ci"] == [50.0, 50.0]
+
+
 def test_official_lc_from_a_local_difficulty_file(tmp_path, monkeypatch):
     from unittest import mock
 

@@ -1,5 +1,5 @@
 """Which cells a config trains and evaluates (standard library only): the main table's grid, the
-budget sweep's partial grids and the baselines table, each cell once. jobs, plan and alpaca_metrics
+budget sweep's partial grids and the baselines table, each cell once. jobs, plan and the LC (evaluation/lc.py)
 read it, so none of them imports another for it."""
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def _sum(values: list):
 
 def merge_meta(metas: list[dict]) -> dict:
     """One meta file from the shards': counts summed, settings and provenance from the first shard
-    (with the CPU seconds of all shards where they ran warm: harness/workflow/warm.py, harness/reporting/cost.py)."""
+    (with the CPU seconds of all shards where they ran warm: harness/workflow/warm.py, harness/core/timing.py)."""
     merged = {
         k: (metas[0][k] if k == "provenance" else _sum([m[k] for m in metas if k in m])) for k in metas[0]
     }

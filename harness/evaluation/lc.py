@@ -113,7 +113,10 @@ def _official_design(df, gamed_path: Path, info: dict):
 
     gamed = pd.read_csv(gamed_path).drop(columns=["model"])
     by_row = gamed.drop_duplicates("index")["instruction_difficulty"]
-    feats = _features(df)
+    # alpaca_eval's length feature as it computes it: divided by the pandas std, so equal differences
+    # give NaN and patsy leaves those rows out (_features guards the zero for the offline methods)
+    delta = (df["output_1"].str.len() - df["output_2"].str.len()).reset_index(drop=True)
+    feats = _features(df).assign(std_delta_len=delta / delta.std())
     feats["instruction_difficulty"] = [by_row[i] for i in df["index"]]
     test = feats[["instruction_difficulty", "not_gamed_baseline"]].assign(std_delta_len=0.0)
     both = pd.concat([gamed, feats], axis=0)
@@ -155,6 +158,13 @@ def _fit(
     model = fit_LogisticRegressionCV(train, "preference", is_ytrue_proba=True, sample_weight=weight, **kwargs)
     fitted_c = float(np.ravel(model.C_)[0]) if hasattr(model, "C_") else C
     return float(model.predict_proba(test)[:, 1].mean() * 100), fitted_c
+
+
+def _judged_against_itself(df) -> bool:
+    """Whether the annotations compare a generator with itself (alpaca_eval then gives LC 50)."""
+    if "generator_1" not in df or "generator_2" not in df:
+        return False
+    return list(df["generator_2"].unique()) == list(df["generator_1"].unique()[:1])
 
 
 def _gamed_path(job: dict) -> tuple[Path, str]:
@@ -261,9 +271,14 @@ def lc_estimator(df, job: dict, difficulty: dict | None = None) -> dict:
         try:
             path, where = _gamed_path(job)
             info = GLM_INFO["length_controlled_v1"]
-            value, C = _fit(df, info, "official", gamed=path)
+            if _judged_against_itself(df):  # alpaca_eval's rule: a baseline's LC is 50 by construction
+                value, C = 50.0, None
+            else:
+                value, C = _fit(df, info, "official", gamed=path)
 
             def official(idx):
+                if C is None:
+                    return 50.0
                 return _fit(df.iloc[idx].reset_index(drop=True), info, "official", C, gamed=path)[0]
 
             return {

@@ -63,9 +63,10 @@ class HarnessDPOTrainer(DPOTrainer):
                 "not DPOTrainer"
             )
         self.term = self.objective.objective.term
-        # TRL's sigmoid DPO loss and its sft (NLL) term are logged as loss parts where they are weighted
+        # TRL's sigmoid DPO loss is logged as a loss part where it is weighted, its sft (NLL) term where
+        # the objective has one
         self._dpo_part = bool(self.objective.weight("sigmoid"))
-        self._nll_part = bool(self.objective.weight("sft"))
+        self._nll_part = "sft" in self.objective.loss_types
         self.reference_logps = reference_logps  # {"chosen": [...], "rejected": [...]} from `reference-logps`
         super().__init__(*args, **kwargs)
         if not self.precompute_ref_logps:

@@ -26,7 +26,7 @@ What keeps it safe:
 
 CPU time: a worker's CPU is not in its job's process tree, where Snakemake's benchmark looks, so
 each step records its own CPU seconds in its provenance (``cpu_s``, with ``warm_start: true``) and
-the cost table reads those for a warm job (harness/reporting/cost.py).
+the cost table reads those for a warm job (harness/core/timing.py, job_cost).
 
 Code changes take effect for the next run, not the running one (the server keeps the modules it
 imported). Standard library only: the client side runs before anything else is imported.

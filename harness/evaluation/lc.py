@@ -183,7 +183,18 @@ def _gamed_path(job: dict) -> tuple[Path, str]:
         )
         where = f"local file {path}"
     else:
-        path = Path(hf_hub_download(GAMED_REPO, "df_gamed.csv", repo_type="dataset"))
+        from alpaca_eval import constants  # the token, cache and force-download settings it uses itself
+
+        path = Path(
+            hf_hub_download(
+                GAMED_REPO,
+                "df_gamed.csv",
+                repo_type="dataset",
+                token=constants.DATASETS_TOKEN,
+                force_download=constants.DATASETS_FORCE_DOWNLOAD,
+                cache_dir=constants.DEFAULT_CACHE_DIR,
+            )
+        )
         where = "alpaca_eval's hub data"
     import pandas as pd
 

@@ -353,6 +353,10 @@ def test_a_gguf_file_is_converted_once_for_every_run(tmp_path):
         assert "convert_gguf" not in r.stderr, r.stderr[-2000:]
         weights = wf / target / "model.safetensors"
         assert weights.stat().st_ino == (wf / shared / "model.safetensors").stat().st_ino  # no second copy
+    # a conversion no model of the config makes is refused in one line
+    stale = "results/shared/models/gguf/weights.0123456789abcdef"
+    r = snakemake(["-n", "--configfile", "config/demo.yaml", "--", stale], wf)
+    assert r.returncode != 0 and "no GGUF model of this config converts to it" in r.stdout + r.stderr
     # other scorer settings are another conversion
     cfg = yaml.safe_load((wf / "config/my_study.yaml").read_text())
     cfg["models"]["theirs"]["gguf"]["scorer"] = {"question": "Good?", "positive": "Yes", "negative": "No"}

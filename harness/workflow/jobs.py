@@ -128,11 +128,18 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         from harness.backends.convert import converted_key, gguf_path
         from harness.core.io import file_sha256
 
-        name, spec = next(
+        found = [
             (n, m["gguf"])
             for n, m in cfg["models"].items()
             if "gguf" in m and converted_key(m["gguf"], n) == key
-        )
+        ]
+        if not found:
+            from harness.core.errors import ConfigError
+
+            raise ConfigError(
+                f"models/gguf/{key}: no GGUF model of this config converts to it (a file changed?)"
+            )
+        name, spec = found[0]
         path = gguf_path(spec, name)  # resolved here: the job may run in an environment without the package
         # the file's bytes are part of the job: another file at the same path converts again
         job = {"step": step, "key": key, "gguf_file": str(path), "sha256": file_sha256(path)}

@@ -81,7 +81,7 @@ rule all:
     default_target: True
     input:
         # the tables and figures the report opens on (rules/common.smk), the page, the cost table
-        landing_tables(),
-        landing_figures(),
-        run_path("report/landing.html"),
-        run_path("tables/cost.md"),
+        T.landing_tables(),
+        T.landing_figures(),
+        rules.landing.output,
+        rules.cost.output.md,

@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from harness.core import stats  # noqa: E402
 from harness.reporting import paired  # noqa: E402
 
 SEEDS, PROMPTS = 3, 96
@@ -65,14 +66,13 @@ def main() -> None:
         boot = [0, 0]
         for r in range(args.reps):
             a, b = cells(rng, truth, *mix)
-            res = paired.paired(paired.mean_cell(a), paired.mean_cell(b), PROMPTS, args.draws, seed=r)
+            res = paired.paired(stats.mean_cell(a), stats.mean_cell(b), PROMPTS, args.draws, seed=r)
             ours[0] += res["ci"][0] <= truth <= res["ci"][1]
             lo, hi, _ = pigeonhole(a, b, args.draws, rng)
             boot[0] += lo <= truth <= hi
             a, b = cells(rng, 0.0, *mix)
             ours[1] += (
-                paired.paired(paired.mean_cell(a), paired.mean_cell(b), PROMPTS, args.draws, seed=r)["p"]
-                < 0.05
+                paired.paired(stats.mean_cell(a), stats.mean_cell(b), PROMPTS, args.draws, seed=r)["p"] < 0.05
             )
             boot[1] += pigeonhole(a, b, args.draws, rng)[2] < 0.05
         n = args.reps

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.evaluation.downstream import BENCHMARK as DOWNSTREAM  # its one step runs it whole
+
 
 @dataclass(frozen=True)
 class Step:
@@ -281,37 +283,27 @@ def _generate(args, job) -> None:
       arg("--judge-prompts", "MT-Bench: FastChat judge prompts (JSONL)"),
       arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), CACHE)  # fmt: skip
 def _judge(args, job) -> None:
-    if job["benchmark"] == "alpaca_eval":
-        from harness.evaluation import alpaca
+    from harness.evaluation.benchmarks import get
 
-        alpaca.judge(job, args.eval_set, args.answers, args.output, args.meta, args.cache)
-        return
-    from harness.evaluation import mt_bench
-
-    if not (args.judge_prompts and args.references):
-        raise ValueError("MT-Bench judging needs --judge-prompts and --references")
-    mt_bench.judge(job, args.eval_set, args.answers, args.output, args.meta, args.judge_prompts, args.references,
-                   args.cache)  # fmt: skip
+    bench = get(job["benchmark"])
+    for key in bench.judge_files:
+        if not getattr(args, key):
+            raise ValueError(f"{bench.title} judging needs --{key.replace('_', '-')}")
+    bench.hook("judge")(job, vars(args))
 
 
 @step("metrics", "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
       need("--judgments", "annotations/judgments from `judge`"),
       arg("--eval-set", "MT-Bench questions (for per-category means)"),
       arg("--answers", "AlpacaEval: the model's outputs (for avg_length)"),
-      arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)"),
-      arg("--upstream", "stage=benchmark.tsv,output.json of each upstream job (cost)", nargs="*", default=[]))  # fmt: skip
+      arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)"))  # fmt: skip
 def _metrics(args, job) -> None:
-    if job["benchmark"] == "alpaca_eval":
-        from harness.evaluation import alpaca_metrics
+    from harness.evaluation.benchmarks import get
 
-        alpaca_metrics.metrics(job, args.judgments, args.output, args.upstream, args.difficulty, args.answers)
-        return
-    from harness.evaluation import mt_bench
-
-    mt_bench.metrics(job, args.eval_set, args.judgments, args.output, args.upstream)
+    get(job["benchmark"]).hook("metrics")(job, vars(args))
 
 
-@step("downstream", "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
+@step(DOWNSTREAM, "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
       arg("--data", "the data file of the project's own lm-eval tasks"),
       need("--metrics", "the metrics file (JSON)"),
       arg("--samples", "also lm-eval's per-sample results, a row per document and metric (JSONL)"))  # fmt: skip
@@ -385,13 +377,12 @@ def _downstream_figure(args, job) -> None:
 
 
 @step("cost", "wall time, GPU-hours and CPU-hours per stage and per cell; judge calls per prompt",
-      need("--metrics", "metrics.json files", nargs="+"),
       arg("--pair-metas", "pairs.meta.json files (judge calls)", nargs="*", default=[]),
       need("--output-md", "the Markdown tables"))  # fmt: skip
 def _cost(args, job) -> None:
     from harness.reporting import cost
 
-    cost.table(job, args.metrics, args.pair_metas, args.output, args.output_md)
+    cost.table(job, args.pair_metas, args.output, args.output_md)
 
 
 @step("budget-sweep", "final chosen and rejected log-likelihood change against the budget delta (PNG, PDF, CSV)",

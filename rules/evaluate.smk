@@ -1,21 +1,31 @@
 # Stage 4: answers, judgments and metrics per model (base policy or trained cell) and benchmark.
 
 
+ANSWERS = {
+    "answers": out("eval", file="answers{ext}"),
+    "meta": out("eval", file="answers{ext}.meta.json"),
+}
+# evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
+ANSWERS_SHARD = {
+    "answers": out("eval", file=f"shards/{SHARD}/answers{{ext}}"),
+    "meta": out("eval", file=f"shards/{SHARD}/answers{{ext}}.meta.json"),
+}
+
+
 rule generate:
     input:
         config=job_config("generate", "{benchmark}/{policy}/{model}"),
-        eval_set=lambda wc: eval_set(wc.benchmark),
-        model=checkpoint_input,
+        eval_set=lambda wc: T.eval_set(wc.benchmark),
+        model=lambda wc: T.checkpoint(wc.policy, wc.model),
         ext_ok=check_ext,
     output:
-        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
-        meta=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json"),
+        **ANSWERS,
     log:
         run_path("logs/generate/{policy}/{model}/{benchmark}{ext}.log"),
     benchmark:
-        run_path("benchmarks/generate/{policy}/{model}/{benchmark}{ext}.tsv")
+        timing("generate", "{policy}/{model}/{benchmark}{ext}")
     wildcard_constraints:
-        benchmark=benchmarks_where(sharded=False),
+        benchmark=T.judged_where(sharded=False),
     conda:
         "../envs/sample.yaml"
     resources:
@@ -29,25 +39,15 @@ rule generate:
         " --eval-set {input.eval_set} --output {output.answers} --meta {output.meta} > {log} 2>&1"
 
 
-# evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
 use rule generate as generate_shard with:
     output:
-        answers=run_path(
-            "eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}"
-        ),
-        meta=run_path(
-            "eval/{policy}/{model}/{benchmark}/shards/{shard}-of-{shards}/answers{ext}.meta.json"
-        ),
+        **ANSWERS_SHARD,
     log:
-        run_path(
-            "logs/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.log"
-        ),
+        run_path(f"logs/generate/{{policy}}/{{model}}/{{benchmark}}/{SHARD}{{ext}}.log"),
     benchmark:
-        run_path(
-            "benchmarks/generate/{policy}/{model}/{benchmark}/{shard}-of-{shards}{ext}.tsv"
-        )
+        timing("generate", f"{{policy}}/{{model}}/{{benchmark}}/{SHARD}{{ext}}")
     wildcard_constraints:
-        benchmark=benchmarks_where(sharded=True),
+        benchmark=T.judged_where(sharded=True),
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
@@ -56,15 +56,16 @@ use rule generate as generate_shard with:
 
 rule merge_answers:
     input:
-        answers=answer_shards(""),
-        metas=answer_shards(".meta.json"),
+        **{
+            k: shards_of(v, lambda wc: T.generation_shards(wc.benchmark))
+            for k, v in ANSWERS_SHARD.items()
+        },
     output:
-        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
-        meta=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}.meta.json"),
+        **ANSWERS,
     log:
         run_path("logs/merge_answers/{policy}/{model}/{benchmark}{ext}.log"),
     wildcard_constraints:
-        benchmark=benchmarks_where(sharded=True),
+        benchmark=T.judged_where(sharded=True),
     conda:
         "../envs/report.yaml"
     resources:
@@ -72,26 +73,26 @@ rule merge_answers:
     params:
         step_version=1,
     shell:
-        "python -m harness merge --inputs {input.answers} --metas {input.metas}"
+        "python -m harness merge --inputs {input.answers} --metas {input.meta}"
         " --output {output.answers} --meta {output.meta} > {log} 2>&1"
 
 
 rule judge:
     input:
-        unpack(judge_extra_inputs),
+        unpack(lambda wc: T.judge_files(wc.benchmark)),
         config=job_config("judge", "{benchmark}/{policy}/{model}"),
-        eval_set=judge_reference,
-        answers=run_path("eval/{policy}/{model}/{benchmark}/answers{ext}"),
-        models=lambda wc: built_models_input(eval_judge_models(wc.benchmark)),
+        eval_set=lambda wc: T.judge_reference(wc.policy, wc.benchmark),
+        answers=ANSWERS["answers"],
+        models=lambda wc: T.built_models(T.eval_judge_models(wc.benchmark)),
     output:
-        judgments=run_path("eval/{policy}/{model}/{benchmark}/judgments{ext}"),
-        meta=run_path("eval/{policy}/{model}/{benchmark}/judgments{ext}.meta.json"),
+        judgments=out("eval", file="judgments{ext}"),
+        meta=out("eval", file="judgments{ext}.meta.json"),
     log:
         run_path("logs/judge/{policy}/{model}/{benchmark}{ext}.log"),
     benchmark:
-        run_path("benchmarks/judge/{policy}/{model}/{benchmark}{ext}.tsv")
+        timing("judge", "{policy}/{model}/{benchmark}{ext}")
     wildcard_constraints:
-        benchmark=_alt(JUDGED) or NEVER,
+        benchmark=T.judged_where(),
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -100,7 +101,7 @@ rule judge:
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         step_version=2,  # 2: FastChat's MT-Bench templates; alpaca_eval annotators; a meta file
-        extra=lambda wc: cli_args(judge_extra_inputs(wc)),
+        extra=lambda wc: cli_args(T.judge_files(wc.benchmark)),
         cache=shared_path("cache/judge/{policy}/{model}/{benchmark}.jsonl"),
     shell:
         "{params.run} -m harness judge --config {input.config}"
@@ -110,19 +111,23 @@ rule judge:
         " > {log} 2>&1"
 
 
+# AlpacaEval's joint LC: the instruction difficulty, fitted once over the models of one reference
+LC = T.lc.name if T.lc else "none"
+
+
 rule lc_difficulty:
     input:
-        config=job_config("difficulty", "alpaca_eval/{group}"),
-        eval_set=eval_set("alpaca_eval"),
-        judgments=difficulty_judgments,
+        config=job_config("difficulty", f"{LC}/{{group}}"),
+        eval_set=lambda wc: T.eval_set(LC),
+        judgments=lambda wc: T.difficulty_judgments(wc.group),
     output:
-        run_path("eval/difficulty/alpaca_eval/{group}.json"),
+        out("difficulty", benchmark=LC),
     log:
         run_path("logs/lc_difficulty/{group}.log"),
     benchmark:
-        run_path("benchmarks/lc_difficulty/{group}.tsv")
+        timing("lc_difficulty", "{group}")
     wildcard_constraints:
-        group=_alt(GROUPS_TO_FIT) or NEVER,
+        group=alt(GROUPS_TO_FIT) or NEVER,
     conda:
         "../envs/evaluate.yaml"
     resources:
@@ -136,47 +141,47 @@ rule lc_difficulty:
 
 rule metrics:
     input:
-        unpack(metrics_extra_inputs),
+        unpack(lambda wc: T.metrics_files(wc.policy, wc.model, wc.benchmark)),
         config=job_config("metrics", "{benchmark}/{policy}/{model}"),
-        eval_set=lambda wc: eval_set(wc.benchmark),
-        judgments=lambda wc: f"{RUN_DIR}/eval/{wc.policy}/{wc.model}/{wc.benchmark}/judgments{ext_of(wc.benchmark)}",
-        lc_data=lc_data_input,
-        upstream=lambda wc: [prov for _, prov in upstream_jobs(wc).values()],
+        eval_set=lambda wc: T.eval_set(wc.benchmark),
+        judgments=lambda wc: T.eval_file(
+            wc.policy, wc.model, wc.benchmark, f"judgments{T.ext(wc.benchmark)}"
+        ),
+        lc_data=lambda wc: T.lc_data(wc.benchmark),
     output:
-        run_path("eval/{policy}/{model}/{benchmark}/metrics.json"),
+        out("eval", file="metrics.json"),
     log:
         run_path("logs/metrics/{policy}/{model}/{benchmark}.log"),
     wildcard_constraints:
-        benchmark=_alt(JUDGED) or NEVER,
+        benchmark=T.judged_where(),
     conda:
         "../envs/evaluate.yaml"
     resources:
         **sized(0),
     params:
-        step_version=4,  # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost; 4: joint LC, avg_length from answers
-        upstream=lambda wc: " ".join(
-            f"{s}={t},{p}" for s, (t, p) in upstream_jobs(wc).items()
-        ),
-        extra=lambda wc: cli_args(metrics_extra_inputs(wc)),
+        # 2: bootstrap intervals, the official LC GLM from a local file; 3: upstream cost; 4: joint
+        # LC, avg_length from answers; 5: the cost of the jobs behind it left to step `cost`
+        step_version=5,
+        extra=lambda wc: cli_args(T.metrics_files(wc.policy, wc.model, wc.benchmark)),
     shell:
         "python -m harness metrics --config {input.config} --eval-set {input.eval_set}"
-        " --judgments {input.judgments} {params.extra} --upstream {params.upstream} --output {output} > {log} 2>&1"
+        " --judgments {input.judgments} {params.extra} --output {output} > {log} 2>&1"
 
 
 # Downstream tasks through lm-evaluation-harness: one job per model (lm-eval's results JSON + metrics)
 rule downstream:
     input:
         config=job_config("downstream", "{policy}/{model}"),
-        model=checkpoint_input,
-        data=downstream_data,
+        model=lambda wc: T.checkpoint(wc.policy, wc.model),
+        data=lambda wc: T.downstream_data("downstream"),
     output:
-        results=run_path("eval/{policy}/{model}/downstream/results.json"),
-        metrics=run_path("eval/{policy}/{model}/downstream/metrics.json"),
-        samples=run_path("eval/{policy}/{model}/downstream/samples.jsonl"),
+        results=out("eval", benchmark="downstream", file="results.json"),
+        metrics=out("eval", benchmark="downstream", file="metrics.json"),
+        samples=out("eval", benchmark="downstream", file="samples.jsonl"),
     log:
         run_path("logs/downstream/{policy}/{model}.log"),
     benchmark:
-        run_path("benchmarks/downstream/{policy}/{model}.tsv")
+        timing("downstream", "{policy}/{model}")
     conda:
         "../envs/evaluate.yaml"
     resources:

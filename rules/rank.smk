@@ -2,21 +2,33 @@
 # (the same step) for judge rankers, which a profile can size for a 70B-class judge.
 
 
+PAIRS = {
+    "pairs": out("pairs", file="pairs.jsonl"),
+    "judgments": out("pairs", file="judgments.jsonl"),
+    "meta": out("pairs", file="pairs.meta.json"),
+}
+# rankers.<name>.shards > 1: one job per part of the prompts (each with its own judge-call cache),
+# then one merge job
+PAIRS_SHARD = {
+    "pairs": out("pairs", file=f"shards/{SHARD}.pairs.jsonl"),
+    "judgments": out("pairs", file=f"shards/{SHARD}.judgments.jsonl"),
+    "meta": out("pairs", file=f"shards/{SHARD}.meta.json"),
+}
+
+
 rule rank:
     input:
         config=job_config("rank", "{policy}/{ranker}"),
-        completions=run_path("completions/{policy}/completions.jsonl"),
-        models=lambda wc: built_models_input(ranker_models(wc.ranker)),
+        completions=out("completions", file="completions.jsonl"),
+        models=lambda wc: T.built_models(T.ranker_models(wc.ranker)),
     output:
-        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
-        judgments=run_path("pairs/{policy}/{ranker}/judgments.jsonl"),
-        meta=run_path("pairs/{policy}/{ranker}/pairs.meta.json"),
+        **PAIRS,
     log:
         run_path("logs/rank/{policy}/{ranker}.log"),
     benchmark:
-        run_path("benchmarks/rank/{policy}/{ranker}.tsv")
+        timing("rank", "{policy}/{ranker}")
     wildcard_constraints:
-        ranker=RM_RANKERS,
+        ranker=T.rankers_where(pairwise=False, sharded=False),
     conda:
         "../envs/train.yaml"
     resources:
@@ -37,55 +49,48 @@ rule rank:
 
 use rule rank as rank_ipr with:
     wildcard_constraints:
-        ranker=IPR_RANKERS,
+        ranker=T.rankers_where(pairwise=True, sharded=False),
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 
 
-# rankers.<name>.shards > 1: one job per part of the prompts (each with its own judge-call cache),
-# then one merge job
 use rule rank as rank_shard with:
     output:
-        pairs=run_path("pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.pairs.jsonl"),
-        judgments=run_path(
-            "pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.judgments.jsonl"
-        ),
-        meta=run_path("pairs/{policy}/{ranker}/shards/{shard}-of-{shards}.meta.json"),
+        **PAIRS_SHARD,
     log:
-        run_path("logs/rank/{policy}/{ranker}/{shard}-of-{shards}.log"),
+        run_path(f"logs/rank/{{policy}}/{{ranker}}/{SHARD}.log"),
     benchmark:
-        run_path("benchmarks/rank/{policy}/{ranker}/{shard}-of-{shards}.tsv")
+        timing("rank", f"{{policy}}/{{ranker}}/{SHARD}")
     wildcard_constraints:
-        ranker=RM_SHARDED,
+        ranker=T.rankers_where(pairwise=False, sharded=True),
     conda:
         "../envs/train.yaml"
     params:
         run=lambda wc, resources: run_harness(resources.gpu),
         shard=lambda wc: f"--shard {wc.shard}/{wc.shards}",
-        cache=shared_path("cache/rank/{policy}/{ranker}/{shard}-of-{shards}.jsonl"),
+        cache=shared_path(f"cache/rank/{{policy}}/{{ranker}}/{SHARD}.jsonl"),
         step_version=3,
 
 
 use rule rank_shard as rank_ipr_shard with:
     wildcard_constraints:
-        ranker=IPR_SHARDED,
+        ranker=T.rankers_where(pairwise=True, sharded=True),
     conda:
         "../envs/sample.yaml"
 
 
 rule merge_pairs:
     input:
-        pairs=rank_shards("pairs.jsonl"),
-        judgments=rank_shards("judgments.jsonl"),
-        metas=rank_shards("meta.json"),
+        **{
+            k: shards_of(v, lambda wc: T.ranker_shards(wc.ranker))
+            for k, v in PAIRS_SHARD.items()
+        },
     output:
-        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
-        judgments=run_path("pairs/{policy}/{ranker}/judgments.jsonl"),
-        meta=run_path("pairs/{policy}/{ranker}/pairs.meta.json"),
+        **PAIRS,
     log:
         run_path("logs/merge_pairs/{policy}/{ranker}.log"),
     wildcard_constraints:
-        ranker=SHARDED_RANKERS,
+        ranker=T.rankers_where(sharded=True),
     conda:
         "../envs/report.yaml"
     resources:
@@ -94,5 +99,5 @@ rule merge_pairs:
         step_version=1,
     shell:
         "python -m harness merge --inputs {input.judgments} --output {output.judgments} > {log} 2>&1"
-        " && python -m harness merge --inputs {input.pairs} --metas {input.metas}"
+        " && python -m harness merge --inputs {input.pairs} --metas {input.meta}"
         " --output {output.pairs} --meta {output.meta} >> {log} 2>&1"

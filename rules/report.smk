@@ -6,14 +6,14 @@
 rule report:
     input:
         config=job_config("report", "main"),
-        metrics=main_table_inputs(),
+        metrics=T.main_table(),
     output:
         csv=report(
-            run_path("tables/main.csv"),
+            out("table", name="main.csv"),
             caption="captions/main_table.rst",
             category="Tables",
         ),
-        md=run_path("tables/main.md"),
+        md=out("table", name="main.md"),
     log:
         run_path("logs/report/main.log"),
     conda:
@@ -31,14 +31,14 @@ rule report:
 rule evaluated_table:
     input:
         config=job_config("report", "evaluated"),
-        metrics=evaluated_inputs(),
+        metrics=T.evaluated(),
     output:
         csv=report(
-            run_path("tables/evaluated.csv"),
+            out("table", name="evaluated.csv"),
             caption="captions/evaluated.rst",
             category="Tables",
         ),
-        md=run_path("tables/evaluated.md"),
+        md=out("table", name="evaluated.md"),
     log:
         run_path("logs/report/evaluated.log"),
     conda:
@@ -65,20 +65,20 @@ rule main_table:
 rule comparisons:
     input:
         config=job_config("compare", "main"),
-        inputs=comparison_inputs(),
+        inputs=T.comparison_inputs(),
     output:
         csv=report(
-            run_path("tables/comparisons.csv"),
+            out("table", name="comparisons.csv"),
             caption="captions/comparisons.rst",
             category="Tables",
         ),
-        md=run_path("tables/comparisons.md"),
+        md=out("table", name="comparisons.md"),
         png=report(
-            run_path("figures/comparisons.png"),
+            out("figure", name="comparisons.png"),
             caption="captions/comparisons.rst",
             category="Figures",
         ),
-        pdf=run_path("figures/comparisons.pdf"),
+        pdf=out("figure", name="comparisons.pdf"),
     log:
         run_path("logs/report/comparisons.log"),
     conda:
@@ -95,10 +95,10 @@ rule comparisons:
 
 rule landing:
     input:
-        tables=landing_tables(),
-        figures=landing_figures(),
+        tables=T.landing_tables(),
+        figures=T.landing_figures(),
         captions=[  # each figure's caption (a caption edit reruns the page)
-            f"rules/captions/{Path(f).stem}.rst" for f in landing_figures()
+            f"rules/captions/{Path(f).stem}.rst" for f in T.landing_figures()
         ],
     output:
         run_path("report/landing.html"),
@@ -118,14 +118,14 @@ rule landing:
 rule baselines_table:
     input:
         config=job_config("report", "baselines"),
-        metrics=baselines_inputs(),
+        metrics=T.baselines(),
     output:
         csv=report(
-            run_path("tables/baselines.csv"),
+            out("table", name="baselines.csv"),
             caption="captions/baselines.rst",
             category="Tables",
         ),
-        md=run_path("tables/baselines.md"),
+        md=out("table", name="baselines.md"),
     log:
         run_path("logs/report/baselines.log"),
     conda:
@@ -142,14 +142,14 @@ rule baselines_table:
 rule training_curves:
     input:
         config=job_config("figures", "likelihood_trajectories"),
-        logs=training_logs(),
+        logs=T.training_logs(),
     output:
         png=report(
-            run_path("figures/likelihood_trajectories.png"),
+            out("figure", name="likelihood_trajectories.png"),
             caption="captions/likelihood_trajectories.rst",
             category="Figures",
         ),
-        pdf=run_path("figures/likelihood_trajectories.pdf"),
+        pdf=out("figure", name="likelihood_trajectories.pdf"),
     log:
         run_path("logs/figures/likelihood_trajectories.log"),
     conda:
@@ -166,16 +166,16 @@ rule training_curves:
 rule budget_sweep:
     input:
         config=job_config("figures", "budget_sweep"),
-        inputs=budget_sweep_inputs(),
+        inputs=T.budget_sweep(),
     output:
         png=report(
-            run_path("figures/budget_sweep.png"),
+            out("figure", name="budget_sweep.png"),
             caption="captions/budget_sweep.rst",
             category="Figures",
         ),
-        pdf=run_path("figures/budget_sweep.pdf"),
+        pdf=out("figure", name="budget_sweep.pdf"),
         csv=report(
-            run_path("tables/budget_sweep.csv"),
+            out("table", name="budget_sweep.csv"),
             caption="captions/budget_sweep.rst",
             category="Tables",
         ),
@@ -195,20 +195,20 @@ rule budget_sweep:
 rule mt_bench_categories:
     input:
         config=job_config("report", "mt_bench_categories"),
-        metrics=mt_bench_metrics(),
+        metrics=T.benchmark_metrics("mt_bench"),
     output:
         csv=report(
-            run_path("tables/mt_bench_categories.csv"),
+            out("table", name="mt_bench_categories.csv"),
             caption="captions/mt_bench_categories.rst",
             category="Tables",
         ),
-        md=run_path("tables/mt_bench_categories.md"),
+        md=out("table", name="mt_bench_categories.md"),
         png=report(
-            run_path("figures/mt_bench_categories.png"),
+            out("figure", name="mt_bench_categories.png"),
             caption="captions/mt_bench_categories.rst",
             category="Figures",
         ),
-        pdf=run_path("figures/mt_bench_categories.pdf"),
+        pdf=out("figure", name="mt_bench_categories.pdf"),
     log:
         run_path("logs/report/mt_bench_categories.log"),
     conda:
@@ -226,14 +226,14 @@ rule mt_bench_categories:
 rule downstream_figure:
     input:
         config=job_config("figures", "downstream"),
-        metrics=downstream_metrics(),
+        metrics=T.benchmark_metrics("downstream"),
     output:
         png=report(
-            run_path("figures/downstream.png"),
+            out("figure", name="downstream.png"),
             caption="captions/downstream.rst",
             category="Figures",
         ),
-        pdf=run_path("figures/downstream.pdf"),
+        pdf=out("figure", name="downstream.pdf"),
     log:
         run_path("logs/report/downstream_figure.log"),
     conda:
@@ -249,16 +249,16 @@ rule downstream_figure:
 
 rule cost:
     input:
-        config=job_config("report", "cost"),
-        metrics=cost_inputs(),
-        pair_metas=pair_metas(),
+        config=job_config("cost", "main"),
+        inputs=T.cost_inputs(),
+        pair_metas=T.pair_metas(),
     output:
         csv=report(
-            run_path("tables/cost.csv"),
+            out("table", name="cost.csv"),
             caption="captions/cost.rst",
             category="Tables",
         ),
-        md=run_path("tables/cost.md"),
+        md=out("table", name="cost.md"),
     log:
         run_path("logs/report/cost.log"),
     conda:
@@ -268,7 +268,7 @@ rule cost:
     params:
         step_version=1,
     shell:
-        "python -m harness cost --config {input.config} --metrics {input.metrics}"
+        "python -m harness cost --config {input.config}"
         " --pair-metas {input.pair_metas} --output {output.csv} --output-md {output.md} > {log} 2>&1"
 
 

@@ -8,7 +8,7 @@ rule build_tiny_models:
         config=job_config("build", "tiny"),
         corpus=config.get("tiny_tokenizer", {}).get("corpus", []),
     output:
-        directory(run_path("models/tiny")),
+        directory(out("built_models")),
     log:
         run_path("logs/build_tiny_models/tiny.log"),
     conda:
@@ -48,7 +48,7 @@ rule converted_model:
     input:
         lambda wc: shared_path(f"models/gguf/{converted_key(wc.converted)}"),
     output:
-        directory(run_path("models/gguf/{converted}")),
+        directory(out("converted_model", name="{converted}")),
     log:
         run_path("logs/converted_model/{converted}.log"),
     conda:
@@ -63,14 +63,14 @@ rule finetune:
     input:
         config=job_config("finetune", "{tuned}"),
         data=run_path("data/finetune/{tuned}.jsonl"),
-        models=lambda wc: built_models_input([wc.tuned], tuned=False),
+        models=lambda wc: T.built_models([wc.tuned], tuned=False),
     output:
-        model=directory(run_path("models/tuned/{tuned}")),
+        model=directory(out("tuned_model", name="{tuned}")),
         summary=run_path("models/tuned/{tuned}.summary.json"),
     log:
         run_path("logs/finetune/{tuned}.log"),
     benchmark:
-        run_path("benchmarks/finetune/{tuned}.tsv")
+        timing("finetune", "{tuned}")
     conda:
         "../envs/train.yaml"
     resources:
@@ -90,7 +90,7 @@ rule prepare_data:
             jobs.resolve(config, "prepare", wc.dataset_file, PATHS)["source"]
         ),
     output:
-        run_path("data/{dataset_file}"),
+        out("data", file="{dataset_file}"),
     log:
         run_path("logs/prepare_data/{dataset_file}.log"),
     conda:
@@ -106,15 +106,15 @@ rule prepare_data:
 rule sample:
     input:
         config=job_config("sample", "{policy}"),
-        prompts=run_path("data/prompts.jsonl"),
-        models=lambda wc: built_models_input([wc.policy]),
+        prompts=out("data", file="prompts.jsonl"),
+        models=lambda wc: T.built_models([wc.policy]),
     output:
-        completions=run_path("completions/{policy}/completions.jsonl"),
-        meta=run_path("completions/{policy}/completions.meta.json"),
+        completions=out("completions", file="completions.jsonl"),
+        meta=out("completions", file="completions.meta.json"),
     log:
         run_path("logs/sample/{policy}.log"),
     benchmark:
-        run_path("benchmarks/sample/{policy}.tsv")
+        timing("sample", "{policy}")
     wildcard_constraints:
         policy=POLICIES if SAMPLE_SHARDS == 1 else NEVER,
     conda:
@@ -131,14 +131,19 @@ rule sample:
 
 
 # sampling.shards > 1: one job per part of the prompts, then one merge job
+SAMPLE_SHARD = {
+    "completions": out("completions", file=f"shards/{SHARD}.jsonl"),
+    "meta": out("completions", file=f"shards/{SHARD}.meta.json"),
+}
+
+
 use rule sample as sample_shard with:
     output:
-        completions=run_path("completions/{policy}/shards/{shard}-of-{shards}.jsonl"),
-        meta=run_path("completions/{policy}/shards/{shard}-of-{shards}.meta.json"),
+        **SAMPLE_SHARD,
     log:
-        run_path("logs/sample/{policy}/{shard}-of-{shards}.log"),
+        run_path(f"logs/sample/{{policy}}/{SHARD}.log"),
     benchmark:
-        run_path("benchmarks/sample/{policy}/{shard}-of-{shards}.tsv")
+        timing("sample", f"{{policy}}/{SHARD}")
     wildcard_constraints:
         policy=POLICIES,
     params:
@@ -149,19 +154,11 @@ use rule sample as sample_shard with:
 
 rule merge_completions:
     input:
-        shards=lambda wc: shard_paths(
-            run_path("completions/{policy}/shards/{shard}-of-{shards}.jsonl"),
-            SAMPLE_SHARDS,
-            policy=wc.policy,
-        ),
-        metas=lambda wc: shard_paths(
-            run_path("completions/{policy}/shards/{shard}-of-{shards}.meta.json"),
-            SAMPLE_SHARDS,
-            policy=wc.policy,
-        ),
+        shards=shards_of(SAMPLE_SHARD["completions"], lambda wc: SAMPLE_SHARDS),
+        metas=shards_of(SAMPLE_SHARD["meta"], lambda wc: SAMPLE_SHARDS),
     output:
-        completions=run_path("completions/{policy}/completions.jsonl"),
-        meta=run_path("completions/{policy}/completions.meta.json"),
+        completions=out("completions", file="completions.jsonl"),
+        meta=out("completions", file="completions.meta.json"),
     log:
         run_path("logs/merge_completions/{policy}.log"),
     wildcard_constraints:

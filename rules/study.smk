@@ -4,19 +4,20 @@
 rule rank_study:
     input:
         config=job_config("study_rank", "{policy}/{ranker}"),
-        completions=run_path("completions/{policy}/completions.jsonl"),
-        models=lambda wc: built_models_input(ranker_models(wc.ranker)),
+        completions=out("completions", file="completions.jsonl"),
+        models=lambda wc: T.built_models(T.ranker_models(wc.ranker)),
     output:
-        rankings=run_path("ranker_study/{policy}/{ranker}/rankings.jsonl"),
-        pairs=run_path("ranker_study/{policy}/{ranker}/pairs.jsonl"),
-        judgments=run_path("ranker_study/{policy}/{ranker}/judgments.jsonl"),
-        meta=run_path("ranker_study/{policy}/{ranker}/pairs.meta.json"),
+        **{
+            f: out("study", file=f"{f}.jsonl")
+            for f in ("rankings", "pairs", "judgments")
+        },
+        meta=out("study", file="pairs.meta.json"),
     log:
         run_path("logs/rank_study/{policy}/{ranker}.log"),
     benchmark:
-        run_path("benchmarks/rank_study/{policy}/{ranker}.tsv")
+        timing("rank_study", "{policy}/{ranker}")
     wildcard_constraints:
-        ranker=RM_STUDY,
+        ranker=T.rankers_where(pairwise=False),
     conda:
         "../envs/train.yaml"
     resources:
@@ -36,14 +37,14 @@ rule rank_study:
 rule gold_accuracy:
     input:
         config=job_config("gold", "{ranker}/{pset}"),
-        preferences=run_path("data/preferences/{pset}.jsonl"),
-        models=lambda wc: built_models_input(ranker_models(wc.ranker)),
+        preferences=out("data", file="preferences/{pset}.jsonl"),
+        models=lambda wc: T.built_models(T.ranker_models(wc.ranker)),
     output:
-        run_path("ranker_study/gold/{ranker}/{pset}.json"),
+        out("gold"),
     log:
         run_path("logs/gold_accuracy/{ranker}/{pset}.log"),
     wildcard_constraints:
-        ranker=RM_STUDY,
+        ranker=T.rankers_where(pairwise=False),
     conda:
         "../envs/train.yaml"
     resources:
@@ -61,14 +62,14 @@ rule gold_accuracy:
 
 use rule rank_study as rank_study_ipr with:
     wildcard_constraints:
-        ranker=IPR_STUDY,
+        ranker=T.rankers_where(pairwise=True),
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 
 
 use rule gold_accuracy as gold_accuracy_ipr with:
     wildcard_constraints:
-        ranker=IPR_STUDY,
+        ranker=T.rankers_where(pairwise=True),
     conda:
         "../envs/sample.yaml"  # the vLLM stack, for a vllm judge
 
@@ -76,15 +77,15 @@ use rule gold_accuracy as gold_accuracy_ipr with:
 rule study_table:
     input:
         config=job_config("report", "ranker_study"),
-        rankings=study_rankings(),
-        gold=study_gold(),
+        rankings=T.study_rankings(),
+        gold=T.study_gold(),
     output:
         csv=report(
-            run_path("tables/ranker_study.csv"),
+            out("table", name="ranker_study.csv"),
             caption="captions/ranker_study.rst",
             category="Tables",
         ),
-        md=run_path("tables/ranker_study.md"),
+        md=out("table", name="ranker_study.md"),
     log:
         run_path("logs/study_table/ranker_study.log"),
     conda:

@@ -5,14 +5,14 @@
 rule reference_logps:
     input:
         config=job_config("reference", "{policy}/{ranker}"),
-        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
-        models=lambda wc: built_models_input([wc.policy]),
+        pairs=out("pairs", file="pairs.jsonl"),
+        models=lambda wc: T.built_models([wc.policy]),
     output:
-        run_path("reference/{policy}/{ranker}/ref_logps.json"),
+        out("ref_logps"),
     log:
         run_path("logs/reference_logps/{policy}/{ranker}.log"),
     benchmark:
-        run_path("benchmarks/reference_logps/{policy}/{ranker}.tsv")
+        timing("reference_logps", "{policy}/{ranker}")
     conda:
         "../envs/train.yaml"
     resources:
@@ -28,24 +28,19 @@ rule reference_logps:
 rule train:
     input:
         config=job_config("train", "{policy}/{ranker}/{regularizer}/seed{seed}"),
-        pairs=run_path("pairs/{policy}/{ranker}/pairs.jsonl"),
-        reference=reference_input,  # none for reference-free objectives (SimPO, CPO, ORPO, ...)
-        models=lambda wc: built_models_input([wc.policy]),
-        deepspeed=deepspeed_input(),
+        pairs=out("pairs", file="pairs.jsonl"),
+        # none for reference-free objectives (SimPO, CPO, ORPO, ...)
+        reference=lambda wc: T.reference(wc.policy, wc.ranker, wc.regularizer) or [],
+        models=lambda wc: T.built_models([wc.policy]),
+        deepspeed=[d for d in [config["training"]["deepspeed"]] if d],  # an edit reruns training
     output:
-        model=directory(
-            run_path("checkpoints/{policy}/{ranker}/{regularizer}/seed{seed}")
-        ),
-        log=run_path(
-            "training/{policy}/{ranker}/{regularizer}/seed{seed}/train_log.jsonl"
-        ),
-        summary=run_path(
-            "training/{policy}/{ranker}/{regularizer}/seed{seed}/summary.json"
-        ),
+        model=directory(out("checkpoint")),
+        log=out("training", model=CELL, file="train_log.jsonl"),
+        summary=out("training", model=CELL, file="summary.json"),
     log:
-        run_path("logs/train/{policy}/{ranker}/{regularizer}/seed{seed}.log"),
+        run_path(f"logs/train/{{policy}}/{CELL}.log"),
     benchmark:
-        run_path("benchmarks/train/{policy}/{ranker}/{regularizer}/seed{seed}.tsv")
+        timing("train", f"{{policy}}/{CELL}")
     conda:
         "../envs/train.yaml"
     resources:

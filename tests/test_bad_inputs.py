@@ -198,35 +198,40 @@ DATA_CASES = {
     ),
     "prompts_empty_file": ("prompts", [], "", "no prompts"),
     "mt_bench_one_turn": (
-        "mt_bench",
+        "fastchat_questions",
         [{**MT_Q, "turns": ["Only one."]}],
         ":1:",
         "'turns' must be a list of 2",
     ),
-    "mt_bench_three_turns": ("mt_bench", [{**MT_Q, "turns": ["a", "b", "c"]}], ":1:", "got 3 items"),
-    "mt_bench_empty_turn": ("mt_bench", [{**MT_Q, "turns": ["a", ""]}], ":1:", "non-empty strings"),
-    "mt_bench_duplicate_id": ("mt_bench", [MT_Q, MT_Q], ":2:", "'question_id' repeats 81"),
+    "mt_bench_three_turns": (
+        "fastchat_questions",
+        [{**MT_Q, "turns": ["a", "b", "c"]}],
+        ":1:",
+        "got 3 items",
+    ),
+    "mt_bench_empty_turn": ("fastchat_questions", [{**MT_Q, "turns": ["a", ""]}], ":1:", "non-empty strings"),
+    "mt_bench_duplicate_id": ("fastchat_questions", [MT_Q, MT_Q], ":2:", "'question_id' repeats 81"),
     "mt_bench_id_not_int": (
-        "mt_bench",
+        "fastchat_questions",
         [{**MT_Q, "question_id": "81"}],
         ":1:",
         "'question_id' should be int",
     ),
-    "alpaca_not_a_list": ("alpaca_eval", b'{"instruction": "x"}', "", "non-empty JSON list"),
+    "alpaca_not_a_list": ("alpaca_instructions", b'{"instruction": "x"}', "", "non-empty JSON list"),
     "alpaca_duplicate_instruction": (
-        "alpaca_eval",
+        "alpaca_instructions",
         json.dumps([ALPACA, ALPACA]).encode(),
         ": record 1",
         "repeats",
     ),
     "alpaca_empty_instruction": (
-        "alpaca_eval",
+        "alpaca_instructions",
         json.dumps([{**ALPACA, "instruction": " "}]).encode(),
         ": record 0",
         "empty",
     ),
     "alpaca_missing_generator": (
-        "alpaca_eval",
+        "alpaca_instructions",
         json.dumps([{"instruction": "x", "output": "y"}]).encode(),
         ": record 0",
         "'generator'",
@@ -240,7 +245,7 @@ DATA_CASES = {
         "'id' repeats '1'",
     ),
     "judge_prompt_unknown_field": (
-        "mt_bench_judge_prompts",
+        "fastchat_judge_prompts",
         [
             {
                 "name": n,
@@ -260,13 +265,13 @@ DATA_CASES = {
         "'single-v1': prompt_template has a field MT-Bench judging does not fill ('rubric')",
     ),
     "references_without_turns": (
-        "mt_bench_references",
+        "fastchat_references",
         [{"question_id": 1, "choices": [{}]}],
         ":1:",
         "'choices'",
     ),
     "judge_prompts_incomplete": (
-        "mt_bench_judge_prompts",
+        "fastchat_judge_prompts",
         [
             {
                 "name": "single-v1",
@@ -865,7 +870,7 @@ def _stderr_one_error(proc) -> str:
 
 def test_cli_process_prints_one_line(tmp_path):
     src = lines(tmp_path / "q.jsonl", [{**MT_Q, "turns": ["one turn only"]}])
-    job = job_file(tmp_path, {"step": "prepare", "kind": "mt_bench", "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare", "kind": "fastchat_questions", "source": {"path": str(src)}})
     env = {**os.environ, "PYTHONPATH": pythonpath()}
     cmd = [
         sys.executable,

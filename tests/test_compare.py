@@ -2,10 +2,12 @@
 cells at the demo's sizes, Holm's correction, and the step on files against a direct computation."""
 
 import json
+import re
 
 import numpy as np
 import pytest
 
+from harness.core import stats
 from harness.reporting import compare, figures, paired
 
 SEEDS, PROMPTS = 3, 96
@@ -19,7 +21,7 @@ def _cells(rng, delta, seed_sd, prompt_sd, cell_prompt_sd, noise_sd):
     for mu in (delta, 0.0):
         seed = rng.normal(0, seed_sd, (SEEDS, 1))
         own = rng.normal(0, cell_prompt_sd, PROMPTS)
-        out.append(paired.mean_cell(mu + seed + shared + own + rng.normal(0, noise_sd, (SEEDS, PROMPTS))))
+        out.append(stats.mean_cell(mu + seed + shared + own + rng.normal(0, noise_sd, (SEEDS, PROMPTS))))
     return out
 
 
@@ -74,12 +76,15 @@ def _annotations(path, preferences):
     return str(path)
 
 
-def _job(**kw):
+def _job(inputs=(), **kw):
+    """A comparisons job config; ``inputs``: AlpacaEval judgments at .../eval/<policy>/<model key>/..."""
+    files = [[*re.search(r"eval/([^/]+)/(.+)/alpaca_eval/", path).groups(), path] for path in inputs]
+    lc = {"p": {"group": "p", "method": "approximate"}}
     return {
         "comparisons": [{"vary": "regularizer", "reference": "dpo"}, {"vary": "model", "reference": "base"}],
         "cells": [["p", "rm", "dpo"], ["p", "rm", "bcr"]],
-        "benchmarks": {"alpaca_eval": {"samples": 200, "lc_samples": 5}},
-        "lc": {"p": {"group": "p", "method": "approximate"}},
+        "benchmarks": {"alpaca_eval": {"samples": 200, "lc_samples": 5, "lc": lc}},
+        "files": {"alpaca_eval": files},
         "seed": 0,
         "more_seeds": None,
         **kw,
@@ -96,7 +101,7 @@ def test_the_table_recomputes_from_the_per_prompt_files(tmp_path):
             p = np.clip(1.5 + shift * rng.random(40) + rng.normal(0, 0.3, 40), 1, 2).round(2)
             prefs[reg, seed] = p
             inputs.append(_annotations(root / f"rm/{reg}/seed{seed}/alpaca_eval/judgments.json", p.tolist()))
-    rows = compare.table(_job(), inputs)
+    rows = compare.table(_job(inputs))
     wr = {(r["label"]): r for r in rows if r["metric"] == "AlpacaEval WR (%)"}
     direct = np.mean([100 * (prefs["bcr", s] - 1).mean() for s in range(3)]) - np.mean(
         [100 * (prefs["dpo", s] - 1).mean() for s in range(3)]
@@ -118,7 +123,7 @@ def test_cells_on_different_prompts_are_refused(tmp_path):
     bad = root / "rm/bcr/seed0/alpaca_eval/judgments.json"
     inputs.append(_annotations(bad, [1.7] * 9))
     with pytest.raises(compare.RecordError, match="judgments.json: its instructions differ"):
-        compare.table(_job(), inputs)
+        compare.table(_job(inputs))
 
 
 def test_a_comparison_with_an_unknown_reference_is_refused_in_one_line():
@@ -151,10 +156,10 @@ def test_identical_scores_are_marked_not_drawn_as_certainty(tmp_path):
         inputs += [
             _annotations(root / f"rm/{reg}/seed{s}/alpaca_eval/judgments.json", [1.7] * 20) for s in (0, 1)
         ]
-    rows = compare.table(_job(), inputs)
+    rows = compare.table(_job(inputs))
     same = [r for r in rows if r["label"] == "rm/bcr − rm/dpo" and r["metric"] == "AlpacaEval WR (%)"]
     assert len(same) == 1 and paired.identical(same[0])
-    text = compare.to_markdown(rows, _job())
+    text = compare.to_markdown(rows, _job(inputs))
     assert "| p | rm/bcr − rm/dpo | 0 (identical scores) | — |" in text
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
     figures.comparisons(rows, str(png), str(pdf))

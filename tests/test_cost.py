@@ -14,17 +14,17 @@ def _job(tmp_path, name, seconds, cpu, gpus):
     tsv, prov = tmp_path / f"{name}.tsv", tmp_path / f"{name}.json"
     tsv.write_text(TSV.format(s=seconds, cpu=cpu))
     prov.write_text(json.dumps({"provenance": {"gpus": gpus}}))
-    return f"{name}={tsv},{prov}"
+    return name, [str(tsv), str(prov)]
 
 
 def test_upstream_block_and_tables(tmp_path):
-    specs = [
+    jobs = dict([
         _job(tmp_path, "sample", 3600, 600, 1),
         _job(tmp_path, "train", 7200, 1800, 8),
         _job(tmp_path, "generate", 1800, 900, 1),
         _job(tmp_path, "judge", 360, 3600, 0),
-    ]
-    block = timing.upstream(specs)
+    ])  # fmt: skip
+    block = timing.upstream(jobs)
     assert block["jobs"]["train"]["gpu_hours"] == pytest.approx(16.0)
     assert block["gpu_hours"] == pytest.approx(1 + 16 + 0.5) and block["cpu_hours"] == pytest.approx(
         6900 / 3600
@@ -32,8 +32,7 @@ def test_upstream_block_and_tables(tmp_path):
     assert block["unmeasured"] == []
 
     cell = {"policy": "p", "ranker": "ipr", "regularizer": "bcr", "seed": 0}
-    metrics = tmp_path / "metrics.json"
-    metrics.write_text(json.dumps({"cell": cell, "provenance": {"upstream": block}}))
+    evaluation = {"cell": cell, "jobs": jobs}
     meta = tmp_path / "pairs" / "p" / "ipr" / "pairs.meta.json"
     meta.parent.mkdir(parents=True)
     meta.write_text(
@@ -45,7 +44,8 @@ def test_upstream_block_and_tables(tmp_path):
         json.dumps({"ranker": "rm", "kind": "reward_model", "prompts": 10, "reward_model_calls": 31})
     )
     csv, md = tmp_path / "cost.csv", tmp_path / "cost.md"
-    cost.table({"step": "report"}, [str(metrics), str(metrics)], [str(meta), str(rm)], str(csv), str(md))
+    job = {"step": "cost", "evaluations": [evaluation, evaluation]}
+    cost.table(job, [str(meta), str(rm)], str(csv), str(md))
     rows = [
         [c.strip() for c in line.strip("|").split("|")]
         for line in md.read_text().splitlines()
@@ -56,8 +56,8 @@ def test_upstream_block_and_tables(tmp_path):
     assert ["p", "—", "—", "3600.0000", "1.0000", "0.1667"] in rows  # sampling, shared by the policy's cells
     assert ["p", "ipr", "ipr", "7.00", "3.50", "0.00"] in rows  # judge prompts and paid calls per prompt
     assert ["p", "rm", "reward_model", "0.00", "0.00", "3.10"] in rows  # no judge calls: completions scored
-    assert len(csv.read_text().splitlines()) == 1 + 4  # the same metrics file twice: each job once
-    assert timing.totals([str(metrics)]) == {
+    assert len(csv.read_text().splitlines()) == 1 + 4  # the same jobs twice: each job once
+    assert timing.totals([block, block]) == {
         "jobs": 4,
         "gpu_hours": pytest.approx(17.5),
         "cpu_hours": pytest.approx(6900 / 3600),
@@ -75,7 +75,7 @@ def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypat
     tsv, out = tmp_path / "train.tsv", tmp_path / "train.json"
     tsv.write_text(TSV.format(s=100, cpu=0.05))
     out.write_text(json.dumps({"provenance": {"gpus": 0, "warm_start": True, "cpu_s": 90.0}}))
-    assert timing.upstream([f"train={tsv},{out}"])["cpu_hours"] == pytest.approx(90 / 3600)
+    assert timing.upstream({"train": [str(tsv), str(out)]})["cpu_hours"] == pytest.approx(90 / 3600)
     from harness.core.shards import merge_meta
 
     shards = [{"n": 2, "provenance": {"warm_start": True, "cpu_s": c, "gpus": 0}} for c in (3.0, 4.5)]
@@ -88,10 +88,10 @@ def test_a_warm_started_job_counts_the_cpu_its_step_measured(tmp_path, monkeypat
 def test_missing_benchmark_is_reported_not_invented(tmp_path):
     prov = tmp_path / "out.json"
     prov.write_text(json.dumps({"provenance": {"gpus": 2}}))
-    block = timing.upstream([f"train={tmp_path / 'none.tsv'},{prov}"])
+    block = timing.upstream({"train": [str(tmp_path / "none.tsv"), str(prov)]})
     assert block["unmeasured"] == ["train"] and block["gpu_hours"] == 0
-    with pytest.raises(ValueError, match="expected <stage>=<benchmark.tsv>,<file.json>"):
-        timing.parse_upstream(["training=a.tsv,b.json"])
+    with pytest.raises(ValueError, match="evaluations/0/jobs: unknown stage 'training'"):
+        timing.check_stages({"training": ["a.tsv", "b.json"]}, "evaluations/0/jobs")
 
 
 def test_provenance_names_models_datasets_and_gpus(monkeypatch):

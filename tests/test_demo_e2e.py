@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from .workflow import copy_workflow, job_counts, snakemake, snakemake_command
 
@@ -136,6 +137,14 @@ def test_demo_end_to_end(demo):
     train = [r for r in _csv_rows(wf / "results/demo/tables/cost.csv") if r["stage"] == "train"]
     assert len(train) == 45  # every training that ran: main table, budget sweep, baselines
     assert all(float(r["cpu_hours"]) > 0 and float(r["wall_s"]) > 0 for r in train)
+    # step `cost` is told each job's benchmark file and output through the path table
+    # (harness/workflow/targets.py), not by the rules that wrote them: every one it names exists
+    cost_job = max((wf / "results/demo/configs/cost").rglob("*.yaml"), key=lambda p: p.stat().st_mtime)
+    evaluations = yaml.safe_load(cost_job.read_text())["evaluations"]
+    named = {f for e in evaluations for tsv, out in e["jobs"].values() for f in (*tsv.split("+"), out)}
+    # the main table's base and 27 cells on both judged benchmarks, the sweep's 12 and baselines' 6 on AlpacaEval
+    assert len(evaluations) == 28 * 2 + 12 + 6 and len(named) > 300
+    assert [f for f in sorted(named) if not (wf / f).exists()] == []
 
     study = (wf / "results/demo/tables/ranker_study.md").read_text()
     assert all(f"| tiny-policy | {r} |" in study for r in RANKERS)

@@ -561,8 +561,8 @@ def test_oracle_grades_world_mt_bench_questions_through_the_fastchat_path(tmp_pa
     from harness.data import prepare as data
 
     qs, refs = tmp_path / "q.jsonl", tmp_path / "r.jsonl"
-    questions = data.world_rows({"n": 6, "seed": 2}, "mt_bench")
-    keys = data.world_rows({"n": 6, "seed": 2}, "mt_bench_references")
+    questions = data.world_rows({"n": 6, "seed": 2}, "fastchat_questions")
+    keys = data.world_rows({"n": 6, "seed": 2}, "fastchat_references")
     qs.write_text("".join(json.dumps(q) + "\n" for q in questions))
     refs.write_text("".join(json.dumps(r) + "\n" for r in keys))
     answers = tmp_path / "a.jsonl"

@@ -91,15 +91,15 @@ def test_world_sources_give_each_dataset_kind(tmp_path):
     assert len({r["prompt"] for r in prompts}) == 12 and all(
         world.split_of(r["prompt"]) == "train" for r in prompts
     )
-    evals = data.world_rows({"n": 12, "seed": 1}, "alpaca_eval")
+    evals = data.world_rows({"n": 12, "seed": 1}, "alpaca_instructions")
     assert all(world.split_of(r["instruction"]) == "eval" for r in evals)
     assert all(world.score_text(r["instruction"], r["output"]) == 1.0 for r in evals)
-    with pytest.raises(RecordError, match="makes no 'mt_bench_judge_prompts' records"):
-        data.world_rows({"n": 2}, "mt_bench_judge_prompts")
+    with pytest.raises(RecordError, match="makes no 'fastchat_judge_prompts' records"):
+        data.world_rows({"n": 2}, "fastchat_judge_prompts")
     # MT-Bench: two-turn eval questions (the same task on other arguments), task groups as categories,
     # and the answer key as reference answers for the same questions
-    questions = data.world_rows({"n": 9, "seed": 2}, "mt_bench")
-    refs = data.world_rows({"n": 9, "seed": 2}, "mt_bench_references")
+    questions = data.world_rows({"n": 9, "seed": 2}, "fastchat_questions")
+    refs = data.world_rows({"n": 9, "seed": 2}, "fastchat_references")
     assert [q["question_id"] for q in questions] == [r["question_id"] for r in refs] == list(range(1, 10))
     assert {q["category"] for q in questions} == set(world.GROUPS)
     for q, r in zip(questions, refs, strict=True):
@@ -110,7 +110,7 @@ def test_world_sources_give_each_dataset_kind(tmp_path):
             world.score_text(t, a) for t, a in zip(q["turns"], r["choices"][0]["turns"], strict=True)
         ] == [1.0, 1.0]
     with pytest.raises(RecordError, match="eval split only"):
-        data.world_rows({"n": 2, "split": "train"}, "mt_bench")
+        data.world_rows({"n": 2, "split": "train"}, "fastchat_questions")
 
 
 def test_a_source_window_skips_then_limits_and_prompts_read_alpaca_eval_files(tmp_path):
@@ -124,7 +124,7 @@ def test_a_source_window_skips_then_limits_and_prompts_read_alpaca_eval_files(tm
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert rows == [{"id": f"alpaca_eval/{i}", "prompt": f"Question {i}?"} for i in (6, 7, 8)]
     evals = tmp_path / "alpaca_eval.json"
-    data.run({"kind": "alpaca_eval", "source": {"path": str(src), "limit": 4}}, str(evals))
+    data.run({"kind": "alpaca_instructions", "source": {"path": str(src), "limit": 4}}, str(evals))
     held_out = {r["instruction"] for r in json.loads(evals.read_text())}
     assert held_out == {f"Question {i}?" for i in range(4)} and not held_out & {r["prompt"] for r in rows}
     data.run({"kind": "prompts", "source": {"path": str(src), "skip": 8}}, str(out))  # to the end

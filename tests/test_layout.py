@@ -2,6 +2,7 @@
 lower ones, and no import goes round in a circle."""
 
 import ast
+import re
 
 from .conftest import ROOT
 
@@ -60,3 +61,44 @@ def test_no_import_circle():
 
     for m in sorted(graph):
         visit(m)
+
+
+def test_the_benchmark_registry_is_the_schemas_evaluation_block():
+    """Every benchmark the schema takes under `evaluation` has its registry entry, and no more; its
+    prepared files are the data files the workflow's wildcard accepts."""
+    import yaml
+
+    from harness.evaluation.benchmarks import BENCHMARKS
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    assert list(schema["properties"]["evaluation"]["properties"]) == list(BENCHMARKS)
+    for b in BENCHMARKS.values():
+        block = schema["properties"]["evaluation"]["properties"][b.name]["properties"]
+        assert all(key in block for key, _ in b.data.values()), b.name  # the sources it prepares
+        assert b.judged == bool(b.hooks.get("judge")) == bool(b.hooks.get("metrics")), b.name
+        for hook in b.hooks:
+            assert callable(b.hook(hook)), (b.name, hook)
+
+
+def test_benchmark_names_only_in_their_own_places():
+    """A benchmark's name appears as a string only in its registry entry, its own modules and rules, the
+    schema and config files: everything else asks the registry (harness/evaluation/benchmarks.py)."""
+    from harness.evaluation.benchmarks import BENCHMARKS
+
+    own = {
+        "alpaca_eval": {"evaluation/alpaca.py", "evaluation/alpaca_metrics.py", "evaluation/lc.py",
+                        "evaluation/difficulty.py"},
+        "mt_bench": {"evaluation/mt_bench.py"},
+        "downstream": {"evaluation/downstream.py"},
+    }  # fmt: skip
+    assert set(own) == set(BENCHMARKS)
+    found = []
+    for path in sorted((ROOT / "harness").rglob("*.py")):
+        rel = str(path.relative_to(ROOT / "harness"))
+        if rel == "evaluation/benchmarks.py":
+            continue
+        text = path.read_text()
+        for name, modules in own.items():
+            if rel not in modules and re.search(rf"[\"']{name}[\"']", text):
+                found.append(f"{rel}: {name}")
+    assert found == []

@@ -44,6 +44,11 @@ def spec(name: str) -> Backend:
     return REGISTRY[name]
 
 
+def loads_model(jcfg: dict) -> bool:
+    """Whether a judge runs a model of ``models`` here (not an API endpoint, not the demo's oracle)."""
+    return spec(jcfg["backend"]).loads_weights
+
+
 def get_backend(name: str):
     """Return the backend class registered as ``name``; unknown names list the valid ones."""
     b = spec(name)

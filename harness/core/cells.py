@@ -4,8 +4,50 @@ read it, so none of them imports another for it."""
 
 from __future__ import annotations
 
+import re
+from typing import NamedTuple
+
 BASE = "base"
 EVALUATED = "evaluated"  # the model key of a model evaluated without training: evaluated/<name>
+
+
+class ModelKey(NamedTuple):
+    """What a model key of the eval/ and generations/ paths names: ``base`` (ranker ``base``,
+    regularizer '—'), a trained cell ``<ranker>/<regularizer>/seed<N>``, or a model evaluated without
+    training ``evaluated/<name>`` (ranker ``evaluated``, regularizer its name)."""
+
+    ranker: str
+    regularizer: str
+    seed: int | None
+
+    @classmethod
+    def parse(cls, key: str) -> ModelKey:
+        if key == BASE:
+            return cls(BASE, "—", None)
+        if key.startswith(f"{EVALUATED}/") and key.count("/") == 1:
+            return cls(EVALUATED, key.split("/")[1], None)
+        m = re.fullmatch(r"([^/]+)/([^/]+)/seed(\d+)", key)
+        if not m:
+            raise ValueError(
+                f"model key '{key}' is neither 'base', '<ranker>/<regularizer>/seed<N>' nor 'evaluated/<name>'"
+            )
+        return cls(m.group(1), m.group(2), int(m.group(3)))
+
+    @property
+    def trained(self) -> bool:
+        return self.ranker not in (BASE, EVALUATED)
+
+    def __str__(self) -> str:
+        if self.ranker == BASE:
+            return BASE
+        if self.ranker == EVALUATED:
+            return f"{EVALUATED}/{self.regularizer}"
+        return f"{self.ranker}/{self.regularizer}/seed{self.seed}"
+
+    @classmethod
+    def cell(cls, ranker: str, regularizer: str, seed: int) -> str:
+        """The model key of a trained cell."""
+        return str(cls(ranker, regularizer, seed))
 
 
 def evaluated_models(cfg: dict, benchmark: str | None = None) -> list[tuple[str, str]]:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness.core.io import RecordError
+
 LEVEL = 0.95
 SAMPLES = 1000
 
@@ -59,3 +61,29 @@ def seed_mean_ci(values: list[float]) -> tuple[float, float | None]:
         return float(x.mean()), None
     half = stats.t.ppf((1 + LEVEL) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
     return float(x.mean()), float(half)
+
+
+def mean_cell(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A pooled-mean cell of the paired comparisons (harness/reporting/paired.py) from (seeds x prompts)
+    values, NaN where a prompt has none."""
+    v = np.asarray(values, dtype=float)
+    return np.nan_to_num(v, nan=0.0), (~np.isnan(v)).astype(float)
+
+
+def aligned(keys: list, order: list, path: str, what: str) -> np.ndarray:
+    """Positions of ``order``'s units in a file's ``keys``; the two sets must be equal (paired cells
+    are evaluated on the same prompts)."""
+    pos = {k: i for i, k in enumerate(keys)}
+    missing = [k for k in order if k not in pos]
+    if missing or len(pos) != len(order):
+        extra = [k for k in keys if k not in set(order)]
+        raise RecordError(
+            f"{path}: its {what} differ from the other cells' ({len(missing)} missing, e.g. "
+            f"{(missing or extra)[0]!r}): paired cells must be evaluated on the same {what}"
+        )
+    return np.array([pos[k] for k in order])
+
+
+def seed_order(seeds: dict) -> list:
+    """A cell's seeds in order, the base's (None) first."""
+    return sorted(seeds, key=lambda s: -1 if s is None else s)

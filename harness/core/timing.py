@@ -1,7 +1,7 @@
 """What each job behind a result measured: wall and CPU seconds from Snakemake's benchmark file and
-its GPU count from its output's provenance. Every metrics file embeds this block for its upstream
-jobs (``upstream``); ``totals`` sums it over metrics files, and ``footer`` is the provenance line (and
-compute) every Markdown table ends with."""
+its GPU count from its output's provenance. Step `cost` is given, per evaluation, the jobs behind it
+(harness/workflow/targets.py: ``cost_jobs``); ``upstream`` measures them, ``totals`` sums them, and
+``footer`` is the provenance line (and compute) every Markdown table ends with."""
 
 from __future__ import annotations
 
@@ -14,18 +14,11 @@ from harness.core.provenance import provenance
 STAGES = ("sample", "rank", "reference", "train", "generate", "judge")
 
 
-def parse_upstream(specs: list[str]) -> list[tuple[str, str, str]]:
-    """``stage=benchmark.tsv,output-with-provenance.json`` -> (stage, tsv, provenance file)."""
-    out = []
-    for spec in specs:
-        stage, sep, paths = spec.partition("=")
-        tsv, sep2, prov = paths.partition(",")
-        if not (sep and sep2 and stage in STAGES):
-            raise ValueError(
-                f"--upstream '{spec}': expected <stage>=<benchmark.tsv>,<file.json>; stages: {', '.join(STAGES)}"
-            )
-        out.append((stage, tsv, prov))
-    return out
+def check_stages(jobs: dict, where: str) -> None:
+    """The jobs behind an evaluation are named by stage (``STAGES``)."""
+    odd = [s for s in jobs if s not in STAGES]
+    if odd:
+        raise ValueError(f"{where}: unknown stage '{odd[0]}'; stages: {', '.join(STAGES)}")
 
 
 def _seconds(tsv: str) -> tuple[float, float]:
@@ -63,25 +56,25 @@ def job_cost(tsv: str, prov_file: str) -> dict:
     }
 
 
-def upstream(specs: list[str]) -> dict:
-    """The cost block a metrics file embeds: each upstream job and the totals."""
-    jobs = {stage: job_cost(tsv, prov) for stage, tsv, prov in parse_upstream(specs)}
-    measured = [j for j in jobs.values() if j["measured"]]
+def upstream(jobs: dict) -> dict:
+    """What the jobs behind one evaluation measured: stage -> [benchmark TSV, output with provenance]."""
+    measured = {stage: job_cost(tsv, prov) for stage, (tsv, prov) in jobs.items()}
+    done = [j for j in measured.values() if j["measured"]]
     return {
-        "jobs": jobs,
-        "wall_s": sum(j["wall_s"] for j in measured),
-        "gpu_hours": sum(j["gpu_hours"] for j in measured),
-        "cpu_hours": sum(j["cpu_hours"] for j in measured),
-        "unmeasured": sorted(s for s, j in jobs.items() if not j["measured"]),
+        "jobs": measured,
+        "wall_s": sum(j["wall_s"] for j in done),
+        "gpu_hours": sum(j["gpu_hours"] for j in done),
+        "cpu_hours": sum(j["cpu_hours"] for j in done),
+        "unmeasured": sorted(s for s, j in measured.items() if not j["measured"]),
     }
 
 
-def totals(paths: list[str]) -> dict:
-    """Measured jobs behind a set of metrics files (shared ones once), their GPU- and CPU-hours."""
+def totals(blocks: list[dict]) -> dict:
+    """Measured jobs behind a set of evaluations (``upstream`` blocks; shared jobs once), their GPU- and
+    CPU-hours."""
     seen: dict[str, dict] = {}
-    for path in paths:
-        data = read_json(path)
-        for j in data.get("provenance", {}).get("upstream", {}).get("jobs", {}).values():
+    for block in blocks:
+        for j in block["jobs"].values():
             if j["measured"]:
                 seen[j["benchmark"]] = j
     return {
@@ -91,17 +84,16 @@ def totals(paths: list[str]) -> dict:
     }
 
 
-def footer(job: dict, started: float, inputs: list[str] = ()) -> str:
+def footer(job: dict, started: float, spent: dict | None = None) -> str:
     """The provenance line every Markdown table ends with: the commit and config it came from.
 
-    With metrics files among ``inputs`` (the cost table) it also states the compute measured behind
-    them. Result tables leave that out and point to the cost table instead: wall-clock hours differ
+    With ``spent`` (``totals``, the cost table) it also states the compute measured behind the
+    results. Result tables leave that out and point to the cost table instead: wall-clock hours differ
     between any two runs, and a result table is the same bytes on every rerun of one commit on one
     machine (docs/demo.md)."""
     prov = provenance(job, started=started)
-    metrics = [p for p in inputs if p.endswith("metrics.json")]
-    spent = ""
-    if metrics:
-        t = totals(metrics)
-        spent = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
-    return f"{spent}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"
+    line = ""
+    if spent:
+        t = spent
+        line = f"\nCompute behind these numbers: {t['jobs']} jobs, {t['gpu_hours']:.2f} GPU-hours, {t['cpu_hours']:.2f} CPU-hours.\n"
+    return f"{line}\n<!-- git {prov['git_sha']} dirty={prov['git_dirty']} config {prov['config_hash']} -->\n"

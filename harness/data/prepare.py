@@ -63,18 +63,18 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
     from harness.demo import world
 
     tasks = world.select(spec.get("groups"), spec.get("tasks"))
-    split = spec.get("split") or ("eval" if kind == "alpaca_eval" else "train")
+    split = spec.get("split") or ("eval" if kind == "alpaca_instructions" else "train")
     seed = spec.get("seed", 0)
-    if kind == "downstream":
+    if kind == "task_data":
         from harness.demo.world import downstream_rows
 
         return downstream_rows(spec)
-    if kind in ("mt_bench", "mt_bench_references"):  # two-turn questions; categories are task groups
+    if kind in ("fastchat_questions", "fastchat_references"):  # two-turn; categories are task groups
         if spec.get("split", "eval") != "eval":
             raise RecordError("the demo world's MT-Bench questions come from the eval split only")
         rows = []
         for i, (task, a1, a2) in enumerate(world.two_turn(spec["n"], seed, tasks)):
-            if kind == "mt_bench":
+            if kind == "fastchat_questions":
                 rows.append(
                     {
                         "question_id": i + 1,
@@ -91,7 +91,9 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
                 )
         return rows
     # evaluation sets and training prompts never repeat a prompt; demonstrations and preferences may
-    items = world.instances(spec["n"], seed, tasks, split, distinct=kind in ("prompts", "alpaca_eval"))
+    items = world.instances(
+        spec["n"], seed, tasks, split, distinct=kind in ("prompts", "alpaca_instructions")
+    )
     rng = random.Random(f"world-{kind}-{seed}")
     rows = []
     for i, (task, args) in enumerate(items):
@@ -104,7 +106,7 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
         elif kind == "preferences":
             chosen, rejected = world.preference(task, args, rng)
             rows.append({"id": pid, "prompt": prompt, "chosen": chosen, "rejected": rejected})
-        elif kind == "alpaca_eval":
+        elif kind == "alpaca_instructions":
             rows.append(
                 {
                     "instruction": prompt,
@@ -120,7 +122,7 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
 
 def _world_file(spec: dict, kind: str) -> Path:
     rows = world_rows(spec, kind)
-    if kind == "alpaca_eval":
+    if kind == "alpaca_instructions":
         tmp = Path(tempfile.mkdtemp()) / "world.json"
         tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     else:
@@ -202,26 +204,26 @@ def run(job: dict, output: str) -> int:
             found = [{"id": p.id, "prompt": p.prompt} for p in load_prompts(raw)]
         rows = found[skip:limit]
         write_jsonl(output, rows)
-    elif kind == "alpaca_eval":
-        rows = load_alpaca_instructions(_fetch(source, ".json", "alpaca_eval"))[skip:limit]
+    elif kind == "alpaca_instructions":
+        rows = load_alpaca_instructions(_fetch(source, ".json", kind))[skip:limit]
         write_json(output, rows)
-    elif kind == "mt_bench":
+    elif kind == "fastchat_questions":
         rows = [
             {"question_id": q.question_id, "category": q.category, "turns": list(q.turns)}
             for q in load_mt_questions(_fetch(source, ".jsonl", kind))
         ][skip:limit]
         write_jsonl(output, rows)
-    elif kind == "mt_bench_judge_prompts":
+    elif kind == "fastchat_judge_prompts":
         prompts = load_judge_prompts(_fetch(source, ".jsonl"))
         rows = [prompts[name] for name in sorted(prompts)]
         write_jsonl(output, rows)
-    elif kind == "mt_bench_references":
+    elif kind == "fastchat_references":
         refs = load_reference_answers(_fetch(source, ".jsonl", kind))
         rows = [
             {"question_id": q, "choices": [{"index": 0, "turns": list(t)}]} for q, t in sorted(refs.items())
         ]
         write_jsonl(output, rows)
-    elif kind == "downstream":  # the data file of the project's lm-eval tasks, as it comes
+    elif kind == "task_data":  # the data file of the project's lm-eval tasks, as it comes
         from harness.core.io import read_jsonl
 
         rows = [rec for _, rec in read_jsonl(_fetch(source, ".jsonl", kind))][skip:limit]

@@ -42,6 +42,11 @@ def _matched(reference_path: str, outputs_path: str) -> tuple[list[dict], dict]:
     return refs, outs
 
 
+def judge_step(job: dict, f: dict) -> None:
+    """The `judge` step (its files by option name, harness/cli.py)."""
+    judge(job, f["eval_set"], f["answers"], f["output"], f["meta"], f["cache"])
+
+
 def judge(job: dict, reference_path: str, outputs_path: str, output: str, meta: str, cache=None) -> None:
     """Annotate every instruction; write alpaca_eval annotations to ``output`` and counts to ``meta``."""
     started = time.time()

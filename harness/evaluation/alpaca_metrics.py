@@ -13,12 +13,13 @@ import time
 
 import numpy as np
 
-from harness.core import timing
-from harness.core.io import write_json
-from harness.core.provenance import provenance
 from harness.core.records import load_alpaca_instructions, load_annotations
-from harness.core.stats import bootstrap_mean_ci
+from harness.core.stats import aligned, bootstrap_mean_ci, mean_cell, seed_order
+from harness.evaluation.benchmarks import write_metrics
 from harness.evaluation.lc import expected_error, length_controlled, load_difficulty
+
+BENCHMARK = "alpaca_eval"
+LABELS = {"lc": "AlpacaEval LC (%)", "wr": "AlpacaEval WR (%)", "oracle_score": "Oracle score (0-100)"}
 
 
 def win_values(preference) -> tuple[np.ndarray, np.ndarray]:
@@ -54,11 +55,15 @@ def _units(values: np.ndarray) -> list[list[float]]:
     return [[] if np.isnan(v) else [float(v)] for v in values]
 
 
+def metrics_step(job: dict, f: dict) -> None:
+    """The `metrics` step (its files by option name, harness/cli.py)."""
+    metrics(job, f["judgments"], f["output"], f["difficulty"], f["answers"])
+
+
 def metrics(
     job: dict,
     annotations_path: str,
     output: str,
-    upstream: list[str] = (),
     difficulty: str | None = None,
     answers: str | None = None,
 ) -> None:
@@ -99,15 +104,66 @@ def metrics(
     m["avg_length"] = float(np.mean([len(o) for o in outputs]))
     if "oracle_score_2" in df:  # the demo world: mean quality of the answers (0-100), overall and per group
         m.update(oracle_scores(df, seed, samples))
-    write_json(
-        output,
-        {
-            "benchmark": "alpaca_eval",
-            "cell": job["cell"],
-            "metrics": m,
-            "provenance": {
-                **provenance(job, seed=job["cell"].get("seed"), started=started),
-                "upstream": timing.upstream(list(upstream)),  # wall time and GPU-hours of the jobs behind it
-            },
-        },
-    )
+    write_metrics(output, BENCHMARK, job, m, started)
+
+
+def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
+    """The paired comparisons' families (harness/reporting/compare.py): per metric, its label, the units
+    (instructions), each cell's per-seed statistic and the resample count: the win rate and the oracle
+    score (pooled means of per-instruction values) and the LC win rate (the GLM refitted per draw)."""
+    import pandas as pd
+
+    from harness.evaluation.lc import lc_estimator
+
+    loaded = {group: load_difficulty(path) for group, path in difficulty.items()}  # each file once
+    order, metrics = None, {"lc": {}, "wr": {}, "oracle_score": {}}
+    for cell, seeds in files.items():
+        wr, oracle, lc = [], [], []
+        lc_of = job["benchmarks"][BENCHMARK]["lc"][cell[0]]
+        lc_job = {"lc_method": lc_of["method"], "lc_data": lc_of.get("lc_data")}
+        for seed in seed_order(seeds):
+            path = seeds[seed]
+            df = pd.DataFrame(load_annotations(path))
+            keys = list(df["instruction"])
+            order = order or keys
+            df = df.iloc[aligned(keys, order, path, "instructions")].reset_index(drop=True)
+            wr.append(100 * win_values(df["preference"])[0])
+            if "oracle_score_2" in df:
+                oracle.append(100 * df["oracle_score_2"].to_numpy(dtype=float))
+            est = lc_estimator(df.assign(index=np.arange(len(df))), lc_job, loaded.get(lc_of["group"]))
+            lc.append(lambda idx, e=est: e["value"] if idx is None else e["replicate"](idx))
+        metrics["wr"][cell] = mean_cell(np.array(wr))
+        if oracle:
+            metrics["oracle_score"][cell] = mean_cell(np.array(oracle))
+        metrics["lc"][cell] = lc
+    b = job["benchmarks"][BENCHMARK]
+    return [  # in the order of the former table: LC, WR, oracle
+        (LABELS[name], order, cells, b["lc_samples" if name == "lc" else "samples"])
+        for name, cells in metrics.items()
+        if cells
+    ]
+
+
+def table_values(m: dict) -> dict:
+    """A metrics file's columns of the tables (harness/reporting/report.py), with their intervals."""
+    return {
+        "alpaca_eval_lc": m["length_controlled_winrate"],
+        "alpaca_eval_lc_ci": m.get("length_controlled_winrate_ci"),
+        "alpaca_eval_wr": m["win_rate"],
+        "alpaca_eval_wr_ci": m.get("win_rate_ci"),
+        "lc_method": m["lc_method"],
+        **({"oracle_score": m["oracle_score"], "oracle_score_ci": m.get("oracle_score_ci")}
+           if "oracle_score" in m else {}),
+    }  # fmt: skip
+
+
+def compare_job(cfg: dict) -> dict:
+    """Its settings in the comparisons job config: resample counts and each policy's LC method."""
+    from harness.evaluation.lc import lc_group, lc_resolved
+
+    b = cfg["evaluation"][BENCHMARK]
+    lc = {
+        p: {"group": lc_group(cfg, p), "method": lc_resolved(cfg, p), "lc_data": b.get("lc_data")}
+        for p in cfg["policies"]
+    }
+    return {"samples": b["bootstrap"]["samples"], "lc_samples": b["bootstrap"]["lc_samples"], "lc": lc}

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 TASK_DIR = Path(__file__).parent / "lm_eval_tasks"
 DATA_PLACEHOLDER = "HARNESS_DOWNSTREAM_DATA"
 
+BENCHMARK = "downstream"
+
 
 def task_folder(include: str | None, data: str | None) -> str | None:
     """A temporary copy of the project's task YAMLs with their data file set to ``data``."""
@@ -185,7 +187,7 @@ def run(
     write_json(
         metrics_output,
         {
-            "benchmark": "downstream",
+            "benchmark": BENCHMARK,
             "cell": job["cell"],
             "metrics": {
                 "tasks": tasks,
@@ -195,3 +197,54 @@ def run(
             "provenance": prov,
         },
     )
+
+
+def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
+    """The paired comparisons' families (harness/reporting/compare.py), one per task: its label, its
+    units (documents), each cell's per-document metric (lm-eval's per-sample logs), the resample count."""
+    import numpy as np
+
+    from harness.core.io import read_jsonl
+    from harness.core.stats import aligned, mean_cell, seed_order
+
+    b = job["benchmarks"][BENCHMARK]
+    out = []
+    for t in b["tasks"]:
+        metric, _, filt = t["metric"].partition(",")
+        order, cells_ = None, {}
+        for cell, seeds in files.items():
+            rows = []
+            for seed in seed_order(seeds):
+                path = seeds[seed]
+                values = {
+                    rec["doc_id"]: 100 * float(rec["value"])
+                    for _, rec in read_jsonl(path)
+                    if rec["task"] == t["name"]
+                    and rec["metric"] == metric
+                    and rec["filter"] == (filt or "none")
+                }
+                if not values:
+                    raise RecordError(f"{path}: no per-sample '{t['metric']}' of task {t['name']}")
+                keys = sorted(values)
+                order = order or keys
+                rows.append([values[keys[i]] for i in aligned(keys, order, path, "documents")])
+            cells_[cell] = mean_cell(np.array(rows))
+        out.append((f"{t['name']} (%)", order, cells_, b["samples"]))
+    return out
+
+
+def table_values(m: dict) -> dict:
+    """A metrics file's columns of the tables (harness/reporting/report.py): each task's metric, with a
+    95% normal interval from lm-eval's standard error."""
+    out = {}
+    for task, t in m["tasks"].items():
+        out[f"ds_{task}"] = t["value"]
+        se = t.get("stderr")
+        out[f"ds_{task}_ci"] = [t["value"] - 1.96 * se, t["value"] + 1.96 * se] if se else None
+    return out
+
+
+def compare_job(cfg: dict) -> dict:
+    """Its settings in the comparisons job config: each task's metric, documents resampled 1000 times."""
+    tasks = [{"name": t["name"], "metric": t["metric"]} for t in cfg["evaluation"][BENCHMARK]["tasks"]]
+    return {"samples": 1000, "tasks": tasks}

@@ -14,6 +14,7 @@ from harness.core.provenance import provenance
 from harness.core.records import load_alpaca_instructions, load_mt_questions
 from harness.core.seeding import seed_everything, subseed
 from harness.core.shards import take
+from harness.evaluation.benchmarks import get
 
 
 def _answers(backend, conversations, g, seed, desc):
@@ -61,57 +62,58 @@ def run(job: dict, eval_set: str, output: str, meta: str, shard: str | None = No
     from harness.backends import load_backend
 
     started = time.time()
-    g, name, seed = job["generation"], job["generator"], job["seed"]
+    seed = job["seed"]
     seed_everything(seed)
-    backend = load_backend(g["backend"], job["model"])
-    if job["benchmark"] == "alpaca_eval":
-        rows = take(load_alpaca_instructions(eval_set), shard, align=g["batch_size"])
-        outs = _answers(
-            backend,
-            [[{"role": "user", "content": r["instruction"]}] for r in rows],
-            g,
-            seed,
-            f"alpaca_eval {name}",
-        )
-        write_json(
-            output,
-            [
-                {
-                    "instruction": r["instruction"],
-                    "output": o.text,
-                    "generator": name,
-                    "dataset": r.get("dataset", ""),
-                }
-                for r, o in zip(rows, outs, strict=True)
-            ],
-        )
-        write_json(
-            meta, {**_counts(outs, backend), "provenance": provenance(job, seed=seed, started=started)}
-        )
-        return
+    backend = load_backend(job["generation"]["backend"], job["model"])
+    records, outs = get(job["benchmark"]).hook("generate")(job, eval_set, backend, shard)
+    (write_json if get(job["benchmark"]).ext == ".json" else write_jsonl)(output, records)
+    write_json(meta, {**_counts(outs, backend), "provenance": provenance(job, seed=seed, started=started)})
+
+
+def instruction_answers(job: dict, eval_set: str, backend, shard: str | None) -> tuple[list[dict], list]:
+    """AlpacaEval: one answer per instruction, as alpaca_eval's model outputs (its registry hook)."""
+    g, name, seed = job["generation"], job["generator"], job["seed"]
+    rows = take(load_alpaca_instructions(eval_set), shard, align=g["batch_size"])
+    outs = _answers(
+        backend,
+        [[{"role": "user", "content": r["instruction"]}] for r in rows],
+        g,
+        seed,
+        f"{job['benchmark']} {name}",
+    )
+    records = [
+        {
+            "instruction": r["instruction"],
+            "output": o.text,
+            "generator": name,
+            "dataset": r.get("dataset", ""),
+        }
+        for r, o in zip(rows, outs, strict=True)
+    ]
+    return records, outs
+
+
+def two_turn_answers(job: dict, eval_set: str, backend, shard: str | None) -> tuple[list[dict], list]:
+    """MT-Bench: both turns of every question, the second seeing the first answer, as FastChat's
+    answer records (its registry hook)."""
+    g, name, seed = job["generation"], job["generator"], job["seed"]
     questions = take(load_mt_questions(eval_set), shard, align=g["batch_size"])
     temps = job.get("category_temperatures", {})
+    label = f"{job['benchmark']} turn {{}} {name}"
     convs = [[{"role": "user", "content": q.turns[0]}] for q in questions]
-    first = _by_temperature(backend, convs, questions, temps, g, seed, f"mt_bench turn 1 {name}")
+    first = _by_temperature(backend, convs, questions, temps, g, seed, label.format(1))
     convs = [
         c + [{"role": "assistant", "content": a.text}, {"role": "user", "content": q.turns[1]}]
         for c, a, q in zip(convs, first, questions, strict=True)
     ]
-    second = _by_temperature(
-        backend, convs, questions, temps, g, subseed("turn2", 0, seed), f"mt_bench turn 2 {name}"
-    )
-    write_jsonl(
-        output,
-        [
-            {
-                "question_id": q.question_id,
-                "answer_id": uuid.UUID(int=subseed("answer", f"{name}/{q.question_id}", seed)).hex,
-                "model_id": name,
-                "choices": [{"index": 0, "turns": [a1.text, a2.text]}],
-            }
-            for q, a1, a2 in zip(questions, first, second, strict=True)
-        ],
-    )
-    write_json(
-        meta, {**_counts(first + second, backend), "provenance": provenance(job, seed=seed, started=started)}
-    )
+    second = _by_temperature(backend, convs, questions, temps, g, subseed("turn2", 0, seed), label.format(2))
+    records = [
+        {
+            "question_id": q.question_id,
+            "answer_id": uuid.UUID(int=subseed("answer", f"{name}/{q.question_id}", seed)).hex,
+            "model_id": name,
+            "choices": [{"index": 0, "turns": [a1.text, a2.text]}],
+        }
+        for q, a1, a2 in zip(questions, first, second, strict=True)
+    ]
+    return records, first + second

@@ -257,6 +257,17 @@ def lc_resolved(cfg: dict, policy: str) -> str:
     return "joint" if method == "joint" or n >= b["lc_joint"]["min_models"] else "approximate"
 
 
+def metrics_job(cfg: dict, policy: str, model: str) -> dict:
+    """The LC settings of a model's AlpacaEval metrics job config (harness/workflow/jobs.py)."""
+    b = cfg["evaluation"]["alpaca_eval"]
+    return {
+        "lc_method": lc_resolved(cfg, policy),
+        "lc_requested": b["lc_method"],
+        "lc_data": b.get("lc_data"),
+        "model_key": model,  # whether it was among the models its LC difficulty was fitted on
+    }
+
+
 def length_controlled(df, job: dict, seed: int, difficulty: dict | None = None) -> dict:
     """LC win rate, its bootstrap interval and the method used (see the module docstring)."""
     est = lc_estimator(df, job, difficulty)

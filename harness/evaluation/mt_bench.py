@@ -19,7 +19,6 @@ import time
 import numpy as np
 
 from harness.backends import spec
-from harness.core import timing
 from harness.core.io import RecordError, write_json, write_jsonl
 from harness.core.provenance import provenance
 from harness.core.records import (
@@ -30,7 +29,10 @@ from harness.core.records import (
     load_mt_questions,
     load_reference_answers,
 )
-from harness.core.stats import bootstrap_mean_ci
+from harness.core.stats import aligned, bootstrap_mean_ci, seed_order
+from harness.evaluation.benchmarks import write_metrics
+
+BENCHMARK = "mt_bench"
 
 
 def template_name(turn: int, with_reference: bool) -> str:
@@ -63,6 +65,25 @@ def render(prompts: dict, q: MTQuestion, answers: list[str], turn: int, refs: tu
 
 def _conversation(prompts: dict, q: MTQuestion, turn: int, refs: tuple | None, *answers: str) -> list[dict]:
     return render(prompts, q, list(answers), turn, refs)
+
+
+def judge_step(job: dict, f: dict) -> None:
+    """The `judge` step (its files by option name, harness/cli.py)."""
+    judge(
+        job,
+        f["eval_set"],
+        f["answers"],
+        f["output"],
+        f["meta"],
+        f["judge_prompts"],
+        f["references"],
+        f["cache"],
+    )
+
+
+def metrics_step(job: dict, f: dict) -> None:
+    """The `metrics` step (its files by option name, harness/cli.py)."""
+    metrics(job, f["eval_set"], f["judgments"], f["output"])
 
 
 def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: str, judge_prompts: str,
@@ -133,9 +154,7 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
     write_json(meta, {**counts, "provenance": provenance(job, started=started)})
 
 
-def metrics(
-    job: dict, questions_path: str, judgments_path: str, output: str, upstream: list[str] = ()
-) -> None:
+def metrics(job: dict, questions_path: str, judgments_path: str, output: str) -> None:
     """Overall, per-turn and per-category means with 95% bootstrap intervals over questions."""
     started = time.time()
     cats = {q.question_id: q.category for q in load_mt_questions(questions_path)}
@@ -171,15 +190,42 @@ def metrics(
         "n_judgments": len(rows),
         "n_unparsable": sum(r["score"] == -1 for r in rows),  # after one retry; left out of the means
     }
-    write_json(
-        output,
-        {
-            "benchmark": "mt_bench",
-            "cell": job["cell"],
-            "metrics": m,
-            "provenance": {
-                **provenance(job, seed=job["cell"].get("seed"), started=started),
-                "upstream": timing.upstream(list(upstream)),  # wall time and GPU-hours of the jobs behind it
-            },
-        },
-    )
+    write_metrics(output, BENCHMARK, job, m, started)
+
+
+def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
+    """The paired comparisons' family (harness/reporting/compare.py): its label, the units (questions,
+    both turns), each cell's per-question score sums and counts (a turn rated -1 counts nothing, as in
+    FastChat's show_result) and the resample count."""
+    order, out = None, {}
+    for cell, seeds in files.items():
+        sums, counts = [], []
+        for seed in seed_order(seeds):
+            path = seeds[seed]
+            by: dict = {}
+            for rec in load_mt_judgments(path):
+                s, c = by.get(rec["question_id"], (0.0, 0.0))
+                ok = rec["score"] != -1
+                by[rec["question_id"]] = (s + (rec["score"] if ok else 0.0), c + ok)
+            keys = sorted(by)
+            order = order or keys
+            pos = aligned(keys, order, path, "questions")
+            sums.append([by[keys[i]][0] for i in pos])
+            counts.append([by[keys[i]][1] for i in pos])
+        out[cell] = (np.array(sums, dtype=float), np.array(counts, dtype=float))
+    return [("MT-Bench (1-10)", order, out, job["benchmarks"][BENCHMARK]["samples"])]
+
+
+def table_values(m: dict) -> dict:
+    """A metrics file's columns of the tables (harness/reporting/report.py), with their intervals."""
+    return {
+        "mt_bench": m["score"],
+        "mt_bench_ci": m.get("score_ci"),
+        "mt_bench_categories": m.get("per_category", {}),
+        "mt_bench_categories_ci": m.get("per_category_ci", {}),
+    }
+
+
+def compare_job(cfg: dict) -> dict:
+    """Its settings in the comparisons job config: the resample count."""
+    return {"samples": cfg["evaluation"][BENCHMARK]["bootstrap"]["samples"]}

@@ -1,9 +1,9 @@
 """What results cost: wall time, GPU-hours and CPU-hours of jobs, from Snakemake's benchmark files.
 
 A job's cost joins its benchmark TSV (wall seconds ``s``, ``cpu_time``) with the provenance of its
-output (``gpus``: the GPUs it ran on, 0 on CPU). Every metrics file embeds the cost of its upstream
-jobs (sampling, ranking, reference log-probs, training, generation, judging); step `cost` turns all of
-them into one table per stage and per cell, with the rank step's calls per prompt per ranker (judge
+output (``gpus``: the GPUs it ran on, 0 on CPU). The job config of step `cost` names, per evaluation,
+the jobs behind it (sampling, ranking, reference log-probs, training, generation, judging;
+harness/workflow/targets.py); the step turns all of them into one table per stage and per cell, with the rank step's calls per prompt per ranker (judge
 calls for IPR, completions scored for a reward model).
 """
 
@@ -13,20 +13,22 @@ import time
 from pathlib import Path
 
 from harness.core.io import read_json, write_text
-from harness.core.timing import STAGES, footer
+from harness.core.timing import STAGES, check_stages, footer, totals, upstream
 from harness.ranking.kinds import kind as ranker_kind
 
 
-def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str, output_md: str) -> None:
-    """Step `cost`: per stage and per cell, from the upstream blocks of every metrics file."""
+def table(job: dict, pair_metas: list[str], output_csv: str, output_md: str) -> None:
+    """Step `cost`: per stage and per cell, from the jobs behind every evaluation (``evaluations``:
+    each one's cell and stage -> [benchmark TSV, output with provenance])."""
     import pandas as pd
 
     started = time.time()
-    rows, seen = [], set()
-    for path in metrics:
-        data = read_json(path)
-        cell = data["cell"]
-        for stage, j in data["provenance"].get("upstream", {}).get("jobs", {}).items():
+    rows, seen, blocks = [], set(), []
+    for i, ev in enumerate(job["evaluations"]):
+        check_stages(ev["jobs"], f"evaluations/{i}/jobs")
+        cell, block = ev["cell"], upstream(ev["jobs"])
+        blocks.append(block)
+        for stage, j in block["jobs"].items():
             if j["benchmark"] in seen or not j["measured"]:
                 continue  # a shared job (sampling, ranking) counts once
             seen.add(j["benchmark"])
@@ -42,7 +44,7 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
                 }
             )
     if not rows:
-        raise ValueError("no measured upstream jobs in the metrics files (run the workflow first)")
+        raise ValueError("no measured job behind any evaluation (run the workflow first)")
     df = pd.DataFrame(rows)
     sums = ["wall_s", "gpu_hours", "cpu_hours"]
     by_stage = (
@@ -90,4 +92,4 @@ def table(job: dict, metrics: list[str], pair_metas: list[str], output_csv: str,
             "no judge calls; its column counts completions scored. The ranker study's round robin (every "
             "pair judged) makes more: ranker_study.md beside this table.",
         ]
-    write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, metrics))
+    write_text(output_md, "\n".join(lines) + "\n" + footer(job, started, totals(blocks)))

@@ -175,13 +175,12 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from harness.evaluation.benchmarks import BENCHMARKS
     from harness.reporting.report import COLUMNS
 
     table = budget_table(inputs)
     panels = sorted(table.groupby(["policy", "ranker"]).groups)
-    evals = [
-        c for c in ("alpaca_eval_lc", "oracle_score", "mt_bench") if c in table and table[c].notna().any()
-    ]
+    evals = [c for b in BENCHMARKS.values() for c in b.sweep_columns if c in table and table[c].notna().any()]
     fig, axes = plt.subplots(
         1 + len(evals),
         len(panels),

@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 from harness.core.io import write_text
+from harness.evaluation.benchmarks import BENCHMARKS
 
 # The first two rules adjust Snakemake's report page around this description: its container centres
 # its content (a long description would open scrolled to its middle, its left edge under the menu)
@@ -75,8 +76,7 @@ TITLES = {
     "baselines": "Baselines",
     "likelihood_trajectories": "Likelihood during training",
     "budget_sweep": "Budget sweep",
-    "mt_bench_categories": "MT-Bench per category",
-    "downstream": "Downstream tasks",
+    **{b.figure[0]: b.figure[1] for b in BENCHMARKS.values() if b.figure},
 }
 CAPTIONS = {"main": "main_table"}  # caption files of rules/captions/ named otherwise than their output
 

@@ -40,14 +40,9 @@ POWER = 0.8
 # a cell's per-seed statistic: either per-prompt sums and counts, two (seeds x prompts) arrays whose
 # statistic is the pooled mean sum / count over the prompts drawn (a prompt without a value counts 0:
 # an AlpacaEval row without a verdict, an MT-Bench turn without a rating), or one callable per seed
-# mapping prompt indices (None: all) to its statistic (the LC win rate's GLM refit)
+# mapping prompt indices (None: all) to its statistic (the LC win rate's GLM refit); each benchmark's
+# module builds its cells (its registry hook `paired`, harness/evaluation/benchmarks.py)
 Cell = tuple[np.ndarray, np.ndarray] | Sequence[Callable[[np.ndarray | None], float]]
-
-
-def mean_cell(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A pooled-mean cell from (seeds x prompts) values, NaN where a prompt has none."""
-    v = np.asarray(values, dtype=float)
-    return np.nan_to_num(v, nan=0.0), (~np.isnan(v)).astype(float)
 
 
 def _per_seed(cell: Cell, idx: np.ndarray | None) -> np.ndarray:

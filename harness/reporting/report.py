@@ -14,13 +14,12 @@ import time
 from harness.core.io import read_json, write_text
 from harness.core.stats import seed_mean_ci
 from harness.core.timing import footer
+from harness.evaluation.benchmarks import BENCHMARKS, get
+from harness.evaluation.mt_bench import BENCHMARK as MT_BENCH  # its column is its overall score
 from harness.reporting.tables import COMPUTE_NOTE, bar_styles, save, to_csv
 
 COLUMNS = {
-    "alpaca_eval_lc": "AlpacaEval LC (%)",
-    "alpaca_eval_wr": "AlpacaEval WR (%)",
-    "oracle_score": "Oracle score (0-100)",
-    "mt_bench": "MT-Bench (1-10)",
+    **{k: v for b in BENCHMARKS.values() for k, v in b.columns.items()},
     "chosen_logratio": "Δ log π(y_w)",
     "rejected_logratio": "Δ log π(y_l)",
     "chosen_logp_token": "Δ log π(y_w) per token",
@@ -43,30 +42,7 @@ def _values(path: str) -> tuple[dict, dict]:
         if data.get("final_over_budget") is not None:
             out["over_budget"] = 100 * data["final_over_budget"]
         return cell, out
-    m = data["metrics"]
-    if data["benchmark"] == "alpaca_eval":
-        return cell, {
-            "alpaca_eval_lc": m["length_controlled_winrate"],
-            "alpaca_eval_lc_ci": m.get("length_controlled_winrate_ci"),
-            "alpaca_eval_wr": m["win_rate"],
-            "alpaca_eval_wr_ci": m.get("win_rate_ci"),
-            "lc_method": m["lc_method"],
-            **({"oracle_score": m["oracle_score"], "oracle_score_ci": m.get("oracle_score_ci")}
-               if "oracle_score" in m else {}),
-        }  # fmt: skip
-    if data["benchmark"] == "downstream":  # lm-eval: each task's metric, with a 95% normal interval
-        out = {}
-        for task, t in m["tasks"].items():
-            out[f"ds_{task}"] = t["value"]
-            se = t.get("stderr")
-            out[f"ds_{task}_ci"] = [t["value"] - 1.96 * se, t["value"] + 1.96 * se] if se else None
-        return cell, out
-    return cell, {
-        "mt_bench": m["score"],
-        "mt_bench_ci": m.get("score_ci"),
-        "mt_bench_categories": m.get("per_category", {}),
-        "mt_bench_categories_ci": m.get("per_category_ci", {}),
-    }
+    return cell, get(data["benchmark"]).hook("values")(data["metrics"])
 
 
 def per_seed(paths: list[str]):
@@ -244,7 +220,7 @@ def category_table(inputs: list[str]):
         rows = [
             {**{c: r["mt_bench_categories"].get(c) for c in categories},
              **{f"{c}_ci": r["mt_bench_categories_ci"].get(c) for c in categories},
-             "overall": r["mt_bench"], "overall_ci": r["mt_bench_ci"]}
+             "overall": r[MT_BENCH], "overall_ci": r[f"{MT_BENCH}_ci"]}
             for r in group.to_dict("records")
         ]  # fmt: skip
         row = dict(zip(KEYS, key, strict=True), seeds=group["seed"].nunique())

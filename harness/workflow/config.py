@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.backends import loads_model
 from harness.core.cells import EVALUATED
 from harness.core.errors import ConfigError
 from harness.core.io import read_yaml
@@ -84,13 +85,6 @@ def workflow_check(cfg: dict, files, overrides) -> None:
     validate(copy.deepcopy(cfg), source)
 
 
-def loads_model(jcfg: dict) -> bool:
-    """Whether a judge runs a model of ``models`` here (not an API endpoint, not the demo's oracle)."""
-    from harness.backends import spec
-
-    return spec(jcfg["backend"]).loads_weights
-
-
 def check_references(cfg: dict, source: str) -> None:
     """Names that must point at entries of ``models``, ``policies``, ``rankers`` or ``regularizers``."""
     models = cfg["models"]
@@ -106,25 +100,26 @@ def check_references(cfg: dict, source: str) -> None:
     pairwise = [
         (f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if ranker_kind(r).pairwise
     ]
-    if "judge" in cfg["evaluation"].get("alpaca_eval", {}):
-        pairwise.append(("evaluation/alpaca_eval/judge", cfg["evaluation"]["alpaca_eval"]["judge"]))
-    mt_judge = cfg["evaluation"].get("mt_bench", {}).get("judge", {})
     from harness.backends import spec
+    from harness.evaluation.benchmarks import get
 
-    if (
-        mt_judge.get("backend")
-        and spec(mt_judge["backend"]).ground_truth
-        and (mt_judge.get("error_rate") or mt_judge.get("position_bias"))
-    ):
-        raise ConfigError(
-            f"{source}: evaluation/mt_bench/judge: the oracle's simulated errors apply to pairwise verdicts; "
-            "its 1-10 ratings take no error_rate or position_bias"
-        )
-    if mt_judge.get("verdict") == "logprobs":
-        raise ConfigError(
-            f"{source}: evaluation/mt_bench/judge/verdict: logprobs reads one label token, which a 1-10 "
-            "grade ([[n]]) is not; use verdict: text (FastChat's parsing)"
-        )
+    for bench, b in cfg["evaluation"].items():
+        judge, where = b.get("judge", {}), f"evaluation/{bench}/judge"
+        if judge and not get(bench).rating:
+            pairwise.append((where, judge))
+        if judge and get(bench).rating:  # graded 1-10 alone, not compared in pairs
+            if spec(judge["backend"]).ground_truth and (
+                judge.get("error_rate") or judge.get("position_bias")
+            ):
+                raise ConfigError(
+                    f"{source}: {where}: the oracle's simulated errors apply to pairwise verdicts; "
+                    "its 1-10 ratings take no error_rate or position_bias"
+                )
+            if judge.get("verdict") == "logprobs":
+                raise ConfigError(
+                    f"{source}: {where}/verdict: logprobs reads one label token, which a 1-10 grade ([[n]]) "
+                    "is not; use verdict: text (FastChat's parsing)"
+                )
     from harness.ranking.judge import template_names
 
     templates = template_names()
@@ -138,8 +133,7 @@ def check_references(cfg: dict, source: str) -> None:
                 f"{source}: {where}/template: no template '{judge['template']}' in harness/templates "
                 f"({', '.join(templates)})"
             )
-    annotator = cfg["evaluation"].get("alpaca_eval", {}).get("annotator")
-    if annotator:
+    for bench, annotator in ((n, b["annotator"]) for n, b in cfg["evaluation"].items() if "annotator" in b):
         from harness.evaluation.alpaca import alpaca_eval_configs
 
         try:
@@ -148,7 +142,7 @@ def check_references(cfg: dict, source: str) -> None:
             known = None  # checked again where the judge runs
         if known is not None and annotator["name"] not in known:
             raise ConfigError(
-                f"{source}: evaluation/alpaca_eval/annotator/name: unknown alpaca_eval annotator "
+                f"{source}: evaluation/{bench}/annotator/name: unknown alpaca_eval annotator "
                 f"'{annotator['name']}'; available: {', '.join(known)}"
             )
     for where, name in refs:
@@ -184,14 +178,14 @@ def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
     policy's own model where AlpacaEval judges against that policy's answers (``reference: base``): it
     would be judged against itself (a win rate of 50 that means nothing)."""
     out = {}
-    against_base = cfg["evaluation"].get("alpaca_eval", {}).get("reference") == "base"
+    against_base = [n for n, b in cfg["evaluation"].items() if b.get("reference") == "base"]
     for name, entry in cfg.get("evaluate", {}).items():
         policy = entry.get("policy") or cfg["policies"][0]
         model = {k: v for k, v in entry.items() if k != "policy"}
         if against_base and _same_model(model, cfg["models"][policy], policy, run):
             raise ConfigError(
-                f"evaluate/{name}: is the model of policy '{policy}', whose answers are AlpacaEval's reference "
-                "(evaluation/alpaca_eval/reference: base): it would be judged against itself"
+                f"evaluate/{name}: is the model of policy '{policy}', whose answers are the reference of "
+                f"evaluation/{against_base[0]} (reference: base): it would be judged against itself"
             )
         out[name] = (policy, model)
     return out
@@ -200,7 +194,7 @@ def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
 def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
     """Whether ``model`` is what the policy's base answers come from (its fine-tuned model where it
     has ``finetune``, the built or converted one, else its source at its revision)."""
-    from harness.workflow.jobs import model_ref
+    from harness.workflow.targets import model_ref, run_paths
 
     if "gguf" in model:
         return "finetune" not in policy_entry and model["gguf"] == policy_entry.get("gguf")
@@ -211,16 +205,6 @@ def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
         return str(Path(src).resolve()) if Path(src).exists() else src
 
     return where(model["source"]) == where(theirs["source"]) and model.get("revision") == theirs["revision"]
-
-
-def run_paths(run_dir: str) -> dict:
-    """Where a run's models and checkpoints live (the workflow's PATHS): format templates."""
-    return {
-        "built_model": f"{run_dir}/models/tiny/{{name}}",
-        "tuned_model": f"{run_dir}/models/tuned/{{name}}",
-        "converted_model": f"{run_dir}/models/gguf/{{name}}",
-        "checkpoint": f"{run_dir}/checkpoints/{{policy}}/{{ranker}}/{{regularizer}}/seed{{seed}}",
-    }
 
 
 def dataset_sources(cfg: dict):

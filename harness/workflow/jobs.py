@@ -15,10 +15,11 @@ finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``;
 from __future__ import annotations
 
 import os
-import re
 
-from harness.core.cells import BASE, EVALUATED  # noqa: F401 - part of this module's interface
+from harness.core.cells import BASE, EVALUATED, ModelKey
+from harness.evaluation.benchmarks import BENCHMARKS, get
 from harness.ranking.kinds import kind as ranker_kind
+from harness.workflow.targets import model_ref
 
 
 def write_job_config(cfg: dict, stem: str) -> str:
@@ -37,30 +38,8 @@ def write_job_config(cfg: dict, stem: str) -> str:
 
 
 STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference", "finetune", "difficulty", "downstream", "compare", "convert")
-
-
-def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
-    """``{source, revision, dtype, trust_remote_code}`` for a key of ``models``: the fine-tuned model
-    where the entry has ``finetune`` (``tuned=False``: the model it is fine-tuned from)."""
-    m = cfg["models"][name]
-    if "build" in m:
-        source = paths["built_model"].format(name=name)
-    elif "gguf" in m:
-        source = paths["converted_model"].format(name=name)
-    else:
-        source = m["source"]
-    revision = m.get("revision")
-    if tuned and "finetune" in m:
-        source, revision = paths["tuned_model"].format(name=name), None
-    return {
-        "name": name,
-        "source": source,
-        "revision": revision,
-        "dtype": m.get("dtype", "auto"),
-        # remote code runs only for ids the config lists as reviewed
-        "trust_remote_code": source in cfg.get("trusted_remote_code", []),
-    }
+STEPS += ("report", "figures", "reference", "finetune", "difficulty", "compare", "cost", "convert")
+STEPS += tuple(b.name for b in BENCHMARKS.values() if not b.judged)  # one job runs it whole (lm-eval)
 
 
 def _judge(cfg, jcfg, paths):
@@ -88,24 +67,9 @@ def _unsharded(settings: dict) -> dict:
     return {k: v for k, v in settings.items() if k != "shards"}
 
 
-def parse_model_key(model: str) -> tuple[str, str, int | None]:
-    """``base`` -> ('base', '—', None); ``rk/reg/seedN`` -> (rk, reg, N); ``evaluated/<name>`` (a model
-    evaluated without training, config ``evaluate``) -> ('evaluated', name, None)."""
-    if model == BASE:
-        return BASE, "—", None
-    if model.startswith(f"{EVALUATED}/") and model.count("/") == 1:
-        return EVALUATED, model.split("/")[1], None
-    m = re.fullmatch(r"([^/]+)/([^/]+)/seed(\d+)", model)
-    if not m:
-        raise ValueError(
-            f"model key '{model}' is neither 'base', '<ranker>/<regularizer>/seed<N>' nor 'evaluated/<name>'"
-        )
-    return m.group(1), m.group(2), int(m.group(3))
-
-
 def _eval_model(cfg: dict, policy: str, model: str, paths: dict) -> dict:
     """The model an evaluation runs: the base policy, or a trained cell's checkpoint."""
-    ranker, reg, seed = parse_model_key(model)
+    ranker, reg, seed = ModelKey.parse(model)
     if ranker == BASE:
         return model_ref(cfg, policy, paths)
     if ranker == EVALUATED:
@@ -176,15 +140,11 @@ def _prepare(cfg: dict, key: str) -> dict:
             "source": cfg["ranker_study"]["preference_sets"][name]["source"],
         }
     key = key.split(".")[0]  # results/data/<key>.<ext>
-    sources = {
-        "prompts": lambda: cfg["prompts"],
-        "alpaca_eval": lambda: cfg["evaluation"]["alpaca_eval"]["instructions"],
-        "mt_bench": lambda: cfg["evaluation"]["mt_bench"]["questions"],
-        "mt_bench_judge_prompts": lambda: cfg["evaluation"]["mt_bench"]["judge_prompts"],
-        "mt_bench_references": lambda: cfg["evaluation"]["mt_bench"]["reference_answers"],
-        "downstream": lambda: cfg["evaluation"]["downstream"]["data"],
-    }
-    return {"step": step, "kind": key, "source": sources[key]()}
+    if key == "prompts":
+        return {"step": step, "kind": key, "source": cfg["prompts"]}
+    bench = next(b for b in BENCHMARKS.values() if key in b.data)
+    source, kind = bench.data[key]
+    return {"step": step, "kind": kind, "source": cfg["evaluation"][bench.name][source]}
 
 
 def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
@@ -224,8 +184,8 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
         policy, ranker = key.split("/")
         return {"step": step, "seed": 0, "model": model_ref(cfg, policy, paths), "training": cfg["training"]}
     if step == "train":
-        policy, ranker, reg, seed = key.split("/")
-        seed = int(seed.removeprefix("seed"))
+        policy, model = key.split("/", 1)
+        ranker, reg, seed = ModelKey.parse(model)
         from harness.training import objectives
 
         regularizer = objectives.settings(reg, cfg["regularizers"][reg])
@@ -237,12 +197,12 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             "regularizer": regularizer,
             "training": cfg["training"],
         }
-    if step == "downstream":
+    if step in BENCHMARKS and not get(step).judged:
         policy, model = key.split("/", 1)
-        ranker, reg, seed = parse_model_key(model)
+        ranker, reg, seed = ModelKey.parse(model)
         return {
             "step": step,
-            "benchmark": "downstream",
+            "benchmark": step,
             "cell": {
                 "policy": policy,
                 "ranker": ranker,
@@ -251,12 +211,12 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             },
             "model": _eval_model(cfg, policy, model, paths),
             "seed": cfg["sampling"]["seed"] if seed is None else seed,
-            "downstream": {k: v for k, v in cfg["evaluation"]["downstream"].items() if k != "data"},
-            "dataset": cfg["evaluation"]["downstream"].get("data"),  # for provenance
+            step: {k: v for k, v in cfg["evaluation"][step].items() if k != "data"},
+            "dataset": cfg["evaluation"][step].get("data"),  # for provenance
         }
     if step in ("generate", "judge", "metrics"):
         bench, policy, model = key.split("/", 2)
-        ranker, reg, seed = parse_model_key(model)
+        ranker, reg, seed = ModelKey.parse(model)
         cell = {
             "policy": policy,
             "ranker": ranker,
@@ -272,8 +232,7 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                 seed=cell["seed"],
                 generation=_unsharded(b.get("generation", {})),
             )
-            if bench == "mt_bench":
-                job["category_temperatures"] = b.get("category_temperatures", {})
+            job.update({k: b.get(k, {}) for k in get(bench).generate_keys})
         elif step == "judge":
             if "annotator" in b:
                 job.update(judge_name=b["annotator"]["name"], annotator=b["annotator"])
@@ -282,22 +241,12 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
                     judge_name=b["judge"].get("model", b["judge"]["backend"]),
                     judge=_judge(cfg, b["judge"], paths),
                 )
-            if bench == "mt_bench":
-                job.update(ref_categories=b["ref_categories"])
+            job.update({k: b[k] for k in get(bench).judge_keys})
         else:
             # the eval set, so that its revision is in the metrics file's provenance
-            job.update(
-                bootstrap=b["bootstrap"], dataset=b["instructions" if bench == "alpaca_eval" else "questions"]
-            )
-            if bench == "alpaca_eval":
-                from harness.evaluation.lc import lc_resolved
-
-                job.update(
-                    lc_method=lc_resolved(cfg, policy),
-                    lc_requested=b["lc_method"],
-                    lc_data=b.get("lc_data"),
-                    model_key=model,  # whether it was among the models its LC difficulty was fitted on
-                )
+            job.update(bootstrap=b["bootstrap"], dataset=b[get(bench).prompts])
+            if "metrics_job" in get(bench).hooks:  # its own settings (AlpacaEval's LC)
+                job.update(get(bench).hook("metrics_job")(cfg, policy, model))
         return job
     if step == "difficulty":
         from harness.evaluation.lc import lc_models
@@ -312,47 +261,34 @@ def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
             **b["lc_joint"],
             "dataset": b["instructions"],
         }
-    if step == "compare":
-        return _compare(cfg)
+    if step in ("compare", "cost"):
+        from harness.workflow.config import run_dir
+        from harness.workflow.targets import Targets
+
+        targets = Targets(cfg, run_dir(cfg))
+        if step == "cost":
+            return {"step": step, "evaluations": targets.cost_jobs()}
+        return _compare(cfg, targets)
     if step in ("report", "figures"):
         return {"step": step, "name": key}
     raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")
 
 
-def _compare(cfg: dict) -> dict:
-    """The comparisons job: which comparisons, over which main-table cells, each benchmark's resample
-    counts (the per-cell intervals' own), AlpacaEval's LC method per policy, lm-eval's task metrics."""
+def _compare(cfg: dict, targets) -> dict:
+    """The comparisons job: which comparisons, over which main-table cells, each benchmark's own settings
+    (its resample counts, the per-cell intervals' own; AlpacaEval's LC method per policy; lm-eval's task
+    metrics) and the per-prompt files of every cell."""
     from harness.core.cells import main_cells
 
-    ev = cfg["evaluation"]
-    benchmarks = {}
-    if "alpaca_eval" in ev:
-        b = ev["alpaca_eval"]["bootstrap"]
-        benchmarks["alpaca_eval"] = {"samples": b["samples"], "lc_samples": b["lc_samples"]}
-    if "mt_bench" in ev:
-        benchmarks["mt_bench"] = {"samples": ev["mt_bench"]["bootstrap"]["samples"]}
-    if "downstream" in ev:
-        tasks = [{"name": t["name"], "metric": t["metric"]} for t in ev["downstream"]["tasks"]]
-        benchmarks["downstream"] = {"samples": 1000, "tasks": tasks}  # documents resampled per comparison
-    lc = {}
-    if "alpaca_eval" in ev:
-        from harness.evaluation.lc import lc_group, lc_resolved
-
-        lc = {
-            p: {
-                "group": lc_group(cfg, p),
-                "method": lc_resolved(cfg, p),
-                "lc_data": ev["alpaca_eval"].get("lc_data"),
-            }
-            for p in cfg["policies"]
-        }
+    files, difficulty = targets.comparison_files()
     settings = cfg["comparison_settings"]
     return {
         "step": "compare",
         "comparisons": cfg["comparisons"],
         "cells": [list(c) for c in main_cells(cfg)],
-        "benchmarks": benchmarks,
-        "lc": lc,
+        "benchmarks": {b: get(b).hook("compare_job")(cfg) for b in cfg["evaluation"]},
+        "files": files,
+        "difficulty": difficulty,
         "seed": settings["seed"],
         "more_seeds": settings["more_seeds"],
     }

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from harness.backends import spec
 from harness.core.cells import cells
+from harness.evaluation.benchmarks import get
 from harness.ranking import ipr
 from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch
@@ -181,8 +182,8 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
         add("train", 1, pairs, 0, tokens, 0, seconds(c[0], g, 0, 0, tokens), g)
     for bench, b in cfg["evaluation"].items():
         models = [(pol, "base") for pol in cfg["policies"]] + [(c[0], "cell") for c in cells(cfg, bench)[1]]
-        if bench == "downstream":  # lm-eval's tasks, sized by plan.downstream (prefill of every request)
-            sizes = p.get("downstream", {})
+        if not get(bench).judged:  # lm-eval's tasks, sized by plan.<benchmark> (prefill of every request)
+            sizes = p.get(bench, {})
             sized = [sizes.get(t["name"]) for t in b["tasks"]]
             known = all(isinstance(z, dict) for z in sized) and bool(sized)
             prefill = sum(z["docs"] * z["requests"] * z["prompt_tokens"] for z in sized) if known else 0
@@ -191,16 +192,16 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
             for policy, _ in models:
                 g = sizing.model_gpus(cfg, policy)
                 secs = seconds(policy, g, prefill, decode) if known else None
-                add("downstream", 1, docs, 0, prefill, decode, secs, g)
+                add(bench, 1, docs, 0, prefill, decode, secs, g)
             continue
-        if bench == "alpaca_eval":
+        if get(bench).length_controlled:
             from harness.evaluation.lc import lc_group, lc_resolved
 
             groups = {lc_group(cfg, pol) for pol in cfg["policies"] if lc_resolved(cfg, pol) == "joint"}
             for _ in groups:
                 add("lc_difficulty", 1, 0)
-        n_eval = _count(b["instructions" if bench == "alpaca_eval" else "questions"], bench, counts) or 0
-        turns = 2 if bench == "mt_bench" else 1
+        n_eval = _count(b[get(bench).prompts], bench, counts) or 0
+        turns = get(bench).turns
         gen = b.get("generation", {})
         e_at = tok.get("eval_answer", at)
         for policy, _ in models:
@@ -209,7 +210,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 seconds(policy, g, turns * n_eval * pt, turns * n_eval * e_at), g, shards=n)  # fmt: skip
             calls = n_eval * turns
             judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
-            reply = calls * _reply_tokens(b.get("judge", {}), "rating" if bench == "mt_bench" else "pairwise")
+            reply = calls * _reply_tokens(b.get("judge", {}), "rating" if get(bench).rating else "pairwise")
             api = "annotator" in b or spec(b["judge"]["backend"]).endpoint
             name = b["annotator"]["name"] if "annotator" in b else b["judge"].get("model")
             g = sizing.eval_judge_gpus(cfg, bench)

@@ -12,8 +12,8 @@ workflow calls it while planning the DAG.
 
 from __future__ import annotations
 
+from harness.backends import loads_model
 from harness.ranking.kinds import kind as ranker_kind
-from harness.workflow.config import loads_model
 
 # Host memory of a job: enough for the steps that run on CPU (the demo's, metrics, tables), and 64 GB
 # per GPU for jobs that load hub models (an 8B model's bf16 weights are 16 GB; vLLM and DeepSpeed

@@ -283,7 +283,7 @@ def _generate(args, job) -> None:
       arg("--judge-prompts", "MT-Bench: FastChat judge prompts (JSONL)"),
       arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), CACHE)  # fmt: skip
 def _judge(args, job) -> None:
-    from harness.evaluation.benchmarks import get
+    from harness.core.benchmarks import get
 
     bench = get(job["benchmark"])
     for key in bench.judge_files:
@@ -298,7 +298,7 @@ def _judge(args, job) -> None:
       arg("--answers", "AlpacaEval: the model's outputs (for avg_length)"),
       arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)"))  # fmt: skip
 def _metrics(args, job) -> None:
-    from harness.evaluation.benchmarks import get
+    from harness.core.benchmarks import get
 
     get(job["benchmark"]).hook("metrics")(job, vars(args))
 

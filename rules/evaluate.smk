@@ -6,6 +6,7 @@ ANSWERS = {
     "meta": out("eval", file="answers{ext}.meta.json"),
 }
 # evaluation.<benchmark>.generation.shards > 1: one job per part of the eval set, then one merge job
+GEN_SHARDS = lambda wc: T.generation_shards(wc.benchmark)
 ANSWERS_SHARD = {
     "answers": out("eval", file=f"shards/{SHARD}/answers{{ext}}"),
     "meta": out("eval", file=f"shards/{SHARD}/answers{{ext}}.meta.json"),
@@ -56,10 +57,8 @@ use rule generate as generate_shard with:
 
 rule merge_answers:
     input:
-        **{
-            k: shards_of(v, lambda wc: T.generation_shards(wc.benchmark))
-            for k, v in ANSWERS_SHARD.items()
-        },
+        answers=shards_of(ANSWERS_SHARD["answers"], GEN_SHARDS),
+        metas=shards_of(ANSWERS_SHARD["meta"], GEN_SHARDS),
     output:
         **ANSWERS,
     log:
@@ -73,7 +72,7 @@ rule merge_answers:
     params:
         step_version=1,
     shell:
-        "python -m harness merge --inputs {input.answers} --metas {input.meta}"
+        "python -m harness merge --inputs {input.answers} --metas {input.metas}"
         " --output {output.answers} --meta {output.meta} > {log} 2>&1"
 
 

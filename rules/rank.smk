@@ -9,6 +9,7 @@ PAIRS = {
 }
 # rankers.<name>.shards > 1: one job per part of the prompts (each with its own judge-call cache),
 # then one merge job
+RANK_SHARDS = lambda wc: T.ranker_shards(wc.ranker)
 PAIRS_SHARD = {
     "pairs": out("pairs", file=f"shards/{SHARD}.pairs.jsonl"),
     "judgments": out("pairs", file=f"shards/{SHARD}.judgments.jsonl"),
@@ -81,10 +82,9 @@ use rule rank_shard as rank_ipr_shard with:
 
 rule merge_pairs:
     input:
-        **{
-            k: shards_of(v, lambda wc: T.ranker_shards(wc.ranker))
-            for k, v in PAIRS_SHARD.items()
-        },
+        pairs=shards_of(PAIRS_SHARD["pairs"], RANK_SHARDS),
+        judgments=shards_of(PAIRS_SHARD["judgments"], RANK_SHARDS),
+        metas=shards_of(PAIRS_SHARD["meta"], RANK_SHARDS),
     output:
         **PAIRS,
     log:
@@ -99,5 +99,5 @@ rule merge_pairs:
         step_version=1,
     shell:
         "python -m harness merge --inputs {input.judgments} --output {output.judgments} > {log} 2>&1"
-        " && python -m harness merge --inputs {input.pairs} --metas {input.meta}"
+        " && python -m harness merge --inputs {input.pairs} --metas {input.metas}"
         " --output {output.pairs} --meta {output.meta} >> {log} 2>&1"

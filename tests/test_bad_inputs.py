@@ -870,7 +870,7 @@ def _stderr_one_error(proc) -> str:
 
 def test_cli_process_prints_one_line(tmp_path):
     src = lines(tmp_path / "q.jsonl", [{**MT_Q, "turns": ["one turn only"]}])
-    job = job_file(tmp_path, {"step": "prepare", "kind": "fastchat_questions", "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare", "kind": "mt_bench", "source": {"path": str(src)}})
     env = {**os.environ, "PYTHONPATH": pythonpath()}
     cmd = [
         sys.executable,

@@ -68,7 +68,7 @@ def test_the_benchmark_registry_is_the_schemas_evaluation_block():
     prepared files are the data files the workflow's wildcard accepts."""
     import yaml
 
-    from harness.evaluation.benchmarks import BENCHMARKS
+    from harness.core.benchmarks import BENCHMARKS
 
     schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
     assert list(schema["properties"]["evaluation"]["properties"]) == list(BENCHMARKS)
@@ -82,8 +82,8 @@ def test_the_benchmark_registry_is_the_schemas_evaluation_block():
 
 def test_benchmark_names_only_in_their_own_places():
     """A benchmark's name appears as a string only in its registry entry, its own modules and rules, the
-    schema and config files: everything else asks the registry (harness/evaluation/benchmarks.py)."""
-    from harness.evaluation.benchmarks import BENCHMARKS
+    schema and config files: everything else asks the registry (harness/core/benchmarks.py)."""
+    from harness.core.benchmarks import BENCHMARKS
 
     own = {
         "alpaca_eval": {"evaluation/alpaca.py", "evaluation/alpaca_metrics.py", "evaluation/lc.py",
@@ -95,7 +95,7 @@ def test_benchmark_names_only_in_their_own_places():
     found = []
     for path in sorted((ROOT / "harness").rglob("*.py")):
         rel = str(path.relative_to(ROOT / "harness"))
-        if rel == "evaluation/benchmarks.py":
+        if rel == "core/benchmarks.py":
             continue
         text = path.read_text()
         for name, modules in own.items():

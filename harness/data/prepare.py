@@ -10,6 +10,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from harness.core.benchmarks import data_format
 from harness.core.hub import hub_asset, missing, offline, url_cache
 from harness.core.io import RecordError, write_json, write_jsonl
 from harness.core.records import (
@@ -184,8 +185,9 @@ def _json_list(path: Path) -> bool:
 
 
 def run(job: dict, output: str) -> int:
-    """Write the dataset named by ``job['kind']`` to ``output``; return the number of records."""
-    kind, source = job["kind"], job["source"]
+    """Write the dataset named by ``job['kind']`` (prompts, preferences, demonstrations, or a benchmark's
+    data file: harness/core/benchmarks.py) to ``output``; return the number of records."""
+    kind, source = data_format(job["kind"]), job["source"]  # a benchmark's file: its record format
     skip = source.get("skip") or 0  # a window of the file: [skip, skip + limit)
     limit = None if source.get("limit") is None else skip + source["limit"]
     if job.get("source_sha256"):  # the file the workflow planned with, not one edited since

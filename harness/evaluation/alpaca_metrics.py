@@ -13,9 +13,9 @@ import time
 
 import numpy as np
 
+from harness.core.benchmarks import write_metrics
 from harness.core.records import load_alpaca_instructions, load_annotations
 from harness.core.stats import aligned, bootstrap_mean_ci, mean_cell, seed_order
-from harness.evaluation.benchmarks import write_metrics
 from harness.evaluation.lc import expected_error, length_controlled, load_difficulty
 
 BENCHMARK = "alpaca_eval"

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 import uuid
 
+from harness.core.benchmarks import get
 from harness.core.io import write_json, write_jsonl
 from harness.core.provenance import provenance
 from harness.core.records import load_alpaca_instructions, load_mt_questions
 from harness.core.seeding import seed_everything, subseed
 from harness.core.shards import take
-from harness.evaluation.benchmarks import get
 
 
 def _answers(backend, conversations, g, seed, desc):

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from harness.backends import spec
+from harness.core.benchmarks import write_metrics
 from harness.core.io import RecordError, write_json, write_jsonl
 from harness.core.provenance import provenance
 from harness.core.records import (
@@ -30,7 +31,6 @@ from harness.core.records import (
     load_reference_answers,
 )
 from harness.core.stats import aligned, bootstrap_mean_ci, seed_order
-from harness.evaluation.benchmarks import write_metrics
 
 BENCHMARK = "mt_bench"
 

@@ -9,10 +9,10 @@ import time
 
 import numpy as np
 
+from harness.core.benchmarks import BENCHMARKS, get
 from harness.core.cells import BASE, ModelKey
 from harness.core.io import RecordError
 from harness.core.stats import seed_order
-from harness.evaluation.benchmarks import BENCHMARKS, get
 from harness.reporting.figures import comparisons
 from harness.reporting.paired import by_metric, difference, draws, holm, identical, statistics
 

@@ -175,7 +175,7 @@ def budget_sweep(inputs: list[str], output_png: str, output_pdf: str, output_csv
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from harness.evaluation.benchmarks import BENCHMARKS
+    from harness.core.benchmarks import BENCHMARKS
     from harness.reporting.report import COLUMNS
 
     table = budget_table(inputs)

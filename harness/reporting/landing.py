@@ -14,8 +14,8 @@ import html
 import re
 from pathlib import Path
 
+from harness.core.benchmarks import BENCHMARKS
 from harness.core.io import write_text
-from harness.evaluation.benchmarks import BENCHMARKS
 
 # The first two rules adjust Snakemake's report page around this description: its container centres
 # its content (a long description would open scrolled to its middle, its left edge under the menu)

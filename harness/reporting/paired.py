@@ -41,7 +41,7 @@ POWER = 0.8
 # statistic is the pooled mean sum / count over the prompts drawn (a prompt without a value counts 0:
 # an AlpacaEval row without a verdict, an MT-Bench turn without a rating), or one callable per seed
 # mapping prompt indices (None: all) to its statistic (the LC win rate's GLM refit); each benchmark's
-# module builds its cells (its registry hook `paired`, harness/evaluation/benchmarks.py)
+# module builds its cells (its registry hook `paired`, harness/core/benchmarks.py)
 Cell = tuple[np.ndarray, np.ndarray] | Sequence[Callable[[np.ndarray | None], float]]
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import time
 
+from harness.core.benchmarks import BENCHMARKS, get
 from harness.core.io import read_json, write_text
 from harness.core.stats import seed_mean_ci
 from harness.core.timing import footer
-from harness.evaluation.benchmarks import BENCHMARKS, get
 from harness.evaluation.mt_bench import BENCHMARK as MT_BENCH  # its column is its overall score
 from harness.reporting.tables import COMPUTE_NOTE, bar_styles, save, to_csv
 

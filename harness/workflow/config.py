@@ -101,7 +101,7 @@ def check_references(cfg: dict, source: str) -> None:
         (f"rankers/{n}/judge", r["judge"]) for n, r in cfg["rankers"].items() if ranker_kind(r).pairwise
     ]
     from harness.backends import spec
-    from harness.evaluation.benchmarks import get
+    from harness.core.benchmarks import get
 
     for bench, b in cfg["evaluation"].items():
         judge, where = b.get("judge", {}), f"evaluation/{bench}/judge"

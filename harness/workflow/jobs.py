@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 
+from harness.core.benchmarks import BENCHMARKS, get
 from harness.core.cells import BASE, EVALUATED, ModelKey
-from harness.evaluation.benchmarks import BENCHMARKS, get
 from harness.ranking.kinds import kind as ranker_kind
 from harness.workflow.targets import model_ref
 
@@ -143,8 +143,7 @@ def _prepare(cfg: dict, key: str) -> dict:
     if key == "prompts":
         return {"step": step, "kind": key, "source": cfg["prompts"]}
     bench = next(b for b in BENCHMARKS.values() if key in b.data)
-    source, kind = bench.data[key]
-    return {"step": step, "kind": kind, "source": cfg["evaluation"][bench.name][source]}
+    return {"step": step, "kind": key, "source": cfg["evaluation"][bench.name][bench.data[key][0]]}
 
 
 def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:

@@ -18,8 +18,8 @@ import math
 from pathlib import Path
 
 from harness.backends import spec
+from harness.core.benchmarks import get
 from harness.core.cells import cells
-from harness.evaluation.benchmarks import get
 from harness.ranking import ipr
 from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch

@@ -63,7 +63,7 @@ def lm_eval_assets(cfg: dict) -> list[dict]:
     """The hub datasets of the config's lm-eval tasks (a group such as mmlu: each of its tasks'),
     read from lm-eval's own task files; the revision is the task entry's ``dataset_revision`` where
     the config pins one (lm-eval's files pin none), else the hub's main."""
-    from harness.evaluation.benchmarks import get
+    from harness.core.benchmarks import get
 
     ds = next((b for n, b in cfg["evaluation"].items() if not get(n).judged), None)  # lm-eval's
     if not ds or not ds.get("include_defaults", True):

@@ -14,9 +14,8 @@ import string
 from pathlib import Path
 
 from harness.backends import loads_model
-from harness.core import cells
+from harness.core import benchmarks, cells
 from harness.core.cells import BASE, EVALUATED, ModelKey
-from harness.evaluation import benchmarks
 from harness.ranking.kinds import kind as ranker_kind
 from harness.training import objectives
 

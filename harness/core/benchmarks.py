@@ -1,7 +1,8 @@
 """The benchmarks, one entry each: what the workflow, the job configs, the tables and the comparisons
 need to know of a benchmark. Every other module asks this registry (``get(name)``, ``BENCHMARKS``)
 instead of testing a benchmark's name; the schema's ``evaluation`` keys equal its keys
-(tests/test_layout.py).
+(tests/test_layout.py). It is data (standard library only), so that every floor may read it, down to
+the data preparation; the functions its hooks name are imported by the step that calls them.
 
 A benchmark is judged (its model answers the eval set with ``generate``, a judge rates the answers
 with ``judge``, ``metrics`` scores the ratings) or runs whole in one job (lm-eval's ``downstream``).
@@ -153,9 +154,11 @@ def length_controlled(cfg: dict) -> Benchmark | None:
     return next((b for b in of(cfg) if b.length_controlled), None)
 
 
-def data_stems() -> list[str]:
-    """Every prepared data file's stem of every benchmark."""
-    return [stem for b in BENCHMARKS.values() for stem in b.data]
+def data_format(kind: str) -> str:
+    """The record format of a prepared data file of a benchmark (its stem, the prepare job's kind), or
+    ``kind`` itself (prompts, preferences, demonstrations)."""
+    formats = {stem: fmt for b in BENCHMARKS.values() for stem, (_, fmt) in b.data.items()}
+    return formats.get(kind, kind)
 
 
 def write_metrics(path: str, name: str, job: dict, metrics: dict, started: float) -> None:

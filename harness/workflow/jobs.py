@@ -37,11 +37,6 @@ def write_job_config(cfg: dict, stem: str) -> str:
     return path
 
 
-STEPS = ("build", "prepare", "sample", "rank", "study_rank", "gold", "train", "generate", "judge", "metrics")
-STEPS += ("report", "figures", "reference", "finetune", "difficulty", "compare", "cost", "convert")
-STEPS += tuple(b.name for b in BENCHMARKS.values() if not b.judged)  # one job runs it whole (lm-eval)
-
-
 def _judge(cfg, jcfg, paths):
     from harness.backends import spec
 
@@ -83,194 +78,216 @@ def _eval_model(cfg: dict, policy: str, model: str, paths: dict) -> dict:
     }
 
 
+RESOLVERS: dict = {}  # job kind -> its resolver (cfg, key, paths) -> job config
+
+
+def resolver(*steps: str):
+    """Declare the resolver of one or more job kinds."""
+
+    def register(fn):
+        RESOLVERS.update(dict.fromkeys(steps, fn))
+        return fn
+
+    return register
+
+
 def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     """The job config of ``step`` for ``key`` (see module docstring)."""
-    if step == "build":
-        built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
-        return {"step": step, "tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
-    if step == "convert":  # key: the shared conversion's converted_key (the same in every run)
-        from harness.backends.convert import converted_key, gguf_path
+    if step not in RESOLVERS:
+        raise ValueError(f"unknown step '{step}'; valid: {', '.join(RESOLVERS)}")
+    return {"step": step, **RESOLVERS[step](cfg, step, key, paths)}
+
+
+@resolver("build")
+def _build(cfg, step, key, paths):
+    built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
+    return {"tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
+
+
+@resolver("convert")
+def _convert(cfg, step, key, paths):  # key: the shared conversion's converted_key (the same in every run)
+    from harness.backends.convert import converted_key, gguf_path
+    from harness.core.io import file_sha256
+
+    found = [
+        (n, m["gguf"]) for n, m in cfg["models"].items() if "gguf" in m and converted_key(m["gguf"], n) == key
+    ]
+    if not found:
+        from harness.core.errors import ConfigError
+
+        raise ConfigError(f"models/gguf/{key}: no GGUF model of this config converts to it (a file changed?)")
+    name, spec = found[0]
+    path = gguf_path(spec, name)  # resolved here: the job may run in an environment without the package
+    # the file's bytes are part of the job: another file at the same path converts again
+    job = {"key": key, "gguf_file": str(path), "sha256": file_sha256(path)}
+    return {**job, "scorer": spec["scorer"]} if "scorer" in spec else job
+
+
+@resolver("finetune")
+def _finetune(cfg, step, key, paths):
+    m = cfg["models"][key]
+    return {"name": key, "model": model_ref(cfg, key, paths, tuned=False), "finetune": m["finetune"]}
+
+
+@resolver("prepare")
+def _prepare(cfg, step, key, paths):
+    job = _prepared(cfg, key)
+    if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
         from harness.core.io import file_sha256
 
-        found = [
-            (n, m["gguf"])
-            for n, m in cfg["models"].items()
-            if "gguf" in m and converted_key(m["gguf"], n) == key
-        ]
-        if not found:
-            from harness.core.errors import ConfigError
-
-            raise ConfigError(
-                f"models/gguf/{key}: no GGUF model of this config converts to it (a file changed?)"
-            )
-        name, spec = found[0]
-        path = gguf_path(spec, name)  # resolved here: the job may run in an environment without the package
-        # the file's bytes are part of the job: another file at the same path converts again
-        job = {"step": step, "key": key, "gguf_file": str(path), "sha256": file_sha256(path)}
-        return {**job, "scorer": spec["scorer"]} if "scorer" in spec else job
-    if step == "finetune":
-        return {
-            "step": step,
-            "name": key,
-            "model": model_ref(cfg, key, paths, tuned=False),
-            "finetune": cfg["models"][key]["finetune"],
-        }
-    if step == "prepare":
-        job = _prepare(cfg, key)
-        if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
-            from harness.core.io import file_sha256
-
-            job["source_sha256"] = file_sha256(job["source"]["path"])
-        return job
-    return _resolve(cfg, step, key, paths)
+        job["source_sha256"] = file_sha256(job["source"]["path"])
+    return job
 
 
-def _prepare(cfg: dict, key: str) -> dict:
-    step = "prepare"
+def _prepared(cfg: dict, key: str) -> dict:
     if key.startswith("finetune/"):
-        name = key.removeprefix("finetune/").removesuffix(".jsonl")
-        ft = cfg["models"][name]["finetune"]
-        kind = "demonstrations" if ft["kind"] == "sft" else "preferences"
-        return {"step": step, "kind": kind, "source": ft["data"]}
+        ft = cfg["models"][key.removeprefix("finetune/").removesuffix(".jsonl")]["finetune"]
+        return {"kind": "demonstrations" if ft["kind"] == "sft" else "preferences", "source": ft["data"]}
     if key.startswith("preferences/"):
         name = key.removeprefix("preferences/").removesuffix(".jsonl")
-        return {
-            "step": step,
-            "kind": "preferences",
-            "source": cfg["ranker_study"]["preference_sets"][name]["source"],
-        }
+        return {"kind": "preferences", "source": cfg["ranker_study"]["preference_sets"][name]["source"]}
     key = key.split(".")[0]  # results/data/<key>.<ext>
     if key == "prompts":
-        return {"step": step, "kind": key, "source": cfg["prompts"]}
+        return {"kind": key, "source": cfg["prompts"]}
     bench = next(b for b in BENCHMARKS.values() if key in b.data)
-    return {"step": step, "kind": key, "source": cfg["evaluation"][bench.name][bench.data[key][0]]}
+    return {"kind": key, "source": cfg["evaluation"][bench.name][bench.data[key][0]]}
 
 
-def _resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
-    if step == "sample":
-        return {
-            "step": step,
-            "policy": key,
-            "model": model_ref(cfg, key, paths),
-            "sampling": _unsharded(cfg["sampling"]),
-            "dataset": cfg["prompts"],  # for provenance
-        }
-    if step == "gold":
-        ranker, pset = key.split("/")
-        job = resolve(cfg, "rank", f"{cfg['policies'][0]}/{ranker}", paths)
+@resolver("sample")
+def _sample(cfg, step, key, paths):
+    return {
+        "policy": key,
+        "model": model_ref(cfg, key, paths),
+        "sampling": _unsharded(cfg["sampling"]),
+        "dataset": cfg["prompts"],  # for provenance
+    }
+
+
+@resolver("gold")
+def _gold(cfg, step, key, paths):
+    ranker, pset = key.split("/")
+    job = resolve(cfg, "rank", f"{cfg['policies'][0]}/{ranker}", paths)
+    distribution = cfg["ranker_study"]["preference_sets"][pset]["distribution"]
+    job.update(step=step, preference_set=pset, distribution=distribution)
+    del job["policy"]
+    return job
+
+
+@resolver("rank", "study_rank")
+def _rank(cfg, step, key, paths):
+    policy, ranker = key.split("/")
+    r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
+    if step == "study_rank" and ranker_kind(r).pairwise:
+        r["procedure"] = cfg["ranker_study"]["procedure"]
+    if step == "study_rank" and cfg["ranker_study"].get("prompts"):
+        r["limit"] = cfg["ranker_study"]["prompts"]
+    if not ranker_kind(r).pairwise:
+        r["model"] = model_ref(cfg, r["model"], paths)
+        r.pop("judge", None)
+    else:
+        r["judge"] = _judge(cfg, r["judge"], paths)
+        r.pop("model", None)
+    return {"policy": policy, "ranker": r, "seed": cfg["sampling"]["seed"]}
+
+
+@resolver("reference")
+def _reference(cfg, step, key, paths):
+    policy, _ = key.split("/")
+    return {"seed": 0, "model": model_ref(cfg, policy, paths), "training": cfg["training"]}
+
+
+@resolver("train")
+def _train(cfg, step, key, paths):
+    from harness.training import objectives
+
+    policy, model = key.split("/", 1)
+    ranker, reg, seed = ModelKey.parse(model)
+    return {
+        "cell": {"policy": policy, "ranker": ranker, "regularizer": reg, "seed": seed},
+        "seed": seed,
+        "model": model_ref(cfg, policy, paths),
+        "regularizer": objectives.settings(reg, cfg["regularizers"][reg]),
+        "training": cfg["training"],
+    }
+
+
+def _cell(cfg: dict, policy: str, model: str) -> dict:
+    """The cell of an evaluated model: a base or evaluated model's seed is the sampling seed."""
+    ranker, reg, seed = ModelKey.parse(model)
+    seed = cfg["sampling"]["seed"] if seed is None else seed
+    return {"policy": policy, "ranker": ranker, "regularizer": reg, "seed": seed}
+
+
+@resolver(*(b.name for b in BENCHMARKS.values() if not b.judged))  # one job runs it whole (lm-eval)
+def _whole_benchmark(cfg, step, key, paths):
+    policy, model = key.split("/", 1)
+    cell = _cell(cfg, policy, model)
+    return {
+        "benchmark": step,
+        "cell": cell,
+        "model": _eval_model(cfg, policy, model, paths),
+        "seed": cell["seed"],
+        step: {k: v for k, v in cfg["evaluation"][step].items() if k != "data"},
+        "dataset": cfg["evaluation"][step].get("data"),  # for provenance
+    }
+
+
+@resolver("generate", "judge", "metrics")
+def _judged(cfg, step, key, paths):
+    bench, policy, model = key.split("/", 2)
+    b, entry = cfg["evaluation"][bench], get(bench)
+    job = {"benchmark": bench, "cell": _cell(cfg, policy, model)}
+    if step == "generate":
         job.update(
-            step=step,
-            preference_set=pset,
-            distribution=cfg["ranker_study"]["preference_sets"][pset]["distribution"],
+            model=_eval_model(cfg, policy, model, paths),
+            generator=f"{policy}/{model}",
+            seed=job["cell"]["seed"],
+            generation=_unsharded(b.get("generation", {})),
         )
-        del job["policy"]
-        return job
-    if step in ("rank", "study_rank"):
-        policy, ranker = key.split("/")
-        r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
-        if step == "study_rank" and ranker_kind(r).pairwise:
-            r["procedure"] = cfg["ranker_study"]["procedure"]
-        if step == "study_rank" and cfg["ranker_study"].get("prompts"):
-            r["limit"] = cfg["ranker_study"]["prompts"]
-        if not ranker_kind(r).pairwise:
-            r["model"] = model_ref(cfg, r["model"], paths)
-            r.pop("judge", None)
+        job.update({k: b.get(k, {}) for k in entry.generate_keys})
+    elif step == "judge":
+        if "annotator" in b:
+            job.update(judge_name=b["annotator"]["name"], annotator=b["annotator"])
         else:
-            r["judge"] = _judge(cfg, r["judge"], paths)
-            r.pop("model", None)
-        return {"step": step, "policy": policy, "ranker": r, "seed": cfg["sampling"]["seed"]}
-    if step == "reference":
-        policy, ranker = key.split("/")
-        return {"step": step, "seed": 0, "model": model_ref(cfg, policy, paths), "training": cfg["training"]}
-    if step == "train":
-        policy, model = key.split("/", 1)
-        ranker, reg, seed = ModelKey.parse(model)
-        from harness.training import objectives
-
-        regularizer = objectives.settings(reg, cfg["regularizers"][reg])
-        return {
-            "step": step,
-            "cell": {"policy": policy, "ranker": ranker, "regularizer": reg, "seed": seed},
-            "seed": seed,
-            "model": model_ref(cfg, policy, paths),
-            "regularizer": regularizer,
-            "training": cfg["training"],
-        }
-    if step in BENCHMARKS and not get(step).judged:
-        policy, model = key.split("/", 1)
-        ranker, reg, seed = ModelKey.parse(model)
-        return {
-            "step": step,
-            "benchmark": step,
-            "cell": {
-                "policy": policy,
-                "ranker": ranker,
-                "regularizer": reg,
-                "seed": cfg["sampling"]["seed"] if seed is None else seed,
-            },
-            "model": _eval_model(cfg, policy, model, paths),
-            "seed": cfg["sampling"]["seed"] if seed is None else seed,
-            step: {k: v for k, v in cfg["evaluation"][step].items() if k != "data"},
-            "dataset": cfg["evaluation"][step].get("data"),  # for provenance
-        }
-    if step in ("generate", "judge", "metrics"):
-        bench, policy, model = key.split("/", 2)
-        ranker, reg, seed = ModelKey.parse(model)
-        cell = {
-            "policy": policy,
-            "ranker": ranker,
-            "regularizer": reg,
-            "seed": cfg["sampling"]["seed"] if seed is None else seed,
-        }
-        b = cfg["evaluation"][bench]
-        job = {"step": step, "benchmark": bench, "cell": cell}
-        if step == "generate":
             job.update(
-                model=_eval_model(cfg, policy, model, paths),
-                generator=f"{policy}/{model}",
-                seed=cell["seed"],
-                generation=_unsharded(b.get("generation", {})),
+                judge_name=b["judge"].get("model", b["judge"]["backend"]),
+                judge=_judge(cfg, b["judge"], paths),
             )
-            job.update({k: b.get(k, {}) for k in get(bench).generate_keys})
-        elif step == "judge":
-            if "annotator" in b:
-                job.update(judge_name=b["annotator"]["name"], annotator=b["annotator"])
-            else:
-                job.update(
-                    judge_name=b["judge"].get("model", b["judge"]["backend"]),
-                    judge=_judge(cfg, b["judge"], paths),
-                )
-            job.update({k: b[k] for k in get(bench).judge_keys})
-        else:
-            # the eval set, so that its revision is in the metrics file's provenance
-            job.update(bootstrap=b["bootstrap"], dataset=b[get(bench).prompts])
-            if "metrics_job" in get(bench).hooks:  # its own settings (AlpacaEval's LC)
-                job.update(get(bench).hook("metrics_job")(cfg, policy, model))
-        return job
-    if step == "difficulty":
-        from harness.evaluation.lc import lc_models
+        job.update({k: b[k] for k in entry.judge_keys})
+    else:  # the eval set, so that its revision is in the metrics file's provenance
+        job.update(bootstrap=b["bootstrap"], dataset=b[entry.prompts])
+        if "metrics_job" in entry.hooks:  # its own settings (AlpacaEval's LC)
+            job.update(entry.hook("metrics_job")(cfg, policy, model))
+    return job
 
-        bench, group = key.split("/")
-        b = cfg["evaluation"][bench]
-        return {
-            "step": step,
-            "benchmark": bench,
-            "group": group,
-            "models": lc_models(cfg, group),
-            **b["lc_joint"],
-            "dataset": b["instructions"],
-        }
-    if step in ("compare", "cost"):
-        from harness.workflow.config import run_dir
-        from harness.workflow.targets import Targets
 
-        targets = Targets(cfg, run_dir(cfg))
-        if step == "cost":
-            return {"step": step, "evaluations": targets.cost_jobs()}
-        return _compare(cfg, targets)
-    if step in ("report", "figures"):
-        return {"step": step, "name": key}
-    raise ValueError(f"unknown step '{step}'; valid: {', '.join(STEPS)}")
+@resolver("difficulty")
+def _difficulty(cfg, step, key, paths):
+    from harness.evaluation.lc import lc_models
+
+    bench, group = key.split("/")
+    b = cfg["evaluation"][bench]
+    return {
+        "benchmark": bench,
+        "group": group,
+        "models": lc_models(cfg, group),
+        **b["lc_joint"],
+        "dataset": b[get(bench).prompts],
+    }
+
+
+@resolver("compare", "cost")
+def _from_targets(cfg, step, key, paths):
+    from harness.workflow.config import run_dir
+    from harness.workflow.targets import Targets
+
+    targets = Targets(cfg, run_dir(cfg))
+    return {"evaluations": targets.cost_jobs()} if step == "cost" else _compare(cfg, targets)
+
+
+@resolver("report", "figures")
+def _named(cfg, step, key, paths):
+    return {"name": key}
 
 
 def _compare(cfg: dict, targets) -> dict:
@@ -282,7 +299,6 @@ def _compare(cfg: dict, targets) -> dict:
     files, difficulty = targets.comparison_files()
     settings = cfg["comparison_settings"]
     return {
-        "step": "compare",
         "comparisons": cfg["comparisons"],
         "cells": [list(c) for c in main_cells(cfg)],
         "benchmarks": {b: get(b).hook("compare_job")(cfg) for b in cfg["evaluation"]},

@@ -7,6 +7,7 @@ conversational ``prompt/chosen/rejected``; eval outputs use AlpacaEval's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from harness.core.io import RecordError, read_json, read_jsonl, require
@@ -87,10 +88,7 @@ def load_completions(path) -> list[PromptCompletions]:
             raise RecordError(f"{where}: field 'prompt' is empty")
         comps = require(rec, "completions", list, where)
         items = []
-        for i, c in enumerate(comps):
-            cw = f"{where}: completions[{i}]"
-            if not isinstance(c, dict):
-                raise RecordError(f"{cw}: expected an object")
+        for cw, c in _objects(comps, lambda i, w=where: f"{w}: completions[{i}]"):
             n = require(c, "n_tokens", int, cw)
             reason = require(c, "finish_reason", str, cw)
             if n < 0 or reason not in FINISH_REASONS:
@@ -109,13 +107,15 @@ def _json_records(path, what: str) -> list[tuple[str, dict]]:
     data = read_json(path)
     if not isinstance(data, list) or not data:
         raise RecordError(f"{path}: expected a non-empty JSON list of {what}s")
-    out = []
-    for i, rec in enumerate(data):
-        where = f"{path}: {what} {i}"
-        if not isinstance(rec, dict):
-            raise RecordError(f"{where}: expected an object")
-        out.append((where, rec))
-    return out
+    return list(_objects(data, lambda i: f"{path}: {what} {i}"))
+
+
+def _objects(items: list, place) -> Iterator[tuple[str, dict]]:
+    """(place, item) of each item of a list, each an object (``place(i)`` names the i-th in errors)."""
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise RecordError(f"{place(i)}: expected an object")
+        yield place(i), item
 
 
 def load_alpaca_instructions(path) -> list[dict]:

@@ -62,16 +62,8 @@ def run(job: dict, prompts_path: str, output: str, meta: str, shard: str | None 
         else:
             backend = backend or load_backend(s["backend"], job["model"])
             texts = [backend.chat_prompt([{"role": "user", "content": p.prompt}]) for p in part]
-            done = backend.generate(
-                texts,
-                n=s["k"],
-                temperature=s["temperature"],
-                top_p=s["top_p"],
-                max_new_tokens=s["max_new_tokens"],
-                batch_size=s["batch_size"],
-                seed=s["seed"],
-                bar=bar,
-            )
+            settings = ("temperature", "top_p", "max_new_tokens", "batch_size", "seed")
+            done = backend.generate(texts, n=s["k"], bar=bar, **{k: s[k] for k in settings})
             write_jsonl(
                 path,
                 [PromptCompletions(p.id, p.prompt, c).to_dict() for p, c in zip(part, done, strict=True)],

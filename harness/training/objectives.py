@@ -61,6 +61,22 @@ def _beta(default=None, what="DPO inverse temperature") -> Key:
 LR = Key(None, "peak learning rate of this objective's cells; null: training.learning_rate")
 NORMALIZE = Key("sum", "budget on the summed sequence log-likelihood (sum) or its per-token mean (token)")
 
+
+def _with_nll(summary: str, beta: Key, loss: str, lam: float = 1.0, keys=None, args=None, **kw) -> Objective:
+    """A reference-free margin loss plus lambda x NLL of the chosen answer: TRL's CPO trainer (``keys``
+    and ``args``: the loss's own settings and the CPOConfig arguments they set)."""
+    nll = Key(lam, "weight of the NLL of the chosen answer (TRL cpo_alpha)")
+    return Objective(
+        summary,
+        {"beta": beta, **(keys or {}), "lambda": nll, "learning_rate": LR},
+        trainer="cpo",
+        losses=((loss, 1.0),),
+        trainer_args={**(args or {}), "cpo_alpha": "lambda"},
+        reference=False,
+        **kw,
+    )
+
+
 OBJECTIVES: dict[str, Objective] = {
     "none": Objective(
         "plain DPO (Rafailov et al. 2023): -log sigmoid(beta [(l_w - r_w) - (l_l - r_l)]); TRL sigmoid",
@@ -132,43 +148,24 @@ OBJECTIVES: dict[str, Objective] = {
         losses=(("sigmoid", 0.0),),  # TRL's pass supplies the log-probs and metrics; the loss is ours
         term="length",
     ),
-    "simpo": Objective(
+    "simpo": _with_nll(
         "SimPO (Meng et al. 2024): -log sigmoid(beta (mean-token l_w - l_l) - gamma), no reference; TRL CPO simpo",
-        {
-            "beta": _beta(2.0, "reward scale"),
-            "gamma": Key(0.5, "target reward margin (in reward units: gamma / beta nats per token)"),
-            "lambda": Key(0.0, "weight of the NLL of the chosen answer (TRL cpo_alpha)"),
-            "learning_rate": LR,
-        },
-        trainer="cpo",
-        losses=(("simpo", 1.0),),
-        trainer_args={"simpo_gamma": "gamma", "cpo_alpha": "lambda"},
-        reference=False,
+        _beta(2.0, "reward scale"),
+        "simpo",
+        lam=0.0,
+        keys={"gamma": Key(0.5, "target reward margin (in reward units: gamma / beta nats per token)")},
+        args={"simpo_gamma": "gamma"},
         own_logps="token",
     ),
-    "cpo": Objective(
+    "cpo": _with_nll(
         "CPO (Xu et al. 2024): -log sigmoid(beta (l_w - l_l)) + lambda x NLL(y_w), no reference; TRL CPO sigmoid",
-        {
-            "beta": _beta(0.1, "CPO's beta"),
-            "lambda": Key(1.0, "weight of the NLL of the chosen answer (TRL cpo_alpha)"),
-            "learning_rate": LR,
-        },
-        trainer="cpo",
-        losses=(("sigmoid", 1.0),),
-        trainer_args={"cpo_alpha": "lambda"},
-        reference=False,
+        _beta(0.1, "CPO's beta"),
+        "sigmoid",
     ),
-    "slic": Objective(
+    "slic": _with_nll(
         "SLiC-HF (Zhao et al. 2023): max(0, 1 - beta (l_w - l_l)) + lambda x NLL(y_w), margin 1/beta, no reference; TRL CPO hinge",
-        {
-            "beta": _beta(1.0, "inverse margin (the hinge is at l_w - l_l = 1/beta)"),
-            "lambda": Key(1.0, "weight of the NLL of the chosen answer (TRL cpo_alpha)"),
-            "learning_rate": LR,
-        },
-        trainer="cpo",
-        losses=(("hinge", 1.0),),
-        trainer_args={"cpo_alpha": "lambda"},
-        reference=False,
+        _beta(1.0, "inverse margin (the hinge is at l_w - l_l = 1/beta)"),
+        "hinge",
     ),
     "orpo": Objective(
         "ORPO (Hong et al. 2024): NLL(x, y_w) - lambda x log sigmoid(log odds(y_w) - log odds(y_l)) on per-token means, no reference; TRL ORPO (its NLL covers the prompt too)",

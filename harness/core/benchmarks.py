@@ -168,3 +168,8 @@ def write_metrics(path: str, name: str, job: dict, metrics: dict, started: float
 
     prov = provenance(job, seed=job["cell"].get("seed"), started=started)
     write_json(path, {"benchmark": name, "cell": job["cell"], "metrics": metrics, "provenance": prov})
+
+
+def data_stems() -> list[str]:
+    """The stems of every benchmark's prepared data files (the prepare jobs' kinds)."""
+    return [stem for b in BENCHMARKS.values() for stem in b.data]

@@ -10,7 +10,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from harness.core.benchmarks import data_format
+from harness.core.benchmarks import data_format, data_stems
 from harness.core.hub import hub_asset, missing, offline, url_cache
 from harness.core.io import RecordError, write_json, write_jsonl
 from harness.core.records import (
@@ -245,8 +245,6 @@ def run(job: dict, output: str) -> int:
         rows = load_demonstrations(_fetch(source, ".jsonl", kind))[skip:limit]
         write_jsonl(output, rows)
     else:
-        raise RecordError(
-            f"unknown dataset kind '{kind}'; valid: prompts, alpaca_eval, mt_bench, mt_bench_judge_prompts, "
-            "mt_bench_references, downstream, preferences, demonstrations"
-        )
+        valid = ["prompts", "preferences", "demonstrations", *data_stems()]
+        raise RecordError(f"unknown dataset kind '{job['kind']}'; valid: {', '.join(valid)}")
     return len(rows)

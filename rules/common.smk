@@ -1,5 +1,5 @@
-# What the rules share: the run's files (harness/workflow/targets.py computes every list and path),
-# wildcard constraints, job configs, resources and how a step starts.
+# What the rules share: the run's files (harness/workflow/targets.py computes every list from the
+# path table of harness/workflow/paths.py), wildcard constraints, job configs, resources, how a step starts.
 import shlex
 import sys
 
@@ -10,14 +10,8 @@ from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch
 from harness.workflow import jobs, site, sizing, warm
 from harness.workflow.locks import cancel_leftovers, live_snakemake
-from harness.workflow.targets import (
-    NEVER,
-    SHARD,
-    Targets,
-    alt,
-    shard_paths,
-    source_input,
-)
+from harness.workflow.paths import NEVER, SHARD, alt, shard_paths, source_input
+from harness.workflow.targets import Targets
 
 # Every job runs this checkout's harness (`python -m harness`), in whatever environment it runs:
 # the conda envs of envs/ hold the dependencies, this path the code.
@@ -44,7 +38,7 @@ def shared_path(path):
 
 
 def out(key, /, **values):
-    """A path of the table (harness/workflow/targets.py: PATHS); the names not given stay wildcards."""
+    """A path of the table (harness/workflow/paths.py: PATHS); the names not given stay wildcards."""
     return T.path(key, **values)
 
 
@@ -61,9 +55,8 @@ SAMPLE_SHARDS = config["sampling"].get("shards", 1)
 # the same file, so each takes the wildcard values of its case.
 POLICIES = alt(config["policies"])
 CONVERTED = [n for n, m in config["models"].items() if "gguf" in m]
-GROUPS_TO_FIT = (
-    T.groups_to_fit()
-)  # the joint LC difficulty: fitted once, then kept (targets.py)
+# the joint LC difficulty: fitted once, then kept (harness/workflow/targets.py)
+GROUPS_TO_FIT = T.groups_to_fit()
 
 
 wildcard_constraints:

@@ -102,3 +102,13 @@ def test_benchmark_names_only_in_their_own_places():
             if rel not in modules and re.search(rf"[\"']{name}[\"']", text):
                 found.append(f"{rel}: {name}")
     assert found == []
+
+
+def test_modules_stay_small():
+    """No module of harness/ over 400 lines, and rules/common.smk (what the rules share) within 250:
+    a module that outgrows them is two (docs/development.md, Layout)."""
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text().splitlines()) for p in (ROOT / "harness").rglob("*.py")
+    }
+    assert {p: n for p, n in sizes.items() if n > 400} == {}
+    assert len((ROOT / "rules/common.smk").read_text().splitlines()) <= 250

@@ -3,8 +3,9 @@
 A job's cost joins its benchmark TSV (wall seconds ``s``, ``cpu_time``) with the provenance of its
 output (``gpus``: the GPUs it ran on, 0 on CPU). The job config of step `cost` names, per evaluation,
 the jobs behind it (sampling, ranking, reference log-probs, training, generation, judging;
-harness/workflow/targets.py); the step turns all of them into one table per stage and per cell, with the rank step's calls per prompt per ranker (judge
-calls for IPR, completions scored for a reward model).
+harness/workflow/targets.py); the step turns all of them into one table per stage and per cell, with
+the rank step's calls per prompt per ranker (judge calls for IPR, completions scored for a reward
+model).
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def evaluated(cfg: dict, run: str) -> dict[str, tuple[str, dict]]:
 def _same_model(model: dict, policy_entry: dict, policy: str, run: str) -> bool:
     """Whether ``model`` is what the policy's base answers come from (its fine-tuned model where it
     has ``finetune``, the built or converted one, else its source at its revision)."""
-    from harness.workflow.targets import model_ref, run_paths
+    from harness.workflow.paths import model_ref, run_paths
 
     if "gguf" in model:
         return "finetune" not in policy_entry and model["gguf"] == policy_entry.get("gguf")

@@ -19,7 +19,7 @@ import os
 from harness.core.benchmarks import BENCHMARKS, get
 from harness.core.cells import BASE, EVALUATED, ModelKey
 from harness.ranking.kinds import kind as ranker_kind
-from harness.workflow.targets import model_ref
+from harness.workflow.paths import model_ref
 
 
 def write_job_config(cfg: dict, stem: str) -> str:

@@ -75,9 +75,9 @@ def _judge(args, job) -> None:
     from harness.core.benchmarks import get
 
     bench = get(job["benchmark"])
-    for key in bench.judge_files:
-        if not getattr(args, key):
-            raise ValueError(f"{bench.title} judging needs --{key.replace('_', '-')}")
+    missing = [f"--{k.replace('_', '-')}" for k in bench.judge_files if not getattr(args, k)]
+    if missing:
+        raise ValueError(f"{bench.title} judging needs {' and '.join(missing)}")
     bench.hook("judge")(job, vars(args))
 
 

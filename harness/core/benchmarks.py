@@ -49,6 +49,8 @@ class Benchmark:
 
     def hook(self, what: str):
         """The function of ``hooks[what]`` (its module imported now)."""
+        if what not in self.hooks:
+            raise ValueError(f"benchmark '{self.name}' has no {what} step (harness/core/benchmarks.py)")
         module, _, fn = self.hooks[what].partition(":")
         return getattr(importlib.import_module(module), fn)
 

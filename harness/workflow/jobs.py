@@ -149,7 +149,9 @@ def _prepared(cfg: dict, key: str) -> dict:
     key = key.split(".")[0]  # results/data/<key>.<ext>
     if key == "prompts":
         return {"kind": key, "source": cfg["prompts"]}
-    bench = next(b for b in BENCHMARKS.values() if key in b.data)
+    bench = next((b for b in BENCHMARKS.values() if key in b.data), None)
+    if bench is None:
+        raise ValueError(f"data/{key}: not a data file of any benchmark (harness/core/benchmarks.py)")
     return {"kind": key, "source": cfg["evaluation"][bench.name][bench.data[key][0]]}
 
 

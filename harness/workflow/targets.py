@@ -307,7 +307,9 @@ class Targets:
         c = self.cfg
         names = ["likelihood_trajectories", *(["comparisons"] if c["comparisons"] else [])]
         names += ["budget_sweep"] if c["budget_sweep"] else []
-        names += [b.figure[0] for b in benchmarks.of(c) if b.figure]
+        names += [
+            b.figure[0] for b in benchmarks.BENCHMARKS.values() if b.figure and b.name in c["evaluation"]
+        ]
         return [self.path("figure", name=f"{n}.png") for n in names]
 
     # ---- cost ----

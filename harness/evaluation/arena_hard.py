@@ -1,0 +1,176 @@
+"""Arena-Hard-Auto's scoring rules (Li et al. 2024; lmarena/arena-hard-auto at commit 196f6b82), on
+judgment records in its own layout.
+
+Each question is judged in two games: game 1 shows the baseline as assistant A and the model as B,
+game 2 swaps them. A game's verdict is read from the judge's upper-cased text: the first of the
+verdict patterns that matches at all gives its last match. A question with a game without a verdict
+is left out (both games) and counted. Each game becomes battles from the model's side: a slight win 1,
+a tie 0.5, a slight loss 0, and a strong verdict (``>>``) ``weight`` identical battles (3, the tool's
+default).
+
+- Without style control: the score is the mean of the battle outcomes; the interval is the 5th and
+  95th percentiles of the means of ``rounds`` bootstrap resamples of the battles (a 90% interval), as
+  the tool's show_result prints it (the tool reports the mean of the bootstrap means as the score: equal
+  to the plain mean within bootstrap noise).
+- With style control: a Bradley-Terry (logistic) fit of the outcomes on the model against the baseline
+  plus style covariates per battle (the answer lengths' normalised difference; for headers, lists and
+  bold text the normalised difference of their densities), each standardised over the battles; the
+  score is the fitted win probability against the baseline at average style (the maximum-likelihood
+  fit, by Newton's method; the tool's 50 float32 LBFGS iterations stop up to about 0.1 points short
+  of it, tests/test_arena_hard.py). The interval: the 5th and 95th percentiles over fits to bootstrap
+  resamples of the battles. One model is fitted at a time, so
+  a cell's score does not depend on the other cells (the tool fits every model of a leaderboard
+  together, sharing the style coefficients).
+
+Scores are in percent. Resamples come from a numpy Generator seeded by the caller (the tool's are
+unseeded), so a metrics file is reproducible byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from harness.core.io import RecordError
+
+BENCHMARK = "arena_hard"
+WEIGHT = 3  # battles per strong verdict (show_result's default)
+ROUNDS = 100  # bootstrap resamples (the tool's)
+# a verdict from assistant A's side: its outcome and whether it is strong
+VERDICTS = {
+    "A>>B": (1.0, True), "A>B": (1.0, False), "A=B": (0.5, False), "A<B": (0.0, False), "A<<B": (0.0, True),
+    "B<<A": (1.0, True), "B<A": (1.0, False), "B=A": (0.5, False), "B>A": (0.0, False), "B>>A": (0.0, True),
+}  # fmt: skip
+CONTROLS = ("length", "markdown")
+MARKDOWN = ("header_count", "list_count", "bold_count")
+
+
+def verdict(text: str, patterns: list[str]) -> str | None:
+    """The verdict label in a judge's text: the last match of the first pattern that matches, in the
+    upper-cased text; None where no pattern matches or the label is not a verdict."""
+    upper = text.upper()
+    for pattern in patterns:
+        found = [m for m in re.findall(pattern, upper) if m != ""]
+        if found:
+            label = found[-1].strip("\n")
+            return label if label in VERDICTS else None
+    return None
+
+
+def game_battles(label: str, model_is_a: bool, weight: int = WEIGHT) -> list[float]:
+    """The battles of one game from the model's side."""
+    outcome, strong = VERDICTS[label]
+    mine = outcome if model_is_a else 1.0 - outcome
+    return [mine] * (weight if strong else 1)
+
+
+def battles(records: list[dict], weight: int = WEIGHT) -> tuple[list[tuple[str, float]], list[str]]:
+    """(uid, outcome) of every battle of the judgment records (game 1: the baseline as A; game 2: the
+    model as A), and the uids left out for a game without a verdict."""
+    out, left_out = [], []
+    for rec in records:
+        games = rec.get("games") or []
+        labels = [g.get("score") if isinstance(g, dict) else None for g in games]
+        if len(labels) != 2 or any(label not in VERDICTS for label in labels):
+            left_out.append(rec["uid"])
+            continue
+        # the tool lists game 2's battles first; the order changes no statistic
+        for outcome in game_battles(labels[1], True, weight) + game_battles(labels[0], False, weight):
+            out.append((rec["uid"], outcome))
+    return out, left_out
+
+
+def score(outcomes, rounds: int = ROUNDS, seed: int = 0) -> dict:
+    """Win rate against the baseline without style control (percent) and its 90% bootstrap interval."""
+    y = np.asarray(outcomes, dtype=float)
+    if y.size == 0:
+        raise RecordError("arena_hard: no battle with a verdict to score")
+    rng = np.random.default_rng(seed)
+    means = y[rng.integers(0, y.size, size=(rounds, y.size))].mean(axis=1)
+    return {
+        "score": 100 * float(y.mean()),
+        "ci": [100 * float(np.quantile(means, 0.05)), 100 * float(np.quantile(means, 0.95))],
+        "bootstrap_mean": 100 * float(means.mean()),
+    }
+
+
+def style_metadata(answer: str, token_len: int) -> dict:
+    """An answer's style as Arena-Hard-Auto records it: its token count (given) and its markdown
+    elements, counted after fenced code blocks are removed."""
+    text = answer
+    for block in re.findall(r"```[^`]*```", answer):
+        text = text.replace(block, "")
+    return {
+        "token_len": token_len,
+        "header_count": {f"h{n}": len(re.findall(rf"^#{{{n}}}\s", text, re.M)) for n in range(1, 7)},
+        "list_count": {
+            "ordered": len(re.findall(r"^\s*\d+\.\s", text, re.M)),
+            "unordered": len(re.findall(r"^\s*[-*+]\s", text, re.M)),
+        },
+        "bold_count": {
+            "**": len(re.findall(r"\*\*[^*\n]+\*\*", text)),
+            "__": len(re.findall(r"__[^_\n]+__", text)),
+        },
+    }
+
+
+def _counts(meta: dict) -> np.ndarray:
+    """Token length, headers, list items, bold spans."""
+    return np.array([meta["token_len"], *(sum(meta[k].values()) for k in MARKDOWN)], dtype=float)
+
+
+def style_covariates(model_meta: list[dict], baseline_meta: list[dict]) -> np.ndarray:
+    """Per battle: the normalised length difference and, for headers, lists and bold text, the
+    normalised difference of densities (count per token + 1), each standardised over the battles."""
+    m = np.array([_counts(x) for x in model_meta])
+    b = np.array([_counts(x) for x in baseline_meta])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        length = (m[:, 0] - b[:, 0]) / (m[:, 0] + b[:, 0])
+        dm, db = m[:, 1:] / (m[:, :1] + 1), b[:, 1:] / (b[:, :1] + 1)
+        x = np.column_stack([length, (dm - db) / (dm + db + 1)])
+        z = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
+    if not np.isfinite(z).all():
+        raise RecordError("arena_hard: a style covariate without spread (or two empty answers): no style fit")
+    return z
+
+
+def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> np.ndarray:
+    """Maximum-likelihood logistic fit of (fractional) outcomes on an intercept (the model against the
+    baseline) and the covariates, by Newton's method: the coefficients."""
+    x = np.column_stack([np.ones(len(outcomes)), covariates])
+    beta = np.zeros(x.shape[1])
+    for _ in range(iterations):
+        p = 1 / (1 + np.exp(-(x @ beta)))
+        grad = x.T @ (outcomes - p)
+        hess = (x * (p * (1 - p))[:, None]).T @ x
+        step = np.linalg.solve(hess + 1e-12 * np.eye(len(beta)), grad)
+        beta += step
+        if np.max(np.abs(step)) < 1e-12:
+            break
+    return beta
+
+
+def style_controlled(
+    outcomes, covariates: np.ndarray, control=CONTROLS, rounds: int = ROUNDS, seed: int = 0
+) -> dict:
+    """Win probability against the baseline at average style (percent), controlling ``control``
+    (length, markdown or both), and its 90% bootstrap interval."""
+    y = np.asarray(outcomes, dtype=float)
+    cols = ([0] if "length" in control else []) + ([1, 2, 3] if "markdown" in control else [])
+    names = (["length"] if "length" in control else []) + (
+        ["headers", "lists", "bold"] if "markdown" in control else []
+    )
+    if not cols:
+        raise ValueError(f"arena_hard style control: expected some of {', '.join(CONTROLS)}")
+    x = covariates[:, cols]
+    rng = np.random.default_rng(seed)
+    draws = [fit(y[i], x[i])[0] for i in rng.integers(0, y.size, size=(rounds, y.size))]
+    coef = fit(y, x)
+    win = 1 / (1 + np.exp(-np.array(draws)))
+    return {
+        "score": 100 / (1 + float(np.exp(-coef[0]))),
+        "ci": [100 * float(np.quantile(win, 0.05)), 100 * float(np.quantile(win, 0.95))],
+        "bootstrap_median": 100 * float(np.median(win)),
+        "style_coefficients": dict(zip(names, coef[1:].tolist(), strict=True)),
+    }

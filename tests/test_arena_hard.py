@@ -151,3 +151,98 @@ def test_style_controlled_score_equals_the_tools_fit(control):
     if "length" in control:  # the model's answers are longer and length wins: control lowers its score
         assert ours["score"] < plain
     assert ours["ci"][0] < ours["score"] < ours["ci"][1]
+
+
+def _files(tmp_path, n=6):
+    """Questions, baseline and model answers (with style metadata), and judge settings, hand-made."""
+    from harness.evaluation.arena_hard import answer_record
+
+    qs = [{"uid": f"q{i}", "category": "hard", "prompt": f"question {i}"} for i in range(n)]
+    base = [ah.style_metadata(f"base answer {i}", 3) for i in range(n)]
+    texts = [f"my answer {i} " + "more words " * i + ("\n# Title\n" if i % 2 else "") for i in range(n)]
+    paths = {
+        "questions": tmp_path / "q.jsonl",
+        "baseline": tmp_path / "base.jsonl",
+        "answers": tmp_path / "mine.jsonl",
+    }
+    paths["questions"].write_text("".join(json.dumps(q) + "\n" for q in qs))
+    paths["baseline"].write_text("".join(
+        json.dumps(answer_record(q["uid"], "base-model", q["prompt"], f"base answer {i}", base[i])) + "\n"
+        for i, q in enumerate(qs)
+    ))  # fmt: skip
+    paths["answers"].write_text("".join(
+        json.dumps(answer_record(q["uid"], "p/rm/bcr/seed0", q["prompt"], t, ah.style_metadata(t, len(t.split())))) + "\n"
+        for q, t in zip(qs, texts, strict=True)
+    ))  # fmt: skip
+    settings = {
+        "settings_by_category": {"hard": {"baseline": "base-model", "system_prompt": "Judge fairly."}},
+        "benchmarks": {
+            "v0.1": {
+                "regex_patterns": PATTERNS,
+                "prompt_template": "Q: {QUESTION}\nA: {ANSWER_A}\nB: {ANSWER_B}",
+            }
+        },
+    }
+    paths["settings"] = tmp_path / "settings.json"
+    paths["settings"].write_text(json.dumps(settings))
+    return {k: str(v) for k, v in paths.items()}
+
+
+def test_judgments_have_the_tools_layout_and_game_order(server, monkeypatch, tmp_path):
+    """Every field of the tool's model_judgment records; game 1 shows the baseline as A, game 2 the model;
+    a game without a verdict leaves its question out of the score, counted."""
+    from harness.evaluation import arena_hard_judge
+
+    def reply(body):
+        user = body["messages"][-1]["content"]
+        if "question 5" in user:
+            return 200, "I cannot decide."
+        if "A: base answer" in user:  # game 1: the model is B
+            return 200, "The second is better. [[B>A]]"
+        return 200, "Mine is much better: [[A>>B]]" if "question 0" in user else "[[B>A]]"
+
+    url, script = server(reply)
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    judge = {"backend": "openai", "batch_size": 4, "max_prompt_tokens": 4096,
+             "model": {"name": "judge", "source": "judge", "revision": None, "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}}  # fmt: skip
+    job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "judge_name": "judge", "judge": judge,
+           "cell": {"policy": "p", "ranker": "rm", "regularizer": "bcr", "seed": 0}}  # fmt: skip
+    f = _files(tmp_path)
+    out, meta = tmp_path / "judgments.jsonl", tmp_path / "judgments.meta.json"
+    arena_hard_judge.judge(
+        job, f["questions"], f["answers"], str(out), str(meta), f["baseline"], f["settings"]
+    )
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["uid"] for r in rows] == [f"q{i}" for i in range(6)]
+    for r in rows:
+        assert set(r) == {"uid", "category", "judge", "model", "baseline", "games"}
+        assert (r["category"], r["judge"], r["model"], r["baseline"]) == (
+            "hard",
+            "judge",
+            "p/rm/bcr/seed0",
+            "base-model",
+        )
+        g1, g2 = r["games"]
+        for g in (g1, g2):
+            assert set(g) == {"score", "judgment", "prompt"} and set(g["judgment"]) == {"answer"}
+            assert [m["role"] for m in g["prompt"]] == ["system", "user"] and g["prompt"][0][
+                "content"
+            ] == "Judge fairly."
+        assert "A: base answer" in g1["prompt"][1]["content"] and "B: my answer" in g1["prompt"][1]["content"]
+        assert "A: my answer" in g2["prompt"][1]["content"] and "B: base answer" in g2["prompt"][1]["content"]
+    assert [r["games"][0]["score"] for r in rows] == ["B>A"] * 5 + [None]
+    assert [r["games"][1]["score"] for r in rows] == ["A>>B", "B>A", "B>A", "B>A", "B>A", None]
+    assert json.loads(meta.read_text())["left_out"] == 1 and len(script.seen) == 12
+
+    metrics_job = {"cell": job["cell"], "weight": 3, "seed": 0, "bootstrap": {"samples": 50},
+                   "style_control": [["length"], ["markdown"], ["length", "markdown"]]}  # fmt: skip
+    m_out = tmp_path / "metrics.json"
+    ah.metrics(metrics_job, str(out), f["answers"], f["baseline"], str(m_out))
+    m = json.loads(m_out.read_text())["metrics"]
+    # q0: a win as B and a strong win as A (4 battles won); q1-q4: a win, then a loss; q5 left out
+    assert (m["n_questions"], m["n_left_out"], m["n_battles"]) == (6, 1, 4 + 4 * 2)
+    assert m["score"] == pytest.approx(100 * (4 + 4) / 12)
+    sc = m["style_controlled"]
+    assert set(sc) == {"length", "markdown", "length+markdown"}
+    assert "lists" in sc["markdown"]["left_out"] and "bold" in sc["markdown"]["left_out"]  # no answer has any
+    assert ah.table_values(m)["arena_hard"] == m["score"]

@@ -87,3 +87,21 @@ def aligned(keys: list, order: list, path: str, what: str) -> np.ndarray:
 def seed_order(seeds: dict) -> list:
     """A cell's seeds in order, the base's (None) first."""
     return sorted(seeds, key=lambda s: -1 if s is None else s)
+
+
+def sum_count_cells(files: dict, per_unit, what: str) -> tuple[list, dict]:
+    """Pooled-mean cells of the paired comparisons: per cell, (seeds x units) sums and counts, from
+    ``per_unit(path) -> (units, {unit: (sum, count)})`` of each seed's file (a unit without an entry
+    counts nothing), the units aligned across every cell and seed; and the units' order."""
+    order, out = None, {}
+    for cell, seeds in files.items():
+        sums, counts = [], []
+        for seed in seed_order(seeds):
+            path = seeds[seed]
+            keys, by = per_unit(path)
+            order = order or keys
+            pos = aligned(keys, order, path, what)
+            sums.append([by.get(keys[i], (0.0, 0.0))[0] for i in pos])
+            counts.append([by.get(keys[i], (0.0, 0.0))[1] for i in pos])
+        out[cell] = (np.array(sums, dtype=float), np.array(counts, dtype=float))
+    return order, out

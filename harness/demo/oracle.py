@@ -65,6 +65,17 @@ class OracleJudge:
         self.calls += len(triples)
         return np.asarray([self.verdict(*t) for t in triples], dtype=float)
 
+    def graded(self, instruction: str, answer_a: str, answer_b: str, strong_gap: float) -> str:
+        """An Arena-Hard verdict, as text: the pairwise verdict (with this judge's simulated errors),
+        strong (``>>``) where the two answers' qualities differ by ``strong_gap`` or more."""
+        p_a = self.verdict(instruction, answer_a, answer_b)
+        self.calls += 1
+        if p_a == 0.5:
+            return "The answers are of equal quality by the world's answer key: [[A=B]]"
+        gap = abs(world.score_text(instruction, answer_a) - world.score_text(instruction, answer_b))
+        mark = ">>" if gap >= strong_gap else ">"
+        return f"Quality gap {gap:.3f} by the world's answer key: [[{'A' if p_a == 1.0 else 'B'}{mark}{'B' if p_a == 1.0 else 'A'}]]"
+
     def rate(self, question: str, answer: str) -> str:
         """A single-answer verdict in FastChat's format: the answer's quality in [0, 1] mapped to a
         rating 1-10 (1 + 9 x quality, rounded), as text for the MT-Bench parser."""

@@ -32,7 +32,7 @@ import re
 
 import numpy as np
 
-from harness.core.io import RecordError
+from harness.core.io import RecordError, read_jsonl, require
 
 BENCHMARK = "arena_hard"
 WEIGHT = 3  # battles per strong verdict (show_result's default)
@@ -122,17 +122,15 @@ def _counts(meta: dict) -> np.ndarray:
 
 def style_covariates(model_meta: list[dict], baseline_meta: list[dict]) -> np.ndarray:
     """Per battle: the normalised length difference and, for headers, lists and bold text, the
-    normalised difference of densities (count per token + 1), each standardised over the battles."""
+    normalised difference of densities (count per token + 1), each standardised over the battles (a
+    covariate without spread, e.g. no answer with a header, is NaN: the fit leaves it out)."""
     m = np.array([_counts(x) for x in model_meta])
     b = np.array([_counts(x) for x in baseline_meta])
     with np.errstate(invalid="ignore", divide="ignore"):
         length = (m[:, 0] - b[:, 0]) / (m[:, 0] + b[:, 0])
         dm, db = m[:, 1:] / (m[:, :1] + 1), b[:, 1:] / (b[:, :1] + 1)
         x = np.column_stack([length, (dm - db) / (dm + db + 1)])
-        z = (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
-    if not np.isfinite(z).all():
-        raise RecordError("arena_hard: a style covariate without spread (or two empty answers): no style fit")
-    return z
+        return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
 
 
 def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> np.ndarray:
@@ -141,7 +139,7 @@ def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> 
     x = np.column_stack([np.ones(len(outcomes)), covariates])
     beta = np.zeros(x.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(x @ beta)))
+        p = 1 / (1 + np.exp(-np.clip(x @ beta, -30, 30)))
         grad = x.T @ (outcomes - p)
         hess = (x * (p * (1 - p))[:, None]).T @ x
         step = np.linalg.solve(hess + 1e-12 * np.eye(len(beta)), grad)
@@ -151,26 +149,190 @@ def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> 
     return beta
 
 
+def _win(y: np.ndarray, x: np.ndarray) -> float:
+    """The fitted win probability of one resample (its plain mean where every battle has one outcome)."""
+    return float(y[0]) if y.min() == y.max() else 1 / (1 + float(np.exp(-fit(y, x)[0])))
+
+
 def style_controlled(
     outcomes, covariates: np.ndarray, control=CONTROLS, rounds: int = ROUNDS, seed: int = 0
 ) -> dict:
     """Win probability against the baseline at average style (percent), controlling ``control``
     (length, markdown or both), and its 90% bootstrap interval."""
     y = np.asarray(outcomes, dtype=float)
-    cols = ([0] if "length" in control else []) + ([1, 2, 3] if "markdown" in control else [])
-    names = (["length"] if "length" in control else []) + (
-        ["headers", "lists", "bold"] if "markdown" in control else []
-    )
-    if not cols:
+    names = ["length", "headers", "lists", "bold"]
+    wanted = ([0] if "length" in control else []) + ([1, 2, 3] if "markdown" in control else [])
+    if not wanted:
         raise ValueError(f"arena_hard style control: expected some of {', '.join(CONTROLS)}")
+    cols = [c for c in wanted if np.isfinite(covariates[:, c]).all()]
+    out = {"left_out": [names[c] for c in wanted if c not in cols]}  # covariates without spread
+    if y.min() == y.max():  # one outcome in every battle: the fit has no maximum, the answer is plain
+        return {
+            **out,
+            "score": 100 * float(y[0]),
+            "ci": [100 * float(y[0])] * 2,
+            "note": "every battle has one outcome",
+        }
     x = covariates[:, cols]
     rng = np.random.default_rng(seed)
-    draws = [fit(y[i], x[i])[0] for i in rng.integers(0, y.size, size=(rounds, y.size))]
+    resamples = rng.integers(0, y.size, size=(rounds, y.size))
+    win = np.array([_win(y[i], x[i]) for i in resamples])
     coef = fit(y, x)
-    win = 1 / (1 + np.exp(-np.array(draws)))
+    if not np.isfinite(coef).all():
+        raise RecordError(
+            "arena_hard: the style-controlled fit did not converge (outcomes separated by style)"
+        )
     return {
+        **out,
         "score": 100 / (1 + float(np.exp(-coef[0]))),
         "ci": [100 * float(np.quantile(win, 0.05)), 100 * float(np.quantile(win, 0.95))],
         "bootstrap_median": 100 * float(np.median(win)),
-        "style_coefficients": dict(zip(names, coef[1:].tolist(), strict=True)),
+        "style_coefficients": dict(zip([names[c] for c in cols], coef[1:].tolist(), strict=True)),
     }
+
+
+# ---- its files (harness/evaluation/arena_hard_judge.py describes the layout) ----
+
+
+def load_questions(path: str) -> list[dict]:
+    out, seen = [], set()
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        uid = require(rec, "uid", str, where)
+        if uid in seen:
+            raise RecordError(f"{where}: field 'uid' repeats {uid!r}")
+        seen.add(uid)
+        out.append(
+            {
+                "uid": uid,
+                "category": require(rec, "category", str, where),
+                "prompt": require(rec, "prompt", str, where),
+            }
+        )
+    return out
+
+
+def answer_text(rec: dict, where: str) -> str:
+    messages = require(rec, "messages", list, where)
+    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
+    if not isinstance(content, dict) or not isinstance(content.get("answer"), str):
+        raise RecordError(f"{where}: field 'messages': the last message has no content.answer text")
+    return content["answer"]
+
+
+def load_answers(path: str) -> dict[str, dict]:
+    """uid -> answer record; each names its model and has an answer text."""
+    out = {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        uid = require(rec, "uid", str, where)
+        require(rec, "model", str, where)
+        answer_text(rec, where)
+        if uid in out:
+            raise RecordError(f"{where}: field 'uid' repeats {uid!r}")
+        out[uid] = rec
+    return out
+
+
+def answer_record(uid: str, model: str, prompt: str, answer: str, metadata: dict) -> dict:
+    """An answer in Arena-Hard-Auto's model_answer layout."""
+    return {
+        "uid": uid,
+        "ans_id": f"{model}/{uid}",
+        "model": model,
+        "messages": [
+            {"role": "user", "content": prompt},
+            {"role": "assistant", "content": {"answer": answer}},
+        ],
+        "tstamp": 0.0,  # a fixed value keeps reruns byte-identical
+        "metadata": metadata,
+    }
+
+
+# ---- the steps' Arena-Hard parts: metrics, table columns, paired comparisons ----
+
+
+def load_judgments(path: str) -> list[dict]:
+    """Judgment records in the tool's layout (harness/evaluation/arena_hard_judge.py), one per question."""
+    out = []
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        require(rec, "uid", str, where)
+        games = require(rec, "games", list, where)
+        if len(games) != 2:
+            raise RecordError(f"{where}: field 'games': expected the two games, got {len(games)}")
+        out.append(rec)
+    return out
+
+
+def metrics_step(job: dict, f: dict) -> None:
+    """The `metrics` step (its files by option name, harness/cli.py)."""
+    metrics(job, f["judgments"], f["answers"], f["baseline"], f["output"])
+
+
+def metrics(job: dict, judgments_path: str, answers_path: str, baseline_path: str, output: str) -> None:
+    """The score against the baseline without and with style control, from the judgments and the
+    style metadata of both sides' answers."""
+    import time
+
+    from harness.core.benchmarks import write_metrics
+
+    started = time.time()
+    records = load_judgments(judgments_path)
+    found, left_out = battles(records, job["weight"])
+    b = job["bootstrap"]
+    m = {
+        "n_questions": len(records),
+        "n_left_out": len(left_out),
+        "n_battles": len(found),
+        "weight": job["weight"],
+    }
+    plain = score([o for _, o in found], b["samples"], job["seed"])
+    m.update(score=plain["score"], score_ci=plain["ci"], bootstrap_mean=plain["bootstrap_mean"])
+    mine, base = load_answers(answers_path), load_answers(baseline_path)
+    x = style_covariates([mine[u]["metadata"] for u, _ in found], [base[u]["metadata"] for u, _ in found])
+    y = [o for _, o in found]
+    m["style_controlled"] = {}
+    for c in job["style_control"]:
+        try:
+            m["style_controlled"]["+".join(c)] = style_controlled(y, x, tuple(c), b["samples"], job["seed"])
+        except RecordError as e:  # said in the metrics file, not a stopped step: the plain score stands
+            m["style_controlled"]["+".join(c)] = {"score": None, "ci": None, "note": str(e)}
+    write_metrics(output, BENCHMARK, job, m, started)
+
+
+def table_values(m: dict) -> dict:
+    """A metrics file's columns of the tables (harness/reporting/report.py): the score and the score with
+    length and markdown controlled, with their 90% intervals."""
+    both = m["style_controlled"].get("length+markdown", {})
+    return {
+        "arena_hard": m["score"],
+        "arena_hard_ci": m["score_ci"],
+        "arena_hard_sc": both.get("score"),
+        "arena_hard_sc_ci": both.get("ci"),
+    }
+
+
+def compare_job(cfg: dict) -> dict:
+    """Its settings in the comparisons job config: the resample count and the battles per strong verdict."""
+    b = cfg["evaluation"][BENCHMARK]
+    return {"samples": b["bootstrap"]["samples"], "weight": b["weight"]}
+
+
+def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
+    """The paired comparisons' family (harness/reporting/compare.py): the score without style control,
+    on questions as units (each question's battle outcomes: their sum and count)."""
+    from harness.core.stats import sum_count_cells
+
+    b = job["benchmarks"][BENCHMARK]
+
+    def per_question(path):
+        by: dict = {}
+        records = load_judgments(path)
+        for uid, o in battles(records, b["weight"])[0]:
+            s, c = by.get(uid, (0.0, 0.0))
+            by[uid] = (s + 100 * o, c + 1)
+        return sorted(r["uid"] for r in records), by  # a question left out counts nothing
+
+    order, out = sum_count_cells(files, per_question, "questions")
+    return [("Arena-Hard (%)", order, out, b["samples"])]

@@ -30,7 +30,7 @@ from harness.core.records import (
     load_mt_questions,
     load_reference_answers,
 )
-from harness.core.stats import aligned, bootstrap_mean_ci, seed_order
+from harness.core.stats import bootstrap_mean_ci, sum_count_cells
 
 BENCHMARK = "mt_bench"
 
@@ -197,22 +197,16 @@ def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
     """The paired comparisons' family (harness/reporting/compare.py): its label, the units (questions,
     both turns), each cell's per-question score sums and counts (a turn rated -1 counts nothing, as in
     FastChat's show_result) and the resample count."""
-    order, out = None, {}
-    for cell, seeds in files.items():
-        sums, counts = [], []
-        for seed in seed_order(seeds):
-            path = seeds[seed]
-            by: dict = {}
-            for rec in load_mt_judgments(path):
-                s, c = by.get(rec["question_id"], (0.0, 0.0))
-                ok = rec["score"] != -1
-                by[rec["question_id"]] = (s + (rec["score"] if ok else 0.0), c + ok)
-            keys = sorted(by)
-            order = order or keys
-            pos = aligned(keys, order, path, "questions")
-            sums.append([by[keys[i]][0] for i in pos])
-            counts.append([by[keys[i]][1] for i in pos])
-        out[cell] = (np.array(sums, dtype=float), np.array(counts, dtype=float))
+
+    def per_question(path):
+        by: dict = {}
+        for rec in load_mt_judgments(path):
+            s, c = by.get(rec["question_id"], (0.0, 0.0))
+            ok = rec["score"] != -1
+            by[rec["question_id"]] = (s + (rec["score"] if ok else 0.0), c + ok)
+        return sorted(by), by
+
+    order, out = sum_count_cells(files, per_question, "questions")
     return [("MT-Bench (1-10)", order, out, job["benchmarks"][BENCHMARK]["samples"])]
 
 

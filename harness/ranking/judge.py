@@ -89,7 +89,7 @@ def local_model_digest(directory: str) -> str:
     return digest([[f.name, file_sha256(f)] for f in files])
 
 
-class _Judge:
+class Judge:
     """Shared plumbing: template, batching, call counting and the optional call cache.
 
     Args:
@@ -318,7 +318,7 @@ class _Judge:
         raise NotImplementedError
 
 
-class PairwiseJudge(_Judge):
+class PairwiseJudge(Judge):
     """P(answer A is better) for (instruction, A, B) triples, one batched backend call per ``prob_a``."""
 
     LABELS = PAIR_LABELS
@@ -352,7 +352,7 @@ class PairwiseJudge(_Judge):
         return np.asarray(out)
 
 
-class RatingJudge(_Judge):
+class RatingJudge(Judge):
     """A 1-10 rating per judge prompt (MT-Bench single-answer grading; the caller renders the prompts)."""
 
     LABELS = RATING_LABELS

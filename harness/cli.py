@@ -54,6 +54,7 @@ CACHE = arg("--cache", "judge-call cache (JSONL, kept across reruns)")
 PAIRS = need("--pairs", "TRL prompt/chosen/rejected pairs (JSONL)")
 CONFIGFILE = arg("--configfile", "experiment config (YAML)", default="config/config.yaml")
 MD = need("--output-md", "the Markdown table")
+BASELINE = arg("--baseline", "Arena-Hard: the baseline model's answers (JSONL)")
 PDF = need("--output-pdf", "the same figure as PDF")
 PNG_PDF = (need("--output-png", "the figure (PNG)"), PDF)
 
@@ -172,13 +173,14 @@ STEPS = {s.name: s for s in (
           need("--answers", "the model's answers from `generate`"),
           need("--meta", "judge calls, cache hits, unparsable verdicts (JSON)"),
           arg("--judge-prompts", "MT-Bench: FastChat judge prompts (JSONL)"),
-          arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), CACHE),
+          arg("--references", "MT-Bench: FastChat reference answers (JSONL)"), BASELINE,
+          arg("--judge-settings", "Arena-Hard: the judge's system prompts, template and verdict patterns (JSON)"), CACHE),
          _judge),
     Step("metrics", "win rates and length-controlled win rate (alpaca_eval), MT-Bench means",
          (need("--judgments", "annotations/judgments from `judge`"),
           arg("--eval-set", "MT-Bench questions (for per-category means)"),
-          arg("--answers", "AlpacaEval: the model's outputs (for avg_length)"),
-          arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)")),
+          arg("--answers", "AlpacaEval: the model's outputs (avg_length); Arena-Hard: its answers (style)"),
+          arg("--difficulty", "AlpacaEval: the output of `difficulty` (lc_method: joint)"), BASELINE),
          _metrics),
     Step(DOWNSTREAM, "downstream task accuracy through lm-evaluation-harness (lm-eval's simple_evaluate)",
          (arg("--data", "the data file of the project's own lm-eval tasks"),

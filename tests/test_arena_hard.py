@@ -155,7 +155,7 @@ def test_style_controlled_score_equals_the_tools_fit(control):
 
 def _files(tmp_path, n=6):
     """Questions, baseline and model answers (with style metadata), and judge settings, hand-made."""
-    from harness.evaluation.arena_hard import answer_record
+    from harness.core.arena import answer_record
 
     qs = [{"uid": f"q{i}", "category": "hard", "prompt": f"question {i}"} for i in range(n)]
     base = [ah.style_metadata(f"base answer {i}", 3) for i in range(n)]
@@ -205,7 +205,7 @@ def test_judgments_have_the_tools_layout_and_game_order(server, monkeypatch, tmp
     monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
     judge = {"backend": "openai", "batch_size": 4, "max_prompt_tokens": 4096,
              "model": {"name": "judge", "source": "judge", "revision": None, "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}}  # fmt: skip
-    job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "judge_name": "judge", "judge": judge,
+    job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "oracle_strong_gap": 0.5, "judge_name": "judge", "judge": judge,
            "cell": {"policy": "p", "ranker": "rm", "regularizer": "bcr", "seed": 0}}  # fmt: skip
     f = _files(tmp_path)
     out, meta = tmp_path / "judgments.jsonl", tmp_path / "judgments.meta.json"
@@ -234,7 +234,7 @@ def test_judgments_have_the_tools_layout_and_game_order(server, monkeypatch, tmp
     assert [r["games"][1]["score"] for r in rows] == ["A>>B", "B>A", "B>A", "B>A", "B>A", None]
     assert json.loads(meta.read_text())["left_out"] == 1 and len(script.seen) == 12
 
-    metrics_job = {"cell": job["cell"], "weight": 3, "seed": 0, "bootstrap": {"samples": 50},
+    metrics_job = {"cell": job["cell"], "weight": 3, "bootstrap": {"samples": 50}, "token_count": "words",
                    "style_control": [["length"], ["markdown"], ["length", "markdown"]]}  # fmt: skip
     m_out = tmp_path / "metrics.json"
     ah.metrics(metrics_job, str(out), f["answers"], f["baseline"], str(m_out))

@@ -97,6 +97,17 @@ def test_demo_end_to_end(demo):
         set(results["results"]) == {"world_exact", "world_choice"}
         and results["versions"]["world_exact"] == 1.0
     )
+    # Arena-Hard by its tool's rules: two games a question against the world's baseline model
+    assert "Arena-Hard (%)" in table[0] and "Arena-Hard, style controlled (%)" in table[0]
+    arena = wf / "results/demo/eval/tiny-policy/rm/bcr/seed0/arena_hard"
+    ah = json.loads((arena / "metrics.json").read_text())["metrics"]
+    assert (ah["n_questions"], ah["n_left_out"], ah["token_count"]) == (48, 0, "words")
+    assert 0 <= ah["score"] <= 100 and "length+markdown" in ah["style_controlled"]
+    games = [json.loads(x) for x in (arena / "judgments.jsonl").read_text().splitlines()]
+    assert len(games) == 48 and all(len(r["games"]) == 2 and r["baseline"] == "world-baseline" for r in games)
+    assert (
+        "### Arena-Hard (%) (arena_hard, 48 units)" in (wf / "results/demo/tables/comparisons.md").read_text()
+    )
     judged = (wf / "results/demo/eval/tiny-policy/base/mt_bench/judgments.jsonl").read_text().splitlines()
     assert len(judged) == 48 and all(json.loads(x)["score"] in range(1, 11) for x in judged)
     categories = (wf / "results/demo/tables/mt_bench_categories.md").read_text()

@@ -89,6 +89,7 @@ def test_benchmark_names_only_in_their_own_places():
         "alpaca_eval": {"evaluation/alpaca.py", "evaluation/alpaca_metrics.py", "evaluation/lc.py",
                         "evaluation/difficulty.py"},
         "mt_bench": {"evaluation/mt_bench.py"},
+        "arena_hard": {"evaluation/arena_hard.py", "evaluation/arena_hard_judge.py"},
         "downstream": {"evaluation/downstream.py"},
     }  # fmt: skip
     assert set(own) == set(BENCHMARKS)

@@ -26,20 +26,24 @@ class Benchmark:
     ext: str = ".jsonl"  # of its answers and judgments: FastChat JSONL, or AlpacaEval's JSON lists
     prompts: str | None = None  # the config key of its eval set's source
     # prepared data files, data/<stem><ext>: stem -> (the config key of its source, its record format
-    # in harness/data/prepare.py), the eval set first
+    # in harness/data/prepare.py), the eval set first; those in ``json_data`` are one JSON document
     data: dict = field(default_factory=dict)
+    json_data: tuple = ()
     # more inputs of its judge: the `judge` option -> the stem of a prepared data file
     judge_files: dict = field(default_factory=dict)
     per_prompt: str = ""  # its file of per-prompt results, which the paired comparisons resample
     # its columns of the main and baselines tables: key -> heading (in table order)
     columns: dict = field(default_factory=dict)
     sweep_columns: tuple = ()  # those the budget-sweep figure plots
+    table_note: str = ""  # what the tables say of its numbers, where they show them
     figure: tuple | None = None  # (stem, title) of its own figure on the report's first screen
     length_controlled: bool = False  # AlpacaEval's LC: a difficulty fitted over the models (lc_method)
     turns: int = 1
+    games: int = 1  # judge calls per answer and turn (Arena-Hard: both orders)
     rating: bool = False  # its judge grades each answer alone (1-10), rather than against a reference
     generate_keys: tuple = ()  # its config keys the generation job also reads
     judge_keys: tuple = ()  # its config keys the judge job also reads
+    metrics_files: tuple = ()  # what its metrics step reads beside the judgments: answers, judge files
     # what runs where the steps differ by benchmark -> "module:function": generate (its answers),
     # judge and metrics (the
     # step's files by option name), values (a metrics file's table columns), paired (the comparisons'
@@ -56,7 +60,8 @@ class Benchmark:
 
     def data_file(self, stem: str) -> str:
         """A prepared data file's name under data/."""
-        return f"{stem}{self.ext if stem == self.name else '.jsonl'}"
+        ext = self.ext if stem == self.name else ".json" if stem in self.json_data else ".jsonl"
+        return f"{stem}{ext}"
 
     @property
     def eval_set(self) -> str:
@@ -67,6 +72,7 @@ class Benchmark:
 _ALPACA = "harness.evaluation.alpaca"
 _MT = "harness.evaluation.mt_bench"
 _DOWN = "harness.evaluation.downstream"
+_AH = "harness.evaluation.arena_hard"
 
 BENCHMARKS = {
     b.name: b
@@ -78,6 +84,7 @@ BENCHMARKS = {
             prompts="instructions",
             data={"alpaca_eval": ("instructions", "alpaca_instructions")},
             per_prompt="judgments.json",
+            metrics_files=("answers",),
             columns={
                 "alpaca_eval_lc": "AlpacaEval LC (%)",
                 "alpaca_eval_wr": "AlpacaEval WR (%)",
@@ -120,6 +127,37 @@ BENCHMARKS = {
                 "values": f"{_MT}:table_values",
                 "paired": f"{_MT}:paired_cells",
                 "compare_job": f"{_MT}:compare_job",
+            },
+        ),
+        Benchmark(
+            "arena_hard",
+            "Arena-Hard",
+            games=2,
+            prompts="questions",
+            data={
+                "arena_hard": ("questions", "arena_hard_questions"),
+                "arena_hard_baseline": ("baseline_answers", "arena_hard_answers"),
+                "arena_hard_judge_settings": ("judge_settings", "arena_hard_judge_settings"),
+            },
+            json_data=("arena_hard_judge_settings",),
+            judge_files={"baseline": "arena_hard_baseline", "judge_settings": "arena_hard_judge_settings"},
+            per_prompt="judgments.jsonl",
+            columns={"arena_hard": "Arena-Hard (%)", "arena_hard_sc": "Arena-Hard, style controlled (%)"},
+            table_note="Arena-Hard: win rate against its baseline model by Arena-Hard-Auto's rules (each "
+            "question judged twice, a strong verdict 3 battles), and with length and markdown style "
+            "controlled; one run's interval is its 90% bootstrap interval over battles, as the tool's.",
+            sweep_columns=("arena_hard",),
+            generate_keys=("token_count",),
+            judge_keys=("version", "oracle_strong_gap"),
+            metrics_files=("answers", "baseline"),
+            hooks={
+                "generate": "harness.evaluation.generate:arena_answers",
+                "judge": f"{_AH}_judge:judge_step",
+                "metrics": f"{_AH}:metrics_step",
+                "values": f"{_AH}:table_values",
+                "paired": f"{_AH}:paired_cells",
+                "compare_job": f"{_AH}:compare_job",
+                "metrics_job": f"{_AH}:metrics_job",
             },
         ),
         Benchmark(

@@ -10,9 +10,10 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
+from harness.core.arena import answer_record, check_judge_settings, load_answers, load_questions
 from harness.core.benchmarks import data_format, data_stems
 from harness.core.hub import hub_asset, missing, offline, url_cache
-from harness.core.io import RecordError, write_json, write_jsonl
+from harness.core.io import RecordError, read_json, write_json, write_jsonl
 from harness.core.records import (
     load_alpaca_instructions,
     load_demonstrations,
@@ -64,7 +65,8 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
     from harness.demo import world
 
     tasks = world.select(spec.get("groups"), spec.get("tasks"))
-    split = spec.get("split") or ("eval" if kind == "alpaca_instructions" else "train")
+    evals = ("alpaca_instructions", "arena_hard_questions", "arena_hard_answers")
+    split = spec.get("split") or ("eval" if kind in evals else "train")
     seed = spec.get("seed", 0)
     if kind == "task_data":
         from harness.demo.world import downstream_rows
@@ -92,9 +94,8 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
                 )
         return rows
     # evaluation sets and training prompts never repeat a prompt; demonstrations and preferences may
-    items = world.instances(
-        spec["n"], seed, tasks, split, distinct=kind in ("prompts", "alpaca_instructions")
-    )
+    distinct = kind in ("prompts", "alpaca_instructions", "arena_hard_questions", "arena_hard_answers")
+    items = world.instances(spec["n"], seed, tasks, split, distinct=distinct)
     rng = random.Random(f"world-{kind}-{seed}")
     rows = []
     for i, (task, args) in enumerate(items):
@@ -116,6 +117,11 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
                     "dataset": f"{task.group}/{task.name}",
                 }
             )
+        elif kind == "arena_hard_questions":  # one category, as v0.1's
+            rows.append({"uid": pid, "category": spec.get("category", "arena-hard-v0.1"), "prompt": prompt})
+        elif kind == "arena_hard_answers":  # a fixed baseline model of the world: its habit at ``noise``
+            answer = world.demonstration(task, args, rng, spec.get("noise", 0.5))
+            rows.append(answer_record(pid, spec.get("model", "world-baseline"), prompt, answer, {}))
         else:
             raise RecordError(f"the demo world makes no '{kind}' records")
     return rows
@@ -244,6 +250,15 @@ def run(job: dict, output: str) -> int:
     elif kind == "demonstrations":
         rows = load_demonstrations(_fetch(source, ".jsonl", kind))[skip:limit]
         write_jsonl(output, rows)
+    elif kind == "arena_hard_questions":
+        rows = load_questions(_fetch(source, ".jsonl", kind))[skip:limit]
+        write_jsonl(output, rows)
+    elif kind == "arena_hard_answers":  # kept whole (a window of questions keeps every answer)
+        rows = list(load_answers(_fetch(source, ".jsonl", kind)).values())
+        write_jsonl(output, rows)
+    elif kind == "arena_hard_judge_settings":
+        rows = [check_judge_settings(read_json(_fetch(source, ".json", kind)), source)]
+        write_json(output, rows[0])
     else:
         valid = ["prompts", "preferences", "demonstrations", *data_stems()]
         raise RecordError(f"unknown dataset kind '{job['kind']}'; valid: {', '.join(valid)}")

@@ -32,6 +32,7 @@ import re
 
 import numpy as np
 
+from harness.core.arena import answer_text, load_answers
 from harness.core.io import RecordError, read_jsonl, require
 
 BENCHMARK = "arena_hard"
@@ -191,65 +192,7 @@ def style_controlled(
     }
 
 
-# ---- its files (harness/evaluation/arena_hard_judge.py describes the layout) ----
-
-
-def load_questions(path: str) -> list[dict]:
-    out, seen = [], set()
-    for lineno, rec in read_jsonl(path):
-        where = f"{path}:{lineno}"
-        uid = require(rec, "uid", str, where)
-        if uid in seen:
-            raise RecordError(f"{where}: field 'uid' repeats {uid!r}")
-        seen.add(uid)
-        out.append(
-            {
-                "uid": uid,
-                "category": require(rec, "category", str, where),
-                "prompt": require(rec, "prompt", str, where),
-            }
-        )
-    return out
-
-
-def answer_text(rec: dict, where: str) -> str:
-    messages = require(rec, "messages", list, where)
-    content = messages[-1].get("content") if messages and isinstance(messages[-1], dict) else None
-    if not isinstance(content, dict) or not isinstance(content.get("answer"), str):
-        raise RecordError(f"{where}: field 'messages': the last message has no content.answer text")
-    return content["answer"]
-
-
-def load_answers(path: str) -> dict[str, dict]:
-    """uid -> answer record; each names its model and has an answer text."""
-    out = {}
-    for lineno, rec in read_jsonl(path):
-        where = f"{path}:{lineno}"
-        uid = require(rec, "uid", str, where)
-        require(rec, "model", str, where)
-        answer_text(rec, where)
-        if uid in out:
-            raise RecordError(f"{where}: field 'uid' repeats {uid!r}")
-        out[uid] = rec
-    return out
-
-
-def answer_record(uid: str, model: str, prompt: str, answer: str, metadata: dict) -> dict:
-    """An answer in Arena-Hard-Auto's model_answer layout."""
-    return {
-        "uid": uid,
-        "ans_id": f"{model}/{uid}",
-        "model": model,
-        "messages": [
-            {"role": "user", "content": prompt},
-            {"role": "assistant", "content": {"answer": answer}},
-        ],
-        "tstamp": 0.0,  # a fixed value keeps reruns byte-identical
-        "metadata": metadata,
-    }
-
-
-# ---- the steps' Arena-Hard parts: metrics, table columns, paired comparisons ----
+# ---- its judgments ----
 
 
 def load_judgments(path: str) -> list[dict]:
@@ -263,6 +206,30 @@ def load_judgments(path: str) -> list[dict]:
             raise RecordError(f"{where}: field 'games': expected the two games, got {len(games)}")
         out.append(rec)
     return out
+
+
+def metrics_job(cfg: dict, policy: str, model: str) -> dict:
+    """Its settings in a metrics job config: battles per strong verdict, the style controls."""
+    b = cfg["evaluation"][BENCHMARK]
+    return {"weight": b["weight"], "style_control": b["style_control"], "token_count": b["token_count"]}
+
+
+def token_counter(how: str):
+    """Counts an answer's tokens for its style metadata: ``o200k_base`` (tiktoken's gpt-4o encoding, as
+    the tool counts; read from tiktoken's cache, which `harness prefetch` fills) or ``words``
+    (whitespace-separated words: an offline stand-in, named in the metrics)."""
+    if how == "words":
+        return lambda text: len(text.split())
+    import tiktoken
+
+    try:
+        enc = tiktoken.get_encoding(how)
+    except Exception as e:  # tiktoken downloads the encoding file where its cache lacks it
+        raise RecordError(
+            f"evaluation/arena_hard/token_count: tiktoken's {how} encoding is not at hand ({type(e).__name__}); "
+            "run `python -m harness prefetch` where the network is reachable, or use token_count: words"
+        ) from None
+    return lambda text: len(enc.encode(text, disallowed_special=()))
 
 
 def metrics_step(job: dict, f: dict) -> None:
@@ -280,22 +247,30 @@ def metrics(job: dict, judgments_path: str, answers_path: str, baseline_path: st
     started = time.time()
     records = load_judgments(judgments_path)
     found, left_out = battles(records, job["weight"])
-    b = job["bootstrap"]
+    b, seed = job["bootstrap"], job["cell"]["seed"]
     m = {
         "n_questions": len(records),
         "n_left_out": len(left_out),
         "n_battles": len(found),
         "weight": job["weight"],
     }
-    plain = score([o for _, o in found], b["samples"], job["seed"])
+    plain = score([o for _, o in found], b["samples"], seed)
     m.update(score=plain["score"], score_ci=plain["ci"], bootstrap_mean=plain["bootstrap_mean"])
-    mine, base = load_answers(answers_path), load_answers(baseline_path)
-    x = style_covariates([mine[u]["metadata"] for u, _ in found], [base[u]["metadata"] for u, _ in found])
+    # both sides' style counted here, by one counter (a baseline file's own metadata may count otherwise)
+    count = token_counter(job["token_count"])
+    style = {}
+    for side, path in (("model", answers_path), ("baseline", baseline_path)):
+        found_answers = load_answers(path)
+        for uid in {u for u, _ in found}:
+            text = answer_text(found_answers[uid], path)
+            style[side, uid] = style_metadata(text, count(text))
+    x = style_covariates([style["model", u] for u, _ in found], [style["baseline", u] for u, _ in found])
+    m["token_count"] = job["token_count"]
     y = [o for _, o in found]
     m["style_controlled"] = {}
     for c in job["style_control"]:
         try:
-            m["style_controlled"]["+".join(c)] = style_controlled(y, x, tuple(c), b["samples"], job["seed"])
+            m["style_controlled"]["+".join(c)] = style_controlled(y, x, tuple(c), b["samples"], seed)
         except RecordError as e:  # said in the metrics file, not a stopped step: the plain score stands
             m["style_controlled"]["+".join(c)] = {"score": None, "ci": None, "note": str(e)}
     write_metrics(output, BENCHMARK, job, m, started)

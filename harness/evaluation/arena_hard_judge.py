@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import time
 
+from harness.core.arena import answer_text, load_answers, load_questions
 from harness.core.io import RecordError, read_json, write_json, write_jsonl
 from harness.core.provenance import provenance
-from harness.evaluation.arena_hard import answer_text, load_answers, load_questions, verdict
+from harness.evaluation.arena_hard import verdict
 from harness.ranking.judge import Judge
 
 LABELS = ("A>>B", "A>B", "A=B", "B>A", "B>>A")
@@ -62,6 +63,13 @@ def _conversation(settings: dict, version: dict, q: dict, answer_a: str, answer_
     ]
 
 
+def judge_step(job: dict, f: dict) -> None:
+    """The `judge` step (its files by option name, harness/cli.py)."""
+    judge(
+        job, *(f[k] for k in ("eval_set", "answers", "output", "meta", "baseline", "judge_settings", "cache"))
+    )
+
+
 def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: str, baseline_path: str,
           settings_path: str, cache=None) -> None:  # fmt: skip
     """Two games per question (the baseline first, then the model first); judgments in the tool's layout
@@ -93,7 +101,7 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
         from harness.demo.oracle import OracleJudge
 
         rater = OracleJudge.from_config(job["judge"])
-        texts = [rater.graded(q["prompt"], a, b, job["judge"].get("strong_gap", 0.5)) for q, a, b in games]
+        texts = [rater.graded(q["prompt"], a, b, job["oracle_strong_gap"]) for q, a, b in games]
     else:
         from harness.core.cache import digest
 

@@ -117,3 +117,21 @@ def two_turn_answers(job: dict, eval_set: str, backend, shard: str | None) -> tu
         for q, a1, a2 in zip(questions, first, second, strict=True)
     ]
     return records, first + second
+
+
+def arena_answers(job: dict, eval_set: str, backend, shard: str | None) -> tuple[list[dict], list]:
+    """Arena-Hard: one answer per question, in Arena-Hard-Auto's model_answer layout with the style
+    metadata its style control reads (its registry hook)."""
+    from harness.core.arena import answer_record, load_questions
+    from harness.evaluation.arena_hard import style_metadata, token_counter
+
+    g, name, seed = job["generation"], job["generator"], job["seed"]
+    count = token_counter(job["token_count"])
+    questions = take(load_questions(eval_set), shard, align=g["batch_size"])
+    convs = [[{"role": "user", "content": q["prompt"]}] for q in questions]
+    outs = _answers(backend, convs, g, seed, f"{job['benchmark']} {name}")
+    records = [
+        answer_record(q["uid"], name, q["prompt"], o.text, style_metadata(o.text, count(o.text)))
+        for q, o in zip(questions, outs, strict=True)
+    ]
+    return records, outs

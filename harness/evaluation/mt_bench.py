@@ -71,13 +71,7 @@ def judge_step(job: dict, f: dict) -> None:
     """The `judge` step (its files by option name, harness/cli.py)."""
     judge(
         job,
-        f["eval_set"],
-        f["answers"],
-        f["output"],
-        f["meta"],
-        f["judge_prompts"],
-        f["references"],
-        f["cache"],
+        *(f[k] for k in ("eval_set", "answers", "output", "meta", "judge_prompts", "references", "cache")),
     )
 
 

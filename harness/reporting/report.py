@@ -158,6 +158,7 @@ def to_markdown(df) -> str:
         "\n`a ± h`: mean over seeds with the half-width of its 95% t-interval; `a [l, h]`: one run with its "
         "95% bootstrap interval over instructions (AlpacaEval) or questions (MT-Bench)."
     ]
+    notes += [b.table_note for b in BENCHMARKS.values() if b.table_note and any(c in cols for c in b.columns)]
     if any(fmt(row, c).endswith("(= in every seed)") for _, row in df.iterrows() for c in cols):
         notes.append(
             "`(= in every seed)`: each seed's checkpoint gave exactly this number (e.g. the same answers), "

@@ -215,8 +215,10 @@ def dataset_sources(cfg: dict):
             yield ("models", name, "finetune", "data"), m["finetune"]["data"]
     for name, s in cfg["ranker_study"].get("preference_sets", {}).items():
         yield ("ranker_study", "preference_sets", name, "source"), s["source"]
+    from harness.core.benchmarks import get
+
     for bench, b in cfg["evaluation"].items():
-        for key in ("instructions", "questions", "judge_prompts", "reference_answers", "lc_data", "data"):
+        for key in [k for k, _ in get(bench).data.values()] + ["lc_data"]:
             if b.get(key):
                 yield ("evaluation", bench, key), b[key]
 

@@ -208,7 +208,7 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
             g, n = sizing.model_gpus(cfg, policy), gen.get("shards", 1)
             add("generate", n, n_eval, 0, turns * n_eval * pt, turns * n_eval * e_at,
                 seconds(policy, g, turns * n_eval * pt, turns * n_eval * e_at), g, shards=n)  # fmt: skip
-            calls = n_eval * turns
+            calls = n_eval * turns * get(bench).games
             judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
             reply = calls * _reply_tokens(b.get("judge", {}), "rating" if get(bench).rating else "pairwise")
             api = "annotator" in b or spec(b["judge"]["backend"]).endpoint

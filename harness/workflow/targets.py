@@ -159,12 +159,14 @@ class Targets:
         return self.path("difficulty", benchmark=self.lc.name, group=group)
 
     def metrics_files(self, policy: str, model: str, bench: str) -> dict:
-        """A length-controlled benchmark's metrics also read the model's answers (alpaca_eval's
-        avg_length) and, for a joint LC, the difficulty fitted over every model of its reference."""
-        if not benchmarks.get(bench).length_controlled:
-            return {}
-        out = {"answers": self.eval_file(policy, model, bench, f"answers{self.ext(bench)}")}
-        if self.lc_joint(policy):  # fitted once, then kept: see groups_to_fit
+        """What a benchmark's metrics read beside the judgments (its registry entry's ``metrics_files``:
+        AlpacaEval the answers, for alpaca_eval's avg_length; Arena-Hard the answers and the baseline's,
+        for their style) and, for a joint LC, the difficulty fitted over every model of its reference."""
+        b = benchmarks.get(bench)
+        out = {k: self.judge_files(bench)[k] for k in b.metrics_files if k in b.judge_files}
+        if "answers" in b.metrics_files:
+            out["answers"] = self.eval_file(policy, model, bench, f"answers{self.ext(bench)}")
+        if b.length_controlled and self.lc_joint(policy):  # fitted once, then kept: see groups_to_fit
             out["difficulty"] = self.difficulty(self.lc_group(policy))
         return out
 

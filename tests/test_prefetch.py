@@ -142,3 +142,19 @@ def test_the_lm_eval_task_datasets_are_listed_at_their_pins():
     del cfg["evaluation"]["downstream"]["tasks"][0]["dataset_revision"]
     unpinned = [a for a in prefetch.assets(cfg) if a["kind"] == "lm_eval" and a["id"] == "allenai/ai2_arc"]
     assert [a["revision"] for a in unpinned] == ["main"] and "unpinned" in prefetch.describe(unpinned[0])
+
+
+def test_arena_hards_tokenizer_is_an_asset():
+    """Arena-Hard's style metadata counts tokens with tiktoken's o200k_base, which tiktoken downloads on
+    first use: prefetch lists (and fetches) it; counting words needs nothing."""
+    from harness.core.io import read_yaml
+    from harness.workflow import prefetch
+    from harness.workflow.config import validate
+
+    from .conftest import ROOT
+
+    cfg = validate(read_yaml(ROOT / "config/demo.yaml"), "config/demo.yaml")
+    assert not [a for a in prefetch.assets(cfg) if a["kind"] == "tiktoken"]
+    cfg["evaluation"]["arena_hard"]["token_count"] = "o200k_base"
+    (asset,) = [a for a in prefetch.assets(cfg) if a["kind"] == "tiktoken"]
+    assert asset["id"] == "o200k_base" and prefetch.describe(asset) == "tiktoken encoding o200k_base"

@@ -54,6 +54,9 @@ def assets(cfg: dict) -> list[dict]:
                  "file": hub.get("filename"), "split": hub.get("split"), "used_by": where})  # fmt: skip
         elif "url" in src:
             add({"kind": "url", "id": src["url"], "used_by": where})
+    for bench, b in cfg["evaluation"].items():  # a tokenizer tiktoken downloads on first use
+        if b.get("token_count", "words") != "words":
+            add({"kind": "tiktoken", "id": b["token_count"], "used_by": f"evaluation.{bench}.token_count"})
     for a in lm_eval_assets(cfg):
         add(a)
     return out
@@ -100,6 +103,8 @@ def lm_eval_assets(cfg: dict) -> list[dict]:
 
 
 def describe(a: dict) -> str:
+    if a["kind"] == "tiktoken":
+        return f"tiktoken encoding {a['id']}"
     if a["kind"] == "url":
         return f"url {a['id']}"
     if a["kind"] == "lm_eval":
@@ -111,6 +116,11 @@ def describe(a: dict) -> str:
 
 def download(a: dict) -> str:
     """Fetch one asset into its cache; returns where it lies."""
+    if a["kind"] == "tiktoken":  # tiktoken's own download and cache (TIKTOKEN_CACHE_DIR), hash-checked
+        import tiktoken
+
+        tiktoken.get_encoding(a["id"])
+        return "tiktoken cache"
     if a["kind"] == "url":
         dest = url_cache(a["id"])
         if not dest.exists():

@@ -246,3 +246,33 @@ def test_judgments_have_the_tools_layout_and_game_order(server, monkeypatch, tmp
     assert set(sc) == {"length", "markdown", "length+markdown"}
     assert "lists" in sc["markdown"]["left_out"] and "bold" in sc["markdown"]["left_out"]  # no answer has any
     assert ah.table_values(m)["arena_hard"] == m["score"]
+
+
+def test_the_worlds_questions_and_baseline_answers_pair_up(tmp_path):
+    """The demo world's questions and its baseline model's answers come from the same held-out prompts,
+    uid for uid; the baseline errs the task's habitual way at its noise level."""
+    from harness.core.io import RecordError
+    from harness.data import prepare
+    from harness.demo import world
+
+    qs = prepare.world_rows({"n": 20, "seed": 4}, "arena_hard_questions")
+    base = prepare.world_rows({"n": 20, "seed": 4, "noise": 0.5}, "arena_hard_answers")
+    assert [q["uid"] for q in qs] == [b["uid"] for b in base] and len({q["uid"] for q in qs}) == 20
+    assert all(world.split_of(q["prompt"]) == "eval" and q["category"] == "arena-hard-v0.1" for q in qs)
+    quality = [
+        world.score_text(q["prompt"], b["messages"][-1]["content"]["answer"])
+        for q, b in zip(qs, base, strict=True)
+    ]
+    assert 0 < sum(s == 1.0 for s in quality) < 20  # right and wrong answers both
+    bad = tmp_path / "settings.json"
+    bad.write_text(
+        json.dumps(
+            {
+                "settings_by_category": {},
+                "benchmarks": {"v0.1": {"regex_patterns": [], "prompt_template": "{QUESTION} {ANSWER_A}"}},
+            }
+        )
+    )
+    job = {"kind": "arena_hard_judge_settings", "source": {"path": str(bad)}}
+    with pytest.raises(RecordError, match=r"settings.json: benchmarks/v0.1/prompt_template: needs"):
+        prepare.run(job, str(tmp_path / "out.json"))

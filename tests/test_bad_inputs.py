@@ -1060,3 +1060,64 @@ def test_hub_pairs_with_equal_answers_are_left_out_and_counted(tmp_path):
     src = lines(tmp_path / "prefs.jsonl", [PREF, {**PREF, "id": "q", "rejected": "good"}])
     identical: list = []
     assert [r["id"] for r in load_preferences(src, identical)] == ["p"] and identical == ["q"]
+
+
+KEY = "sk-PLANTED-7f3a9c0e1b2d4f6a"
+
+
+@pytest.mark.parametrize(
+    "judge, where",
+    [
+        (
+            {"api_key_env": KEY},
+            "rankers/ipr-judge/judge/api_key_env: not the name of an environment variable",
+        ),
+        (
+            {"base_url": f"https://user:{KEY}@judge.example/v1"},
+            "rankers/ipr-judge/judge/base_url: the URL carries credentials",
+        ),
+        (
+            {"base_url": f"https://judge.example/v1?api_key={KEY}"},
+            "rankers/ipr-judge/judge/base_url: the URL carries credentials",
+        ),
+    ],
+)
+def test_a_key_in_a_config_is_refused_and_written_nowhere(judge, where, tmp_path):
+    """A key pasted into api_key_env, or carried in base_url's user-info or query, stops the dry run and
+    check-config with one line that does not show it; no file the run wrote holds it."""
+    from harness.core.io import read_yaml
+
+    from .workflow import copy_workflow, snakemake
+
+    (tmp_path / "wf").mkdir()
+    wf = copy_workflow(tmp_path / "wf")
+    cfg = read_yaml(wf / "config/demo.yaml")
+    cfg["rankers"]["ipr-judge"]["judge"] = {"backend": "openai", "model": "judge-model", **judge}
+    (wf / "config/keyed.yaml").write_text(yaml.safe_dump(cfg))
+    r = snakemake(["-n", "--configfile", "config/keyed.yaml"], wf)
+    lines = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error:")]
+    assert r.returncode != 0 and len(lines) == 1 and where in lines[0], r.stderr[-2000:]
+    assert KEY not in r.stdout + r.stderr
+    msg = fails(["check-config", wf / "config/keyed.yaml"], where)
+    assert KEY not in msg
+    written = [
+        p for p in wf.rglob("*") if p.is_file() and p.name != "keyed.yaml" and KEY.encode() in p.read_bytes()
+    ]
+    assert written == []
+
+
+def test_plain_http_to_another_host_is_warned_once(monkeypatch, caplog):
+    from harness.backends import openai_compat
+
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    for url in (
+        "http://judge.example/v1",
+        "http://judge.example/v1",
+        "http://127.0.0.1:8000/v1",
+        "https://judge.example/v1",
+    ):
+        openai_compat.OpenAIBackend({"source": "m", "base_url": url, "api_key_env": "TEST_JUDGE_KEY"})
+    warned = [r.getMessage() for r in caplog.records if "unencrypted" in r.getMessage()]
+    assert warned == [
+        "judge endpoint http://judge.example/v1: plain http to another host: the API key travels unencrypted"
+    ]

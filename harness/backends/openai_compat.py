@@ -24,6 +24,7 @@ import logging
 import math
 import os
 import random
+import re
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -91,12 +92,17 @@ class OpenAIBackend:
         # verdicts from the reply's first-token log-probs (option_logprobs), else from its text (complete)
         self.supports_label_logprobs = verdict == "logprobs"
         env = model.get("api_key_env") or "OPENAI_API_KEY"
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env):  # a hand-made job config: never show it
+            raise ValueError(
+                f"judge endpoint {model['source']}: api_key_env is not an environment variable name"
+            )
         self.key = os.environ.get(env)
         if not self.key:
             raise ValueError(
                 f"judge endpoint {model['source']}: environment variable {env} (the API key) is not set"
             )
         self.base_url = (model.get("base_url") or "https://api.openai.com/v1").rstrip("/")
+        _warn_plain_http(self.base_url)
         self.model_name = model["source"]
         self.concurrency, self.timeout_s, self.max_retries = concurrency, timeout_s, retries
         self.retry_base_s, self.retry_cap_s = retry_base_s, retry_cap_s
@@ -255,3 +261,22 @@ class OpenAIBackend:
             log.debug("%s (try %d of %d); retrying in %.1f s", last, attempt + 1, self.max_retries + 1, wait)
             await asyncio.sleep(wait)
         return Failure(None, f"gave up after {self.max_retries + 1} tries; last error: {last}")
+
+
+_WARNED: set = set()
+
+
+def _warn_plain_http(base_url: str) -> None:
+    """Once per endpoint: the API key goes in clear to a host that is not this machine."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(base_url)
+    if (
+        url.scheme == "http"
+        and url.hostname not in ("localhost", "127.0.0.1", "::1")
+        and base_url not in _WARNED
+    ):
+        _WARNED.add(base_url)
+        log.warning(
+            "judge endpoint %s: plain http to another host: the API key travels unencrypted", base_url
+        )

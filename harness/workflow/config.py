@@ -36,8 +36,40 @@ def _validator(schema: dict):
     return jsonschema.validators.extend(base, {"properties": set_defaults})(schema)
 
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# query parameters that carry a credential (an api-version and the like pass)
+_KEY_PARAMS = re.compile(
+    r"(?i)^(api[-_]?key|key|token|access[-_]?token|secret|password|sig|signature|auth.*)$"
+)
+
+
+def check_secrets(cfg, source: str, path: str = "") -> None:
+    """No secret in a config, which job configs, logs and error lines repeat: every ``api_key_env`` names
+    an environment variable, and no ``base_url`` carries credentials (user-info, or a key in its query).
+    The refusal never shows the value."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    items = cfg.items() if isinstance(cfg, dict) else enumerate(cfg) if isinstance(cfg, list) else ()
+    for k, v in items:
+        where = f"{path}/{k}" if path else str(k)
+        if k == "api_key_env" and isinstance(v, str) and not _VARIABLE.fullmatch(v):
+            raise ConfigError(
+                f"{source}: {where}: not the name of an environment variable (a key itself? its value is not "
+                "shown); put the key in a variable (export OPENAI_API_KEY=...) and name the variable here"
+            )
+        if k == "base_url" and isinstance(v, str):
+            url = urlsplit(v)
+            if url.username or url.password or any(_KEY_PARAMS.match(n) for n, _ in parse_qsl(url.query)):
+                raise ConfigError(
+                    f"{source}: {where}: the URL carries credentials (user-info or a key in its query; not "
+                    "shown); give the bare endpoint and the key through api_key_env"
+                )
+        check_secrets(v, source, where)
+
+
 def validate(cfg: dict, source: str = "config", schema_path: Path = SCHEMA) -> dict:
     """Validate ``cfg`` in place (defaults filled); raise ConfigError naming the key path."""
+    check_secrets(cfg, source)  # before any other check: their lines may quote values
     schema = yaml.safe_load(schema_path.read_text())
     errors = sorted(_validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:

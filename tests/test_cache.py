@@ -71,3 +71,35 @@ def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, mo
     rank.run(job, str(comp), out["pairs"], out["judgments"], out["meta"], cache)
     meta = json.loads(open(out["meta"]).read())
     assert meta["judge_calls"] == 0 and meta["judge_cache_hits"] == total
+
+
+def test_a_cached_value_of_the_wrong_kind_is_asked_again_not_a_traceback(tmp_path, caplog):
+    """A cache line with the right key and a value this judge cannot use (an edited file, another
+    version's) is asked again and counted, the cache named once; no IndexError."""
+    import numpy as np
+
+    from harness.ranking.judge import PairwiseJudge
+
+    class Labels:  # a local model scoring the two labels
+        supports_label_logprobs, label_in_prompt = True, True
+
+        def chat_prompt(self, messages):
+            return messages[-1]["content"]
+
+        def option_logprobs(self, prompts, labels, batch_size, max_tokens, desc=""):
+            return np.log(np.tile([0.7, 0.3], (len(prompts), 1))), 0
+
+    path = tmp_path / "judge.jsonl"
+    first = PairwiseJudge(Labels(), "pairwise_v1.txt", cache_path=str(path), identity={"model": "m"})
+    prompts = [first.render("q", "a", "b"), first.render("q", "b", "a")]
+    first._ask(prompts, "judge")
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    path.write_text(json.dumps({"key": lines[0]["key"], "value": {"odd": 1}}) + "\n"
+                    + json.dumps({"key": lines[1]["key"], "value": [-0.1]}) + "\n")  # fmt: skip
+    again = PairwiseJudge(Labels(), "pairwise_v1.txt", cache_path=str(path), identity={"model": "m"})
+    answers = again._ask(prompts, "judge")
+    assert all(len(a) == 2 for a in answers) and again.calls == 2
+    assert again.stats()["judge_cache_wrong_values"] == 2
+    assert [r.getMessage() for r in caplog.records if "wrong kind" in r.getMessage()] == [
+        f"{path}: cached value(s) of the wrong kind for this judge; asked again"
+    ]

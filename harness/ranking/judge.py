@@ -9,6 +9,7 @@ callers count those, never drop them silently.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from importlib import resources
 from pathlib import Path
@@ -17,11 +18,21 @@ import numpy as np
 
 from harness.backends import spec
 
+log = logging.getLogger(__name__)
+
 PAIR_LABELS = (" A", " B")
 RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
 _RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")  # FastChat's single-answer patterns, exactly
 _RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")  # its fallback: a single bracket
 _CHOICE = re.compile(r"^\W*([AB])\b")
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _is_count(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
 
 
 def template_names() -> list[str]:
@@ -130,6 +141,7 @@ class Judge:
         self.first_failure: str | None = None
         self.reask_unparsable = reask_unparsable
         self.reasked = 0  # cached unparsable replies asked again (reask_unparsable)
+        self.cache_wrong = 0  # cached values of the wrong kind, asked again
         self.cache = None
         if cache_path is not None:
             from harness.core.cache import JudgeCache, digest
@@ -231,7 +243,7 @@ class Judge:
         if getattr(self.backend, "label_in_prompt", True):
             return self.backend.count_tokens(prompts)
         keys = [f"{p}\x00token count" for p in prompts]
-        found = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
+        found = self._checked(self.cache.lookup(keys) if self.cache else [None] * len(prompts), _is_count)
         todo = [i for i, v in enumerate(found) if v is None]
         if todo:
             fresh = self.backend.count_tokens([prompts[i] for i in todo])
@@ -241,11 +253,34 @@ class Judge:
                 found[i] = v
         return found
 
+    def _verdict_like(self, v) -> bool:
+        """A cached verdict: a reply text, one log-prob per label, or none (an endpoint's reply naming
+        no label)."""
+        return isinstance(v, str) or (
+            isinstance(v, list) and len(v) in (0, len(self.LABELS)) and all(map(_is_number, v))
+        )
+
+    def _checked(self, found: list, ok) -> list:
+        """Cached values of the wrong kind for this judge (a file edited, or another version's) are asked
+        again, counted and named once."""
+        odd = [i for i, v in enumerate(found) if v is not None and not ok(v)]
+        if odd:
+            if not self.cache_wrong:
+                log.warning(
+                    "%s: cached value(s) of the wrong kind for this judge; asked again", self.cache.path
+                )
+            self.cache_wrong += len(odd)
+            for i in odd:
+                found[i] = None
+        return found
+
     def _ask(self, prompts: list[str], desc: str, attempt: int = 1) -> list:
         """Per prompt: label log-probs (a list of floats) or, from a text-only backend, the reply text.
         A later ``attempt`` at the same prompt has its own cache entry."""
         keys = prompts if attempt == 1 else [f"{p}\x00attempt {attempt}" for p in prompts]
-        answers = self.cache.lookup(keys) if self.cache else [None] * len(prompts)
+        answers = self._checked(
+            self.cache.lookup(keys) if self.cache else [None] * len(prompts), self._verdict_like
+        )
         if self.reask_unparsable:  # cached replies that named no verdict are asked again
             stale = [i for i, v in enumerate(answers) if isinstance(v, str) and not self.parsable(v)]
             self.reasked += len(stale)
@@ -311,6 +346,7 @@ class Judge:
             "judge_retries": getattr(self.backend, "retries", 0),
             "judge_failed": self.failed,
             "judge_reasked_unparsable": self.reasked,
+            "judge_cache_wrong_values": self.cache_wrong,
         }
 
     def parsable(self, text: str) -> bool:

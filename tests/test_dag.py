@@ -28,13 +28,14 @@ def test_demo_dry_run(wf):
     # table IPO and SimPO (6), both evaluated on AlpacaEval only; reference log-probs once per pairs file;
     # prepared data: prompts, the eval set, 2 labelled sets, 2 finetune sets; one joint fit of instruction
     # difficulty over the 45 models judged against the base (lc_method: joint); MT-Bench (world
-    # questions, 3 more prepared files) and lm-eval's downstream tasks (1 data file) on the 28
-    assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 10, "sample": 1, "rank": 1, "rank_ipr": 2,
-                 "train": 45, "reference_logps": 3, "generate": 74, "judge": 74, "metrics": 74, "report": 1,
+    # questions, 3 more prepared files), Arena-Hard (questions, baseline answers, judge settings) and
+    # lm-eval's downstream tasks (1 data file) on the 28
+    assert c == {"build_tiny_models": 1, "finetune": 2, "prepare_data": 13, "sample": 1, "rank": 1, "rank_ipr": 2,
+                 "train": 45, "reference_logps": 3, "generate": 102, "judge": 102, "metrics": 102, "report": 1,
                  "rank_study": 1, "rank_study_ipr": 2, "gold_accuracy": 2, "gold_accuracy_ipr": 4, "study_table": 1,
                  "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "lc_difficulty": 1,
                  "downstream": 28, "downstream_figure": 1, "mt_bench_categories": 1, "baselines_table": 1,
-                 "comparisons": 1, "landing": 1, "total": 336}  # fmt: skip
+                 "comparisons": 1, "landing": 1, "total": 423}  # fmt: skip
 
 
 def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_reference(wf):
@@ -77,7 +78,7 @@ def test_job_configs_are_content_addressed(tmp_path):
     wf = copy_workflow(tmp_path)
     snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     before = {p: p.stat().st_mtime_ns for p in (wf / "results/demo/configs").rglob("*.yaml")}
-    assert len(before) == 334  # one per job but `all` and `landing` (which reads no config)
+    assert len(before) == 421  # one per job but `all` and `landing` (which reads no config)
     r = snakemake(
         ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
     )
@@ -153,7 +154,7 @@ def test_demo_on_slurm_asks_for_no_gpu(wf):
     r = snakemake(["-n", "--profile", "profiles/slurm", "--configfile", "config/demo.yaml"], wf, env=SITE_ENV)
     assert r.returncode == 0, r.stderr
     resources = [x for x in re.findall(r"^    resources: (.*)$", r.stdout, re.M) if "gpu=" in x]
-    assert len(resources) == 335  # every job but `all` (no command, run by Snakemake itself)
+    assert len(resources) == 422  # every job but `all` (no command, run by Snakemake itself)
     assert all("gpu=0" in x and "slurm_partition=short" in x for x in resources)
 
 

@@ -153,8 +153,8 @@ def test_demo_end_to_end(demo):
     cost_job = max((wf / "results/demo/configs/cost").rglob("*.yaml"), key=lambda p: p.stat().st_mtime)
     evaluations = yaml.safe_load(cost_job.read_text())["evaluations"]
     named = {f for e in evaluations for tsv, out in e["jobs"].values() for f in (*tsv.split("+"), out)}
-    # the main table's base and 27 cells on both judged benchmarks, the sweep's 12 and baselines' 6 on AlpacaEval
-    assert len(evaluations) == 28 * 2 + 12 + 6 and len(named) > 300
+    # the main table's base and 27 cells on the 3 judged benchmarks, the sweep's 12 and baselines' 6 on AlpacaEval
+    assert len(evaluations) == 28 * 3 + 12 + 6 and len(named) > 300
     assert [f for f in sorted(named) if not (wf / f).exists()] == []
 
     study = (wf / "results/demo/tables/ranker_study.md").read_text()
@@ -270,15 +270,15 @@ def test_forcing_one_training_reruns_only_that_cells_chain(demo):
         (w.get("model") or f"{w['ranker']}/{w['regularizer']}/seed{w['seed']}") for _, w in per_model
     } == {"rm/nll/seed0"}
     counts = {r: len(_work(jobs, r)) for r in {r for r, _ in jobs}}
-    # AlpacaEval and MT-Bench each answered, judged and scored; lm-eval once
+    # AlpacaEval, MT-Bench and Arena-Hard each answered, judged and scored; lm-eval once
     assert {r: counts.get(r) for r in ("train", "generate", "judge", "metrics", "downstream")} == {
         "train": 1,
-        "generate": 2,
-        "judge": 2,
-        "metrics": 2,
+        "generate": 3,
+        "judge": 3,
+        "metrics": 3,
         "downstream": 1,
     }
-    assert "lc_difficulty" not in counts and sum(counts.values()) <= 8 + 10, counts  # + tables and figures
+    assert "lc_difficulty" not in counts and sum(counts.values()) <= 11 + 10, counts  # + tables and figures
 
 
 def test_a_refit_of_the_lc_difficulty_rescores_every_alpaca_eval_metric(demo, tmp_path):
@@ -316,7 +316,7 @@ def test_evaluate_a_checkpoint_and_an_outside_model_without_training(demo, tmp_p
     assert not {"sample", "rank", "rank_ipr", "train", "reference_logps", "finetune", "lc_difficulty"} & rules
     assert {w["model"] for r, w in jobs if "model" in w} == {"evaluated/ckpt", "evaluated/outside"}
     assert (
-        len(_work(jobs, "generate")) == len(_work(jobs, "judge")) == 2 * 2
+        len(_work(jobs, "generate")) == len(_work(jobs, "judge")) == 2 * 3
         and len(_work(jobs, "downstream")) == 2
     )
 
@@ -379,9 +379,9 @@ def test_step_version_invalidates_on_purpose(demo):
     assert (
         len(_work(jobs, "train")) == 45 and not _work(jobs, "rank_ipr") and not _work(jobs, "reference_logps")
     )
-    # every evaluated trained model: the main table's on AlpacaEval and MT-Bench, the sweep's and the
-    # baselines' on AlpacaEval; not the base
-    assert len(_work(jobs, "generate")) == 27 * 2 + 12 + 6 and len(_work(jobs, "downstream")) == 27
+    # every evaluated trained model: the main table's on AlpacaEval, MT-Bench and Arena-Hard, the sweep's
+    # and the baselines' on AlpacaEval; not the base
+    assert len(_work(jobs, "generate")) == 27 * 3 + 12 + 6 and len(_work(jobs, "downstream")) == 27
 
 
 TABLES = ("main.md", "ranker_study.md", "budget_sweep.csv", "main.csv", "baselines.md", "comparisons.csv")

@@ -1121,3 +1121,21 @@ def test_plain_http_to_another_host_is_warned_once(monkeypatch, caplog):
     assert warned == [
         "judge endpoint http://judge.example/v1: plain http to another host: the API key travels unencrypted"
     ]
+
+
+def test_a_yte_config_is_refused_before_any_job_is_planned(tmp_path):
+    """A config file is code to Snakemake: with `__use_yte__: true` it evaluates the file's expressions
+    as it reads it. The workflow then refuses it in one line, before planning any job."""
+    from .workflow import copy_workflow, snakemake
+
+    (tmp_path / "wf").mkdir()
+    wf = copy_workflow(tmp_path / "wf")
+    text = (wf / "config/demo.yaml").read_text()
+    (wf / "config/yte.yaml").write_text("__use_yte__: true\n" + text)
+    r = snakemake(["-n", "--configfile", "config/yte.yaml"], wf)
+    lines = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error:")]
+    assert r.returncode != 0 and len(lines) == 1 and lines[0].endswith(
+        "config/yte.yaml: __use_yte__: a YTE template runs Python when Snakemake reads it (Snakemake "
+        "has read it by now); the harness takes plain YAML configs only"
+    ), r.stderr[-2000:]
+    assert "Job stats" not in r.stdout and not (wf / "results").exists()

@@ -112,7 +112,12 @@ def workflow_check(cfg: dict, files, overrides) -> None:
     the config file(s) and, where ``--config`` set values, that too. Each file is read again first:
     Snakemake's own reading keeps the last of two equal keys."""
     for f in files:
-        read_yaml(f)
+        raw = read_yaml(f)
+        if isinstance(raw, dict) and raw.get("__use_yte__"):
+            raise ConfigError(
+                f"{f}: __use_yte__: a YTE template runs Python when Snakemake reads it (Snakemake has read it "
+                "by now); the harness takes plain YAML configs only"
+            )
     source = ", ".join(str(f) for f in files) + (" with --config overrides" if overrides else "")
     validate(copy.deepcopy(cfg), source)
 

@@ -1134,8 +1134,12 @@ def test_a_yte_config_is_refused_before_any_job_is_planned(tmp_path):
     (wf / "config/yte.yaml").write_text("__use_yte__: true\n" + text)
     r = snakemake(["-n", "--configfile", "config/yte.yaml"], wf)
     lines = [x for x in (r.stdout + r.stderr).splitlines() if x.startswith("error:")]
-    assert r.returncode != 0 and len(lines) == 1 and lines[0].endswith(
-        "config/yte.yaml: __use_yte__: a YTE template runs Python when Snakemake reads it (Snakemake "
-        "has read it by now); the harness takes plain YAML configs only"
+    assert (
+        r.returncode != 0
+        and len(lines) == 1
+        and lines[0].endswith(
+            "config/yte.yaml: __use_yte__: a YTE template runs Python when Snakemake reads it (Snakemake "
+            "has read it by now); the harness takes plain YAML configs only"
+        )
     ), r.stderr[-2000:]
     assert "Job stats" not in r.stdout and not (wf / "results").exists()

@@ -121,6 +121,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
     assert all(s["tokens_per_second"] > 0 for s in steps[1:])
     for a, b in zip(steps, steps_whole, strict=True):
         assert a["loss"] == pytest.approx(b["loss"], abs=1e-5)
+    # the resumed log counts tokens on from the checkpoint: every row as the uninterrupted run's
+    assert [s["num_tokens"] for s in steps] == [s["num_tokens"] for s in steps_whole]
     assert summary["final_chosen_logratio"] == pytest.approx(summary_whole["final_chosen_logratio"], abs=1e-4)
     assert not partial.exists()
     assert sorted(p.name for p in (killed / "model").iterdir()) == sorted(

@@ -9,7 +9,9 @@ the seam.
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import torch
 from trl import DPOTrainer
@@ -34,6 +36,9 @@ class _Tap:
 
     def __getattr__(self, name):
         return getattr(self.model, name)
+
+
+COUNTERS = "harness_counters.json"  # beside each checkpoint: the log's running token and sequence counts
 
 
 class HarnessDPOTrainer(DPOTrainer):
@@ -94,9 +99,23 @@ class HarnessDPOTrainer(DPOTrainer):
             self._clock = (now, tokens, seqs)
         super().log(logs, start_time)
 
-    def train(self, *args, **kwargs):
+    def train(self, *args, resume_from_checkpoint=None, **kwargs):
+        counters = Path(resume_from_checkpoint or "/nonexistent") / COUNTERS
+        if counters.exists():  # a resumed log counts its tokens on from the checkpoint's
+            saved = json.loads(counters.read_text())
+            self._total_train_tokens, self._sequences = saved["num_tokens"], saved["sequences"]
         self._clock = (time.perf_counter(), self._total_train_tokens, self._sequences)
-        return super().train(*args, **kwargs)
+        return super().train(*args, resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _save_checkpoint(self, model, trial):
+        """Our counters with the checkpoint (TRL keeps its token count in memory only), written before
+        transformers' trainer_state.json, the file that marks the checkpoint complete."""
+        if self.is_world_process_zero():
+            folder = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
+            folder.mkdir(parents=True, exist_ok=True)
+            counts = {"num_tokens": self._total_train_tokens, "sequences": self._sequences}
+            (folder / COUNTERS).write_text(json.dumps(counts))
+        super()._save_checkpoint(model, trial)
 
     def _precompute_ref_logps(self, dataset, name, batch_size):
         """Attach reference log-probs computed once per pairs file (the `reference-logps` step) instead

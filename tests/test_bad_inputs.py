@@ -789,7 +789,7 @@ def test_job_config_lacking_a_setting_is_named(tmp_path):
     """A hand-made job config without a setting the step reads: named, not a KeyError traceback."""
     job = job_file(tmp_path, {"step": "metrics", "benchmark": "mt_bench", "cell": {}})
     questions = lines(tmp_path / "q.jsonl", [MT_Q])
-    judgments = lines(tmp_path / "j.jsonl", [JUDGMENT])
+    judgments = lines(tmp_path / "j.jsonl", [JUDGMENT, {**JUDGMENT, "turn": 2}])  # both turns judged
     argv = [
         "metrics",
         "--config",
@@ -1143,3 +1143,35 @@ def test_a_yte_config_is_refused_before_any_job_is_planned(tmp_path):
         )
     ), r.stderr[-2000:]
     assert "Job stats" not in r.stdout and not (wf / "results").exists()
+
+
+def test_metrics_of_incomplete_judgments_stop_naming_what_is_missing(tmp_path):
+    """Judgments covering part of the evaluation set give a number for another set: AlpacaEval, MT-Bench
+    and Arena-Hard metrics stop with one line saying how much is judged, writing nothing."""
+    out = tmp_path / "metrics.json"
+    # AlpacaEval: 2 of 4 instructions annotated
+    refs = tmp_path / "alpaca.json"
+    refs.write_text(json.dumps([{**ALPACA, "instruction": f"Say hi {i}."} for i in range(4)]))
+    ann = tmp_path / "annotations.json"
+    ann.write_text(json.dumps([{**ANNOTATION, "instruction": f"Say hi {i}."} for i in range(2)]))
+    job = job_file(tmp_path, {"step": "metrics", "benchmark": "alpaca_eval", "cell": {}, "lc_method": "approximate",
+                              "bootstrap": {"samples": 10, "lc_samples": 20}})  # fmt: skip
+    argv = ["metrics", "--config", job, "--eval-set", refs, "--judgments", ann, "--output", out]
+    fails(argv, f"{ann}: covers 2 of the 4 instructions of {refs}", "missing e.g. 'Say hi 2.'", absent=[out])
+    # MT-Bench: one of two questions judged, both its turns
+    questions = lines(tmp_path / "q.jsonl", [MT_Q, {**MT_Q, "question_id": 82}])
+    judged = lines(tmp_path / "j.jsonl", [JUDGMENT, {**JUDGMENT, "turn": 2}])
+    job = job_file(
+        tmp_path, {"step": "metrics", "benchmark": "mt_bench", "cell": {}, "bootstrap": {"samples": 10}}
+    )
+    argv = ["metrics", "--config", job, "--eval-set", questions, "--judgments", judged, "--output", out]
+    fails(argv, f"{judged}: covers 2 of the 4 question turns of {questions}", "(82, 1)", absent=[out])
+    # Arena-Hard: 2 of 3 questions judged
+    qs = lines(tmp_path / "ah.jsonl", [{"uid": f"u{i}", "category": "c", "prompt": "p"} for i in range(3)])
+    records = [{"uid": f"u{i}", "games": [{"score": "A>B"}, {"score": "B>A"}]} for i in range(2)]
+    ahj = lines(tmp_path / "ah_judgments.jsonl", records)
+    job = job_file(tmp_path, {"step": "metrics", "benchmark": "arena_hard", "cell": {"seed": 0}, "weight": 3,
+                              "style_control": [], "token_count": "words", "bootstrap": {"samples": 10}})  # fmt: skip
+    argv = ["metrics", "--config", job, "--eval-set", qs, "--judgments", ahj, "--answers", qs, "--baseline", qs,
+            "--output", out]  # fmt: skip
+    fails(argv, f"{ahj}: covers 2 of the 3 questions of {qs}", "'u2'", absent=[out])

@@ -358,3 +358,15 @@ def load_reference_answers(path) -> dict[int, tuple[str, ...]]:
             raise RecordError(f"{where}: question_id {qid} repeats")
         out[qid] = tuple(turns)
     return out
+
+
+def check_coverage(judged, expected: list, judged_path: str, eval_path: str, what: str) -> None:
+    """A benchmark's judgments must cover its whole evaluation set: a partial file would give a number
+    for another set than the one the table names."""
+    have = set(judged)
+    missing = [e for e in expected if e not in have]
+    if missing:
+        raise RecordError(
+            f"{judged_path}: covers {len(expected) - len(missing)} of the {len(expected)} {what} of {eval_path} "
+            f"(missing e.g. {missing[0]!r}); rerun its judge step (delete the file) to judge the rest"
+        )

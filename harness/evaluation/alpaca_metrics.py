@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from harness.core.benchmarks import write_metrics
-from harness.core.records import load_alpaca_instructions, load_annotations
+from harness.core.records import check_coverage, load_alpaca_instructions, load_annotations
 from harness.core.stats import aligned, bootstrap_mean_ci, mean_cell, seed_order
 from harness.evaluation.lc import expected_error, length_controlled, load_difficulty
 
@@ -57,7 +57,7 @@ def _units(values: np.ndarray) -> list[list[float]]:
 
 def metrics_step(job: dict, f: dict) -> None:
     """The `metrics` step (its files by option name, harness/cli.py)."""
-    metrics(job, f["judgments"], f["output"], f["difficulty"], f["answers"])
+    metrics(job, f["judgments"], f["output"], f["difficulty"], f["answers"], f["eval_set"])
 
 
 def metrics(
@@ -66,15 +66,20 @@ def metrics(
     output: str,
     difficulty: str | None = None,
     answers: str | None = None,
+    eval_set: str | None = None,
 ) -> None:
     """Metrics of one model's annotations; ``difficulty``: the jointly fitted instruction difficulty
     (``lc_method: joint``); ``answers``: the model's outputs, whose mean length in characters is
-    alpaca_eval's ``avg_length`` (every output, annotated or not; else the annotated ones)."""
+    alpaca_eval's ``avg_length`` (every output, annotated or not; else the annotated ones); ``eval_set``:
+    the instructions the annotations must cover."""
     import pandas as pd
     from alpaca_eval.metrics import get_winrate
 
     started = time.time()
     df = pd.DataFrame(load_annotations(annotations_path))
+    if eval_set:  # every instruction of the eval set judged
+        expected = [r["instruction"] for r in load_alpaca_instructions(eval_set)]
+        check_coverage(df["instruction"], expected, annotations_path, eval_set, "instructions")
     seed = job["cell"].get("seed") or 0
     m = {k: float(v) for k, v in get_winrate(df).items()}
     weighted, discrete = win_values(df["preference"])

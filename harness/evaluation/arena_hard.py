@@ -234,10 +234,17 @@ def token_counter(how: str):
 
 def metrics_step(job: dict, f: dict) -> None:
     """The `metrics` step (its files by option name, harness/cli.py)."""
-    metrics(job, f["judgments"], f["answers"], f["baseline"], f["output"])
+    metrics(job, f["judgments"], f["answers"], f["baseline"], f["output"], f["eval_set"])
 
 
-def metrics(job: dict, judgments_path: str, answers_path: str, baseline_path: str, output: str) -> None:
+def metrics(
+    job: dict,
+    judgments_path: str,
+    answers_path: str,
+    baseline_path: str,
+    output: str,
+    questions: str | None = None,
+) -> None:
     """The score against the baseline without and with style control, from the judgments and the
     style metadata of both sides' answers."""
     import time
@@ -246,6 +253,12 @@ def metrics(job: dict, judgments_path: str, answers_path: str, baseline_path: st
 
     started = time.time()
     records = load_judgments(judgments_path)
+    if questions:  # every question judged (one without a verdict is left out, counted)
+        from harness.core.arena import load_questions
+        from harness.core.records import check_coverage
+
+        expected = [q["uid"] for q in load_questions(questions)]
+        check_coverage([r["uid"] for r in records], expected, judgments_path, questions, "questions")
     found, left_out = battles(records, job["weight"])
     b, seed = job["bootstrap"], job["cell"]["seed"]
     m = {

@@ -24,6 +24,7 @@ from harness.core.io import RecordError, write_json, write_jsonl
 from harness.core.provenance import provenance
 from harness.core.records import (
     MTQuestion,
+    check_coverage,
     load_judge_prompts,
     load_mt_answers,
     load_mt_judgments,
@@ -156,6 +157,9 @@ def metrics(job: dict, questions_path: str, judgments_path: str, output: str) ->
     unknown = sorted({r["question_id"] for r in rows} - set(cats))
     if unknown:
         raise RecordError(f"{judgments_path}: judgments of questions not in {questions_path}: {unknown[:5]}")
+    turns = [(qid, t) for qid in sorted(cats) for t in (1, 2)]
+    judged = {(r["question_id"], r["turn"]) for r in rows}
+    check_coverage(judged, turns, judgments_path, questions_path, "question turns")
     seed = job["cell"].get("seed") or 0
     samples = job["bootstrap"]["samples"]
 

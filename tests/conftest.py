@@ -147,7 +147,7 @@ def server():
                 reply = {"error": {"message": reply}}
             elif isinstance(reply, str):
                 reply = chat_completion(reply)
-            payload = json.dumps(reply).encode()
+            payload = reply if isinstance(reply, bytes) else json.dumps(reply).encode()  # bytes: sent raw
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))

@@ -196,3 +196,29 @@ def test_keep_tied_never_pairs_by_position_alone(server, monkeypatch, tmp_path):
     rank.run(job, str(path), str(out), str(tmp_path / "j.jsonl"), str(meta))
     m = json.loads(meta.read_text())
     assert m["pairs"] == 0 and m["pairs_from_ties"] == 0 and m["no_pair"]["tied"] == 2
+
+
+def test_a_malformed_reply_is_a_failed_request_naming_the_server(server, monkeypatch):
+    """A 200 whose body is cut off, or that lacks `choices`, is asked again, then counted as a failure of
+    its own prompt with the server named; the other prompts get their verdicts (issue 30, case 4)."""
+
+    def reply(body):
+        q = body["messages"][0]["content"]
+        if "q-cut" in q:
+            return 200, b'{"id": "c1", "choices": [{"index": 0, "mess'
+        if "q-bare" in q:
+            return 200, {"id": "c1", "object": "chat.completion"}
+        return 200, "A"
+
+    url, script = server(reply)
+    judge = PairwiseJudge(_backend(url, monkeypatch, retries=1), "pairwise_v1.txt", max_failures=2)
+    p = judge.prob_a([("q-good", "a", "b"), ("q-cut", "a", "b"), ("q-bare", "a", "b")])
+    assert p[0] == 1.0 and judge.stats()["judge_failed"] == 2
+    assert "HTTP 200: a reply that is not JSON" in judge.first_failure
+    cut = [b for b in script.seen if "q-cut" in b["messages"][0]["content"]]
+    bare = [b for b in script.seen if "q-bare" in b["messages"][0]["content"]]
+    assert len(cut) == 2 and len(bare) == 2  # each asked again before it counts
+    with pytest.raises(EndpointError, match=rf"judge endpoint {url}: 3 judge prompts failed .*HTTP 200"):
+        PairwiseJudge(_backend(url, monkeypatch, retries=0), "pairwise_v1.txt").prob_a(
+            [("q-cut", "a", "b"), ("q-bare", "a", "b"), ("q-cut", "x", "y")]
+        )

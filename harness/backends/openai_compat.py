@@ -13,6 +13,8 @@ arrives (judges cache it then), and a request that fails fails only itself:
   loaded 2-core CI machine, and 12 retries, 270 s, fell short of a 3-minute outage plus it);
 - any other 4xx (a prompt over the server's context, an unknown model name, a bad key) is not
   retried: the prompt's result is a :class:`Failure` carrying the status and the server's message.
+- a 200 whose body is cut off, is not a JSON object or lacks what was asked (``choices``) is asked
+  once more, then fails its own prompt like a refused one.
 The API key is read from the environment variable named in the config, never from the config itself.
 """
 
@@ -214,14 +216,22 @@ class OpenAIBackend:
 
                 async def one(i, body):
                     async with gate:
-                        out = await self._post(s, url, body)
+                        for _ in range(2):  # a reply without what was asked: asked once more
+                            out = await self._post(s, url, body)
+                            if isinstance(out, Failure):
+                                break
+                            try:
+                                out = parse(i, out)
+                                break
+                            except _Malformed as e:  # the server cannot give it (no log-probs): not again
+                                out = Failure(None, str(e))
+                                break
+                            except (KeyError, IndexError, TypeError, AttributeError, ValueError) as e:
+                                out = Failure(
+                                    200, f"a reply without what was asked ({type(e).__name__}: {e})"
+                                )
                     bar.update()
-                    if isinstance(out, Failure):
-                        return out
-                    try:
-                        return parse(i, out)
-                    except _Malformed as e:  # fails only its prompt, counted by the judge
-                        return Failure(None, str(e))
+                    return out  # a Failure fails only its prompt, counted by the judge
 
                 return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
 
@@ -234,13 +244,17 @@ class OpenAIBackend:
                 async with session.post(url, json=body) as r:
                     raw = await r.text()
                     if r.status == 200:
-                        data = json.loads(raw)
-                        ended = (data.get("choices") or [{}])[0].get("finish_reason")
-                        if ended not in ABORTED:
+                        data = _reply_json(raw)
+                        if isinstance(data, Failure):  # a cut or malformed body: asked again
+                            last = data
+                        elif (ended := _finish_reason(data)) not in ABORTED:
                             return data
-                        # vLLM answers a request it dropped (its engine shutting down) with whatever
-                        # text it had: not a verdict, so asked again
-                        last = Failure(None, f"the server ended the request early (finish_reason {ended})")
+                        else:
+                            # vLLM answers a request it dropped (its engine shutting down) with whatever
+                            # text it had: not a verdict, so asked again
+                            last = Failure(
+                                None, f"the server ended the request early (finish_reason {ended})"
+                            )
                     else:
                         last = Failure(r.status, _server_message(r.status, raw))
                         if r.status != 429 and r.status < 500:
@@ -261,6 +275,24 @@ class OpenAIBackend:
             log.debug("%s (try %d of %d); retrying in %.1f s", last, attempt + 1, self.max_retries + 1, wait)
             await asyncio.sleep(wait)
         return Failure(None, f"gave up after {self.max_retries + 1} tries; last error: {last}")
+
+
+def _reply_json(raw: str):
+    """A 200 reply's JSON object, or a Failure where the body is cut or not one (the warning and the
+    judge's stop line name the server)."""
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        return Failure(200, f"a reply that is not JSON ({getattr(e, 'msg', e)}, {len(raw)} characters)")
+    if not isinstance(data, dict):
+        return Failure(200, "a reply that is not a JSON object")
+    return data
+
+
+def _finish_reason(data: dict):
+    choices = data.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else {}
+    return first.get("finish_reason") if isinstance(first, dict) else None
 
 
 _WARNED: set = set()

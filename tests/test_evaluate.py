@@ -12,7 +12,7 @@ import pytest
 from harness.core.io import RecordError
 from harness.core.records import MT_TEMPLATES, load_judge_prompts, load_mt_questions, load_reference_answers
 from harness.evaluation import alpaca, alpaca_metrics, lc, mt_bench
-from harness.ranking.judge import load_template, parse_choice, parse_rating
+from harness.ranking.verdicts import load_template, parse_choice, parse_rating
 
 from .conftest import ROOT, chat_completion, shared
 

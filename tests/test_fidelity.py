@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from harness.evaluation import alpaca_metrics, mt_bench
-from harness.ranking.judge import parse_rating
+from harness.ranking.verdicts import parse_rating
 
 from .conftest import ROOT, shared
 

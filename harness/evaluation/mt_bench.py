@@ -85,7 +85,8 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
           references: str, cache=None) -> None:  # fmt: skip
     """Grade both turns of every answer; write FastChat judgments to ``output`` and counts to ``meta``."""
     from harness.core.cache import digest
-    from harness.ranking.judge import RatingJudge, parse_rating
+    from harness.ranking.judge import RatingJudge
+    from harness.ranking.verdicts import parse_rating
 
     started = time.time()
     questions = {q.question_id: q for q in load_mt_questions(questions_path)}

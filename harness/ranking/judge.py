@@ -10,21 +10,17 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from harness.backends import spec
+from harness.ranking.verdicts import load_template, parse_choice, parse_rating
 
 log = logging.getLogger(__name__)
 
 PAIR_LABELS = (" A", " B")
 RATING_LABELS = tuple(f" [[{n}]]" for n in range(1, 11))
-_RATING = re.compile(r"\[\[(\d+\.?\d*)\]\]")  # FastChat's single-answer patterns, exactly
-_RATING_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")  # its fallback: a single bracket
-_CHOICE = re.compile(r"^\W*([AB])\b")
 
 
 def _is_number(x) -> bool:
@@ -33,34 +29,6 @@ def _is_number(x) -> bool:
 
 def _is_count(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-
-def template_names() -> list[str]:
-    """The prompt templates shipped in harness/templates."""
-    return sorted(p.name for p in resources.files("harness.templates").iterdir() if p.name.endswith(".txt"))
-
-
-def load_template(name: str) -> str:
-    """A prompt template shipped in harness/templates; the version is part of the file name."""
-    try:
-        return resources.files("harness.templates").joinpath(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ValueError(
-            f"unknown judge template '{name}'; available: {', '.join(template_names())}"
-        ) from None
-
-
-def parse_rating(text: str) -> float | None:
-    """FastChat's rule for a single-answer verdict: the first ``[[n]]`` in the reply, else the first
-    ``[n]``; no range check (a judge's ``[[11]]`` is 11, as in FastChat); None where there is neither."""
-    found = _RATING.search(text) or _RATING_BACKUP.search(text)
-    return None if found is None else float(found.group(1))
-
-
-def parse_choice(text: str) -> str | None:
-    """'A' or 'B' from a pairwise judge reply that starts with the letter, else None."""
-    m = _CHOICE.match(text)
-    return m.group(1) if m else None
 
 
 def _cut(answers: tuple[str, ...], share: float, prompt_chars: int) -> tuple[str, ...]:

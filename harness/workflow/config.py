@@ -157,7 +157,7 @@ def check_references(cfg: dict, source: str) -> None:
                     f"{source}: {where}/verdict: logprobs reads one label token, which a 1-10 grade ([[n]]) "
                     "is not; use verdict: text (FastChat's parsing)"
                 )
-    from harness.ranking.judge import template_names
+    from harness.ranking.verdicts import template_names
 
     templates = template_names()
     for where, judge in pairwise:

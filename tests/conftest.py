@@ -111,9 +111,9 @@ class Script:
     def next(self, body):
         with self.lock:
             self.seen.append(body)
-            if callable(self.replies):
-                return self.replies(body)
-            return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+            if not callable(self.replies):
+                return self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
+        return self.replies(body)  # outside the lock: a slow reply holds up only its own request
 
 
 def chat_completion(text: str, logprobs: dict | None = None) -> dict:

@@ -5,7 +5,8 @@ import pytest
 
 from harness.backends.openai_compat import Failure, OpenAIBackend, retry_window_s
 from harness.core.errors import EndpointError
-from harness.ranking.judge import PairwiseJudge, RatingJudge, parse_rating
+from harness.ranking.judge import PairwiseJudge, RatingJudge
+from harness.ranking.verdicts import parse_rating
 
 from .conftest import chat_completion
 
@@ -222,3 +223,66 @@ def test_a_malformed_reply_is_a_failed_request_naming_the_server(server, monkeyp
         PairwiseJudge(_backend(url, monkeypatch, retries=0), "pairwise_v1.txt").prob_a(
             [("q-cut", "a", "b"), ("q-bare", "a", "b"), ("q-cut", "x", "y")]
         )
+
+
+def test_a_hung_server_stops_the_step_in_one_line(monkeypatch):
+    """A server that accepts connections and never answers (here a socket that listens and never
+    accepts) stops the step with one line naming it after one request timeout and two unanswered asks
+    for its model list, not after every retry (issue 30, case 5)."""
+    import socket
+    import time
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)  # the kernel completes each handshake; nothing ever reads or answers
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    model = {"source": "judge", "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}
+    backend = OpenAIBackend(model, concurrency=2, timeout_s=1)  # default retries: >= 510 s of backoff
+    judge = PairwiseJudge(backend, "pairwise_v1.txt")
+    started = time.monotonic()
+    try:
+        with pytest.raises(EndpointError) as e:
+            judge.prob_a([(f"q{i}", "a", "b") for i in range(5)])
+    finally:
+        sock.close()
+    assert time.monotonic() - started < 120  # about 3 s; without the probe, retries would take ~9 minutes
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(
+        f"judge endpoint {url}: accepts connections but answered nothing"
+    )
+    assert f"2 asks for its model list ({url}/models)" in msg and "0 of 5 replies" in msg
+
+
+def test_default_settings_notice_a_hung_server_within_minutes():
+    import inspect
+
+    import yaml
+
+    from harness.backends import openai_compat
+    from harness.workflow.config import SCHEMA
+
+    default = yaml.safe_load(SCHEMA.read_text())["$defs"]["judge"]["properties"]["timeout_s"]["default"]
+    assert default == inspect.signature(OpenAIBackend).parameters["timeout_s"].default
+    assert default + openai_compat.PROBES * min(openai_compat.PROBE_S, default) <= 240
+
+
+def test_a_slow_server_that_answers_its_model_list_is_waited_for(server, monkeypatch):
+    """A request that outlasts timeout_s on a server that still answers (here /models gets the test
+    server's 501, which counts: any reply means alive) is retried as before and the step finishes."""
+    import time
+
+    first = set()
+
+    def reply(body):
+        q = body["messages"][0]["content"]
+        if q not in first:
+            first.add(q)
+            time.sleep(2)  # over timeout_s: the client has given up on this one
+        return 200, "B"
+
+    url, script = server(reply)
+    backend = _backend(url, monkeypatch, timeout_s=1)
+    judge = PairwiseJudge(backend, "pairwise_v1.txt")
+    assert judge.prob_a([("q1", "a", "b"), ("q2", "a", "b")]).tolist() == [0.0, 0.0]
+    assert backend.retries == len(first) and judge.stats()["judge_failed"] == 0  # each asked once more

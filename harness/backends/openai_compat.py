@@ -15,6 +15,12 @@ arrives (judges cache it then), and a request that fails fails only itself:
   retried: the prompt's result is a :class:`Failure` carrying the status and the server's message.
 - a 200 whose body is cut off, is not a JSON object or lacks what was asked (``choices``) is asked
   once more, then fails its own prompt like a refused one.
+A hung endpoint (one that accepts connections and answers nothing) is told from a slow one: after a
+request times out with nothing heard from the server since it was sent, the server's model list
+(``/models``, answered at once by vLLM and hosted APIs even under load) is asked twice; two of those
+unanswered too stop the step with one line naming the server, about 3 minutes in with the defaults
+(120 s + 2 x 30 s), instead of ~49 minutes of retries. Any HTTP reply, even an error, counts as alive,
+and a refused connection (a server restarting: vLLM listens only once loaded) is retried as before.
 The API key is read from the environment variable named in the config, never from the config itself.
 """
 
@@ -27,6 +33,7 @@ import math
 import os
 import random
 import re
+import time
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
@@ -36,6 +43,50 @@ from harness.core.errors import EndpointError
 log = logging.getLogger(__name__)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
 ABORTED = ("abort", "error")  # vLLM's finish reasons for a request it dropped or failed
+PROBE_S, PROBES = 30.0, 2  # after a timeout: the model list asked this many times, waiting this long
+
+
+class _Hung(Exception):
+    """The endpoint accepts connections and answers nothing, neither requests nor its model list."""
+
+
+class _Liveness:
+    """What one batch of requests has heard from its server, and the probe that tells hung from slow."""
+
+    def __init__(self, session, base_url: str, timeout_s: float):
+        self.session, self.url = session, f"{base_url}/models"
+        self.timeout_s, self.probe_s = timeout_s, min(PROBE_S, timeout_s)
+        self.lock = asyncio.Lock()
+        self.heard = time.monotonic()  # the last HTTP reply of any kind
+        self.hung: str | None = None
+
+    def heard_now(self) -> None:
+        self.heard = time.monotonic()
+
+    async def check(self, sent: float) -> None:
+        """After a request sent at ``sent`` timed out: raise :class:`_Hung` when the server has answered
+        nothing since and leaves its model list unanswered too; return when it is alive or down."""
+        import aiohttp
+
+        async with self.lock:  # one probe at a time; the requests timing out with it wait for its verdict
+            if self.hung is None and self.heard <= sent:
+                for _ in range(PROBES):
+                    try:
+                        wait = aiohttp.ClientTimeout(total=self.probe_s)
+                        async with self.session.get(self.url, timeout=wait) as r:
+                            await r.read()
+                        self.heard_now()  # any status: the server is alive, only slow
+                        return
+                    except asyncio.TimeoutError:
+                        continue
+                    except aiohttp.ClientError:
+                        return  # refused or dropped: down or restarting, retried with backoff as before
+                self.hung = (
+                    f"accepts connections but answered nothing: a request in {self.timeout_s:g} s, then "
+                    f"{PROBES} asks for its model list ({self.url}) in {self.probe_s:g} s each"
+                )
+            if self.hung is not None:
+                raise _Hung(self.hung)
 
 
 class _Malformed(ValueError):
@@ -213,11 +264,13 @@ class OpenAIBackend:
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         with tqdm(total=len(bodies), desc=desc, unit="call", disable=len(bodies) < 2) as bar:
             async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as s:
+                live = _Liveness(s, self.base_url, self.timeout_s)
+                replied = [0]
 
                 async def one(i, body):
                     async with gate:
                         for _ in range(2):  # a reply without what was asked: asked once more
-                            out = await self._post(s, url, body)
+                            out = await self._post(s, url, body, live)
                             if isinstance(out, Failure):
                                 break
                             try:
@@ -231,17 +284,32 @@ class OpenAIBackend:
                                     200, f"a reply without what was asked ({type(e).__name__}: {e})"
                                 )
                     bar.update()
+                    replied[0] += not isinstance(out, Failure)
                     return out  # a Failure fails only its prompt, counted by the judge
 
-                return await asyncio.gather(*(one(i, b) for i, b in enumerate(bodies)))
+                tasks = [asyncio.ensure_future(one(i, b)) for i, b in enumerate(bodies)]
+                try:
+                    return await asyncio.gather(*tasks)
+                except _Hung as e:  # every request still out would wait its own timeout: stopped now
+                    for t in tasks:
+                        t.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    raise EndpointError(
+                        f"judge endpoint {self.base_url}: {e}: it is hung; restart it and rerun (the "
+                        f"{replied[0]} of {len(bodies)} replies that arrived are kept where the step caches "
+                        "them), or raise timeout_s for a server this slow"
+                    ) from None
 
-    async def _post(self, session, url: str, body: dict):
-        """The reply's JSON, or a Failure once it is refused or every retry is spent."""
+    async def _post(self, session, url: str, body: dict, live: _Liveness):
+        """The reply's JSON, or a Failure once it is refused or every retry is spent; raises
+        :class:`_Hung` when the server has stopped answering anything."""
         import aiohttp
 
         for attempt in range(self.max_retries + 1):
+            sent = time.monotonic()
             try:
                 async with session.post(url, json=body) as r:
+                    live.heard_now()
                     raw = await r.text()
                     if r.status == 200:
                         data = _reply_json(raw)
@@ -261,6 +329,8 @@ class OpenAIBackend:
                             return last
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 last = Failure(None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+                if isinstance(e, asyncio.TimeoutError):
+                    await live.check(sent)
             if attempt == self.max_retries:
                 break
             self.retries += 1

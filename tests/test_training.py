@@ -2,8 +2,10 @@
 budget-sweep figure and the DeepSpeed config."""
 
 import json
+import logging
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -95,7 +97,7 @@ KILLED_RUN = textwrap.dedent(
 )
 
 
-def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_file, tmp_path):
+def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_file, tmp_path, caplog):
     job = _job(tiny_models, save_steps=4)  # 12 pairs / 2 = 6 steps per epoch, 12 steps in all
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     whole.mkdir(), killed.mkdir()
@@ -115,6 +117,22 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
     assert sorted(p.name for p in (partial / "trainer").glob("checkpoint-*")) == ["checkpoint-8"]
     assert not (killed / "model").exists() and not (killed / "summary.json").exists()
 
+    # the same kill with a damaged file in its checkpoint (issue 30, case 3): set aside in one line and
+    # trained afresh, to the uninterrupted run's model, instead of a traceback on every rerun
+    damaged = tmp_path / "damaged"
+    shutil.copytree(killed, damaged)
+    optimizer = damaged / "model.partial/trainer/checkpoint-8/optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:1000])
+    with caplog.at_level(logging.WARNING, logger="harness.training.resume"):
+        _, summary_damaged = _train(job, pairs_file, damaged)
+    said = [r.getMessage() for r in caplog.records if r.name == "harness.training.resume"]
+    assert said == [
+        f"{optimizer.parent}: optimizer.pt is cut off or not a torch archive (1000 bytes); deleted, "
+        "training starts afresh"
+    ]
+    assert summary_damaged["resumed_from"] is None
+    assert summary_damaged["final_chosen_logratio"] == summary_whole["final_chosen_logratio"]
+
     steps, summary = _train(job, pairs_file, killed)
     assert summary["resumed_from"] == "checkpoint-8" and summary["steps"] == 12
     assert [s["step"] for s in steps] == list(range(1, 13))  # the log before the kill is kept
@@ -131,7 +149,7 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
 
 
 def test_partial_run_of_another_job_is_not_resumed(tmp_path):
-    from harness.training.train import resume_point
+    from harness.training.resume import resume_point
 
     partial = tmp_path / "model.partial"
     (partial / "trainer" / "checkpoint-4").mkdir(parents=True)
@@ -142,6 +160,45 @@ def test_partial_run_of_another_job_is_not_resumed(tmp_path):
     assert not (partial / "trainer" / "checkpoint-6").exists()
     assert resume_point(partial, "job-b") is None  # another config or other pairs: start afresh
     assert list(partial.iterdir()) == [partial / "fingerprint"]
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+    """A complete-looking checkpoint whose file does not load (cut off, or a pickle that is more than
+    tensors) is deleted with one line naming the file, and the run resumes from the checkpoint before
+    it (issue 30, case 3)."""
+    import torch
+    from safetensors.torch import save_file
+
+    from harness.training.resume import resume_point
+
+    class Hostile:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path}/ran",))
+
+    partial = tmp_path / "model.partial"
+    for step in (2, 4, 6):
+        ckpt = partial / "trainer" / f"checkpoint-{step}"
+        ckpt.mkdir(parents=True)
+        (ckpt / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        save_file({"w": torch.zeros(64)}, str(ckpt / "model.safetensors"))
+        torch.save(
+            {"state": {0: {"exp_avg": torch.zeros(64)}}, "param_groups": [{"lr": 1e-3}]},
+            ckpt / "optimizer.pt",
+        )
+    trainer = partial / "trainer"
+    weights = trainer / "checkpoint-6" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8])
+    torch.save({"lr": Hostile()}, trainer / "checkpoint-4" / "scheduler.pt")
+    (partial / "fingerprint").write_text("job-a")
+    with caplog.at_level(logging.WARNING, logger="harness.training.resume"):
+        assert resume_point(partial, "job-a") == str(trainer / "checkpoint-2")
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "harness.training.resume"]
+    assert line.startswith(f"{trainer}/checkpoint-6: model.safetensors does not load (SafetensorError: ")
+    assert (
+        f"; {trainer}/checkpoint-4: scheduler.pt holds more than tensors (refused by torch.load's "
+        "weights_only, as on resume); deleted, resuming from checkpoint-2"
+    ) in line
+    assert sorted(p.name for p in trainer.iterdir()) == ["checkpoint-2"] and not (tmp_path / "ran").exists()
 
 
 def test_lora_saves_a_merged_model_and_tensorboard_events(tiny_models, pairs_file, tmp_path, monkeypatch):

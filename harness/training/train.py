@@ -19,6 +19,7 @@ from harness.core.records import load_pairs
 from harness.core.seeding import seed_everything
 from harness.training.args import dpo_config, processes, trl_config, weights_dtype
 from harness.training.batch import describe
+from harness.training.resume import resume_point
 
 log = logging.getLogger(__name__)
 
@@ -120,26 +121,6 @@ def _fingerprint(job: dict, pairs_path: str, reference: str | None) -> str:
         file_sha256(reference) if reference else "",
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def resume_point(partial: Path, fingerprint: str) -> str | None:
-    """The last complete checkpoint in ``partial`` left by a killed run of the same job, or None.
-
-    A checkpoint is complete once its trainer_state.json exists (transformers writes it last); an
-    incomplete one (killed while saving) and a partial directory of another job are deleted.
-    """
-    stamp = partial / "fingerprint"
-    if partial.exists() and (not stamp.exists() or stamp.read_text() != fingerprint):
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(fingerprint)
-    complete = []
-    for ckpt in sorted((partial / "trainer").glob("checkpoint-*")):
-        if (ckpt / "trainer_state.json").exists():
-            complete.append(ckpt)
-        else:
-            shutil.rmtree(ckpt)
-    return str(max(complete, key=lambda c: int(c.name.split("-")[1]))) if complete else None
 
 
 def lora_config(lora: dict):

@@ -184,3 +184,15 @@ def smollm2_bos(smollm2, tmp_path_factory) -> Path:
     from . import real_model
 
     return real_model.bos_variant(smollm2, tmp_path_factory.mktemp("real") / "smollm2-bos")
+
+
+def demo_mt_answers(tmp_path: Path) -> tuple[Path, list[int], Path]:
+    """The demo's MT-Bench questions, their ids and a model's answers to them ("Yes.", then "No.")."""
+    questions = ROOT / "data/demo/mt_bench_questions.jsonl"
+    qids = [json.loads(line)["question_id"] for line in questions.read_text().splitlines()]
+    answers = tmp_path / "answers.jsonl"
+    turns = {"index": 0, "turns": ["Yes.", "No."]}
+    answers.write_text(
+        "".join(json.dumps({"question_id": q, "model_id": "tiny", "choices": [turns]}) + "\n" for q in qids)
+    )
+    return questions, qids, answers

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import errno
 import json
+import logging
 import os
 import re
 import shutil
@@ -406,7 +407,11 @@ JUDGMENT = {"question_id": 81, "model": "m", "turn": 1, "score": 7.0, "judgment"
     "rows, where, what",
     [
         ([{**JUDGMENT, "turn": 3}], ":1:", "'turn' must be 1 or 2"),
-        (['{"question_id": 81, "model": "m", "turn": 1, "score": NaN}'], ":1:", "NaN"),
+        (
+            ['{"question_id": 81, "model": "m", "turn": 1, "score": NaN}'],
+            ":1:",
+            "'score' is nan, not a finite rating",
+        ),
         ([{**JUDGMENT, "score": "7"}], ":1:", "'score' should be int/float"),
         ([JUDGMENT, JUDGMENT], ":2:", "repeats"),
     ],
@@ -1175,3 +1180,79 @@ def test_metrics_of_incomplete_judgments_stop_naming_what_is_missing(tmp_path):
     argv = ["metrics", "--config", job, "--eval-set", qs, "--judgments", ahj, "--answers", qs, "--baseline", qs,
             "--output", out]  # fmt: skip
     fails(argv, f"{ahj}: covers 2 of the 3 questions of {qs}", "'u2'", absent=[out])
+
+
+@pytest.mark.parametrize(
+    "bad, said",
+    [
+        (float("nan"), "field 'oracle_score_2' must be a number in [0, 1], got nan"),
+        (float("inf"), "field 'oracle_score_2' must be a number in [0, 1], got inf"),
+        (None, "missing field 'oracle_score_2'"),
+    ],
+    ids=["nan", "infinity", "missing"],
+)
+def test_a_non_finite_oracle_score_is_named(bad, said, tmp_path):
+    """An oracle score that is NaN, Infinity or missing in one AlpacaEval row stops the metrics with one
+    line naming the row, instead of an oracle_score of NaN written as a bare NaN token (issue 30, case 2)."""
+    rows = [
+        {**ANNOTATION, "instruction": f"q{i}", "oracle_score_1": 0.5, "oracle_score_2": 0.75}
+        for i in range(3)
+    ]
+    if bad is None:
+        del rows[1]["oracle_score_2"]
+    else:
+        rows[1]["oracle_score_2"] = bad
+    ann = tmp_path / "annotations.json"
+    ann.write_text(json.dumps(rows))
+    out = tmp_path / "metrics.json"
+    job = job_file(tmp_path, {"step": "metrics", "benchmark": "alpaca_eval", "cell": {}, "lc_method": "approximate",
+                              "bootstrap": {"samples": 10, "lc_samples": 20}})  # fmt: skip
+    fails(["metrics", "--config", job, "--judgments", ann, "--output", out], f"{ann}: annotation 1: {said}",
+          absent=[out])  # fmt: skip
+
+
+def test_mt_bench_ratings_outside_the_scale_are_counted_and_left_out(tmp_path):
+    """A rating of Infinity is refused naming its line; ratings of 11 and 1000 (FastChat takes any
+    number in [[n]]) are counted and left out of the means by default, and averaged as FastChat does
+    with ``ratings: fastchat``; the table's note names them (issue 30, case 2)."""
+    from harness.reporting import report
+
+    questions = lines(tmp_path / "q.jsonl", [MT_Q, {**MT_Q, "question_id": 82}])
+    scores = {(81, 1): 7.0, (81, 2): 11.0, (82, 1): 5.0, (82, 2): 1000.0}
+    judged = lines(tmp_path / "j.jsonl", [{**JUDGMENT, "question_id": q, "turn": t, "score": s}
+                                         for (q, t), s in scores.items()])  # fmt: skip
+    out = tmp_path / "metrics.json"
+    base = {"step": "metrics", "benchmark": "mt_bench", "bootstrap": {"samples": 10},
+            "cell": {"policy": "p", "ranker": "r", "regularizer": "g", "seed": 0}}  # fmt: skip
+    argv = ["metrics", "--config", job_file(tmp_path, base), "--eval-set", questions, "--judgments", judged,
+            "--output", out]  # fmt: skip
+    cli.main([str(a) for a in argv])
+    m = json.loads(out.read_text())["metrics"]
+    assert m["score"] == 6.0 and m["n_out_of_range"] == 2 and m["ratings"] == "in_range"
+    assert m["turn_2"] is None and m["per_category"] == {"writing": 6.0}
+    note = report.to_markdown(report.build_table([str(out)]))
+    assert "MT-Bench ratings outside 1-10 (p/r/g 2) are left out of the means" in note
+    job = job_file(tmp_path, {**base, "ratings": "fastchat"}, "fastchat.yaml")
+    cli.main([str(a) for a in ["metrics", "--config", job, *argv[3:]]])
+    assert json.loads(out.read_text())["metrics"]["score"] == (7 + 11 + 5 + 1000) / 4
+    text = judged.read_text().replace("1000.0", "Infinity")
+    judged.write_text(text)
+    fails(argv, f"{judged}:4: field 'score' is inf, not a finite rating", absent=[])
+
+
+def test_json_the_harness_writes_has_no_nan_token(tmp_path, caplog):
+    """A non-finite number in anything written through harness.core.io is null, never the NaN or
+    Infinity token strict readers refuse, and a warning names the file and the first such field."""
+    from harness.core.io import write_json, write_jsonl
+
+    with caplog.at_level(logging.WARNING, logger="harness.core.io"):
+        write_json(tmp_path / "a.json", {"m": {"score": float("nan"), "ci": [1.0, float("inf")]}})
+        write_jsonl(tmp_path / "b.jsonl", [{"x": 1.0}, {"x": float("-inf")}])
+    assert json.loads((tmp_path / "a.json").read_text(), parse_constant=pytest.fail) == {
+        "m": {"ci": [1.0, None], "score": None}
+    }
+    assert (tmp_path / "b.jsonl").read_text() == '{"x": 1.0}\n{"x": null}\n'
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'a.json'}: 2 non-finite numbers written as null (the first at m.score)",
+        f"{tmp_path / 'b.jsonl'}:2: 1 non-finite numbers written as null (the first at x)",
+    ]

@@ -173,6 +173,19 @@ def test_demo_end_to_end(demo):
     ]
     assert leftovers == []
 
+    # strict JSON everywhere: no NaN or Infinity token in any file the run wrote (issue 30, case 2)
+    def refuse(token):
+        raise AssertionError(f"a bare {token} token")
+
+    for p in sorted((wf / "results").rglob("*.json*")):
+        if p.suffix in (".json", ".jsonl"):
+            texts = [p.read_text()] if p.suffix == ".json" else p.read_text().splitlines()
+            for i, text in enumerate(texts, 1):
+                try:
+                    json.loads(text, parse_constant=refuse)
+                except AssertionError as e:
+                    raise AssertionError(f"{p}:{i}: {e}") from None
+
     again = snakemake(DEMO, wf)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     assert job_counts(again.stdout) == {}

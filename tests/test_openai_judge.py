@@ -1,6 +1,8 @@
 """The OpenAI-compatible judge backend against a scripted local server (loopback only): retries with
 backoff on 429 and 5xx, a clear failure when retries run out, text verdicts parsed and counted."""
 
+import json
+
 import pytest
 
 from harness.backends.openai_compat import Failure, OpenAIBackend, retry_window_s
@@ -8,7 +10,7 @@ from harness.core.errors import EndpointError
 from harness.ranking.judge import PairwiseJudge, RatingJudge
 from harness.ranking.verdicts import parse_rating
 
-from .conftest import chat_completion
+from .conftest import ROOT, chat_completion, demo_mt_answers
 
 
 def _backend(url, monkeypatch, **kw):
@@ -286,3 +288,65 @@ def test_a_slow_server_that_answers_its_model_list_is_waited_for(server, monkeyp
     judge = PairwiseJudge(backend, "pairwise_v1.txt")
     assert judge.prob_a([("q1", "a", "b"), ("q2", "a", "b")]).tolist() == [0.0, 0.0]
     assert backend.retries == len(first) and judge.stats()["judge_failed"] == 0  # each asked once more
+
+
+def test_alpaca_eval_annotator_cache_is_exact_and_its_files_strict_json(server, monkeypatch, tmp_path):
+    """alpaca_eval's weighted annotator on a scripted endpoint: its rows hold NaN for "no price",
+    written as null (strict JSON), and a rerun served from its cache gives the same preferences to the
+    last bit (alpaca_eval's own cache kept 10 decimals: a 1e-11 drift; issue 30, case 2)."""
+    from harness.evaluation import alpaca
+
+    refs = json.loads((ROOT / "data/demo/alpaca_eval.json").read_text())[:3]
+    outs = [
+        {"instruction": r["instruction"], "output": f"My answer {i}.", "generator": "tiny"}
+        for i, r in enumerate(refs)
+    ]
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    (tmp_path / "outs.json").write_text(json.dumps(outs))
+    url, script = server([(200, chat_completion("m", {"m": -0.7001234567891234, "M": -0.6998765432109876}))])
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    annotator = {"name": "weighted_alpaca_eval_gpt4_turbo", "model": "judge", "base_url": url,
+                 "api_key_env": "TEST_JUDGE_KEY"}  # fmt: skip
+    job = {"benchmark": "alpaca_eval", "judge_name": annotator["name"], "annotator": annotator}
+    texts = []
+    for run in (1, 2):
+        out = tmp_path / f"a{run}.json"
+        alpaca.judge(job, str(tmp_path / "refs.json"), str(tmp_path / "outs.json"), str(out),
+                     str(tmp_path / f"m{run}.json"), str(tmp_path / "cache.jsonl"))  # fmt: skip
+        texts.append(out.read_text())
+    assert len(script.seen) == 3  # the rerun asked nothing
+    first, second = (json.loads(t, parse_constant=pytest.fail) for t in texts)
+    prefs = [r["preference"] for r in first]
+    assert all(1 < p < 2 for p in prefs)
+    assert [r["preference"] for r in second] == prefs
+    assert any(r.get("preference_price_per_example", 0) is None for r in first)
+    cache = tmp_path / "cache.jsonl.alpaca_eval.json"
+    json.loads(cache.read_text(), parse_constant=pytest.fail)
+
+
+def test_an_mt_bench_rating_off_the_scale_is_kept_and_counted(server, monkeypatch, tmp_path, caplog):
+    """A judge reply of [[1000]] is a rating of 1000 by FastChat's rule: the judgments file keeps it, the
+    meta counts it (out_of_range) and a warning says the metrics will leave it out (issue 30, case 2)."""
+    import logging
+
+    from harness.evaluation import mt_bench
+
+    questions, qids, answers = demo_mt_answers(tmp_path)
+    url, _ = server(lambda body: (200, "Fine. Rating: [[1000]]" if "No." in str(body) else "Rating: [[6]]"))
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    judge = {"backend": "openai", "template": None, "batch_size": 8, "max_prompt_tokens": 4096,
+             "model": {"name": "j", "source": "judge", "revision": None, "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}}  # fmt: skip
+    job = {"benchmark": "mt_bench", "cell": {"policy": "tiny"}, "judge_name": "j",
+           "ref_categories": ["math", "reasoning", "coding"], "judge": judge}  # fmt: skip
+    out, meta = tmp_path / "j.jsonl", tmp_path / "m.json"
+    with caplog.at_level(logging.WARNING, logger="harness.evaluation.mt_bench"):
+        mt_bench.judge(job, str(questions), str(answers), str(out), str(meta),
+                       str(ROOT / "data/demo/mt_bench_judge_prompts.jsonl"),
+                       str(ROOT / "data/demo/mt_bench_reference_answers.jsonl"))  # fmt: skip
+    scores = [json.loads(line)["score"] for line in out.read_text().splitlines()]
+    assert scores.count(1000.0) == len(qids) and scores.count(6.0) == len(qids)
+    assert json.loads(meta.read_text())["out_of_range"] == len(qids)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{out}: {len(qids)} ratings outside 1-10 (e.g. 1000), kept as the judge gave them; the metrics "
+        "leave them out unless evaluation.mt_bench.ratings is fastchat"
+    ]

@@ -127,6 +127,7 @@ BENCHMARKS = {
                 "values": f"{_MT}:table_values",
                 "paired": f"{_MT}:paired_cells",
                 "compare_job": f"{_MT}:compare_job",
+                "metrics_job": f"{_MT}:metrics_job",
             },
         ),
         Benchmark(

@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
+import math
 import os
 import shutil
 import tempfile
@@ -19,6 +21,8 @@ from typing import Any
 import yaml
 
 from harness.core.errors import ConfigError, InputError, OutputError, os_error_line
+
+log = logging.getLogger(__name__)
 
 
 class RecordError(InputError):
@@ -115,16 +119,44 @@ def write_text(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def write_json(path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+def dumps(obj: Any, where, quiet: bool = False, **kw) -> str:
+    """JSON text without the ``NaN`` and ``Infinity`` tokens strict readers refuse: a non-finite
+    number is written as null, and unless ``quiet`` (a library's field known to hold NaN for "none")
+    a warning names the file and the first such field, so that no number turns blank unsaid."""
+    kw = {"sort_keys": True, "ensure_ascii": False, **kw}
+    try:
+        return json.dumps(obj, allow_nan=False, **kw)
+    except ValueError:
+        found: list[str] = []
+        text = json.dumps(_finite(obj, "", found), allow_nan=False, **kw)
+        if not quiet:
+            log.warning(
+                "%s: %d non-finite numbers written as null (the first at %s)", where, len(found), found[0]
+            )
+        return text
 
 
-def write_jsonl(path, rows: Iterable[dict]) -> int:
+def _finite(obj, at: str, found: list):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        found.append(at or "the top")
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v, f"{at}.{k}" if at else str(k), found) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v, f"{at}[{i}]", found) for i, v in enumerate(obj)]
+    return obj
+
+
+def write_json(path, obj: Any, quiet: bool = False) -> None:
+    write_text(path, dumps(obj, path, quiet, indent=2) + "\n")
+
+
+def write_jsonl(path, rows: Iterable[dict], quiet: bool = False) -> int:
     n = 0
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
             n += 1
+            f.write(dumps(row, f"{path}:{n}", quiet) + "\n")
     return n
 
 

@@ -7,6 +7,7 @@ conversational ``prompt/chosen/rejected``; eval outputs use AlpacaEval's
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
@@ -191,8 +192,10 @@ def load_mt_judgments(path) -> list[dict]:
         if turn not in (1, 2):
             raise RecordError(f"{where}: field 'turn' must be 1 or 2, got {turn}")
         score = require(rec, "score", (int, float), where)
-        if score != score:  # NaN
-            raise RecordError(f"{where}: field 'score' is NaN (an unparsable verdict is -1)")
+        if not math.isfinite(score):  # NaN, Infinity
+            raise RecordError(
+                f"{where}: field 'score' is {score!r}, not a finite rating (an unparsable verdict is -1)"
+            )
         _unique(seen, (qid, turn, str(rec.get("model"))), where, "question_id/turn", lineno)
         out.append(rec)
     if not out:
@@ -217,6 +220,12 @@ def load_annotations(path) -> list[dict]:
                 f"{where}: field 'preference' must be a number in [1, 2], 0 (a draw), or -1 or null "
                 f"(no verdict), got {pref!r}"
             )
+    if any("oracle_score_2" in rec for _, rec in records):  # the demo world: every row has both, finite
+        for where, rec in records:
+            for name in ("oracle_score_1", "oracle_score_2"):
+                v = require(rec, name, (int, float), where)
+                if not (0 <= v <= 1):  # NaN and the infinities fail too
+                    raise RecordError(f"{where}: field '{name}' must be a number in [0, 1], got {v!r}")
     return [rec for _, rec in records]
 
 

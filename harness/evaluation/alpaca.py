@@ -55,7 +55,8 @@ def judge(job: dict, reference_path: str, outputs_path: str, output: str, meta: 
         rows, stats = _annotate_with_alpaca_eval(job["annotator"], refs, outs, cache)
     else:
         rows, stats = _annotate_with_judge(job, refs, outs, cache)
-    write_json(output, rows)
+    # alpaca_eval's rows hold NaN for "none" (no verdict: counted as unannotated; no price): null here
+    write_json(output, rows, quiet=bool(job.get("annotator")))
     write_json(meta, {"annotations": len(rows), **stats, "provenance": provenance(job, started=started)})
 
 
@@ -135,23 +136,44 @@ def annotator_config(annotator: dict, workdir: Path) -> Path:
 
 
 def _annotator_class():
-    """alpaca_eval's PairwiseAnnotator, reading its cache with float preferences.
+    """alpaca_eval's PairwiseAnnotator, keeping its cache exact.
 
-    alpaca_eval 0.6.6 reads its JSON cache with ``pd.read_json``, which gives a column of whole
-    numbers (-1.0 for a missing annotation, 1.0/2.0 from a binarized or fully confident judge) the
-    dtype int64; its pairwise step then assigns 1.5 to identical outputs, which pandas 3 refuses
-    (``Invalid value '1.5' for dtype 'int64'``). The preference column is cast to float on load.
+    alpaca_eval 0.6.6 writes its JSON cache with ``DataFrame.to_json`` (10 decimals) and reads it with
+    ``pd.read_json`` (a fast float parser): a preference served from the cache came back moved by about
+    1e-11 (1.7502601055951175 as 1.7502601056). Here the cache is written with Python's own float
+    text (shortest round-trip, null for NaN) through a temp file, and read with ``json``, so a cached
+    annotation is bit-identical to the fresh one. ``read_json`` also gave a column of whole numbers
+    (-1.0, 1.0/2.0) the dtype int64, which then refused the 1.5 of identical outputs under pandas 3:
+    the preference column is float on load.
     """
+    import pandas as pd
     from alpaca_eval.annotators import PairwiseAnnotator
 
-    class FloatCacheAnnotator(PairwiseAnnotator):
-        def load_(self, path=None):
-            super().load_(path)
-            df = getattr(self, "df_annotations", None)
-            if df is not None and self.annotation_key in df.columns:
-                df[self.annotation_key] = df[self.annotation_key].astype(float)
+    from harness.core.io import read_json
 
-    return FloatCacheAnnotator
+    class ExactCacheAnnotator(PairwiseAnnotator):
+        def save(self, path=None):
+            path = path or self.caching_path
+            if path is None:
+                return
+            self._refresh_annotations_()  # as alpaca_eval's save: what another run stored is kept
+            df = self.df_annotations
+            if not self.is_store_missing_annotations:
+                df = self.df_annotations = df[~df[self.annotation_key].isna()]
+            write_json(path, df.to_dict(orient="records"), quiet=True)
+
+        def load_(self, path=None):
+            path = Path(path or self.caching_path or "")
+            if path.is_file():
+                df = pd.DataFrame(read_json(path))
+                for k in self.all_keys:
+                    if k in df.columns:
+                        df[k] = df[k].astype(str)
+                if self.annotation_key in df.columns:
+                    df[self.annotation_key] = df[self.annotation_key].astype(float)
+                self.df_annotations = df
+
+    return ExactCacheAnnotator
 
 
 def _annotate_with_alpaca_eval(

@@ -15,14 +15,13 @@ provenance added, and a metrics file with each task's chosen metric and its stde
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
 import time
 from pathlib import Path
 
-from harness.core.io import RecordError, write_json, write_text
+from harness.core.io import RecordError, dumps, write_json, write_text
 from harness.core.provenance import provenance
 
 log = logging.getLogger(__name__)
@@ -182,8 +181,15 @@ def run(
     if (
         samples_output is not None
     ):  # per document, what paired comparisons resample (harness/reporting/compare.py)
-        write_text(samples_output, "".join(json.dumps(r, sort_keys=True) + "\n" for r in samples))
-    write_text(output, json.dumps(merged, indent=2, default=handle_non_serializable, sort_keys=True) + "\n")
+        write_text(
+            samples_output,
+            "".join(
+                dumps(r, f"{samples_output}:{i}", ensure_ascii=True) + "\n" for i, r in enumerate(samples, 1)
+            ),
+        )
+    write_text(
+        output, dumps(merged, output, indent=2, default=handle_non_serializable, ensure_ascii=True) + "\n"
+    )
     write_json(
         metrics_output,
         {

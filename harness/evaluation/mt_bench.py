@@ -4,16 +4,19 @@ Each turn of each answer is graded 1-10 with FastChat's templates: ``single-v1``
 ``single-v1-multi-turn`` (the whole conversation, grading the second answer) for the second, and
 their ``single-math-*`` variants, which add the reference answers, for the categories in
 ``ref_categories`` (math, reasoning, coding). The score is parsed by FastChat's rule: the first
-``[[n]]`` of the verdict, else the first ``[n]``, with no range check (harness/ranking/judge.py
-``parse_rating``). A text verdict with neither is asked once more (our addition, counted apart as
+``[[n]]`` of the verdict, else the first ``[n]``, with no range check (harness/ranking/verdicts.py
+``parse_rating``): the judgments file keeps what the judge said. A text verdict with neither is asked once more (our addition, counted apart as
 ``retried`` in the meta file); if that fails too, the turn gets FastChat's score -1, is counted, and
 is left out of every mean. Files follow FastChat's ``model_judgment`` layout; the means are FastChat's
-``show_result`` arithmetic (every score but -1, over both turns, per turn, per category).
+``show_result`` arithmetic (every score but -1, over both turns, per turn, per category), except that a
+rating outside 1-10 (a judge's ``[[11]]``, an edited file's 1000) is counted (``n_out_of_range``) and
+left out like -1; ``ratings: fastchat`` averages it as FastChat does.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import time
 
 import numpy as np
@@ -33,7 +36,18 @@ from harness.core.records import (
 )
 from harness.core.stats import bootstrap_mean_ci, sum_count_cells
 
+log = logging.getLogger(__name__)
 BENCHMARK = "mt_bench"
+LOW, HIGH = 1, 10  # the scale the judge prompts ask for
+
+
+def counted(score: float, ratings: str) -> bool:
+    """Whether a rating enters the means: never -1 (no rating); outside 1-10 only with ``fastchat``."""
+    return score != -1 and (ratings == "fastchat" or LOW <= score <= HIGH)
+
+
+def out_of_range(score: float) -> bool:
+    return score != -1 and not LOW <= score <= HIGH
 
 
 def template_name(turn: int, with_reference: bool) -> str:
@@ -146,7 +160,18 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
             }
         )
     write_jsonl(output, rows)
-    counts = {"judgments": len(rows), "unparsable": sum(r["score"] == -1 for r in rows), **rater.stats()}
+    counts = {
+        "judgments": len(rows),
+        "unparsable": sum(r["score"] == -1 for r in rows),
+        "out_of_range": sum(out_of_range(r["score"]) for r in rows),
+        **rater.stats(),
+    }
+    if counts["out_of_range"]:
+        log.warning(
+            "%s: %d ratings outside %d-%d (e.g. %g), kept as the judge gave them; the metrics leave them out "
+            "unless evaluation.mt_bench.ratings is fastchat",
+            output, counts["out_of_range"], LOW, HIGH, next(r["score"] for r in rows if out_of_range(r["score"])),
+        )  # fmt: skip
     write_json(meta, {**counts, "provenance": provenance(job, started=started)})
 
 
@@ -163,9 +188,11 @@ def metrics(job: dict, questions_path: str, judgments_path: str, output: str) ->
     check_coverage(judged, turns, judgments_path, questions_path, "question turns")
     seed = job["cell"].get("seed") or 0
     samples = job["bootstrap"]["samples"]
+    ratings = job.get("ratings", "in_range")
+    rows = [{**r, "counted": counted(r["score"], ratings)} for r in rows]
 
     def summary(qids: list[int], turns=(1, 2)) -> dict:
-        units = [[r["score"] for r in rows if r["question_id"] == q and r["turn"] in turns and r["score"] != -1]
+        units = [[r["score"] for r in rows if r["question_id"] == q and r["turn"] in turns and r["counted"]]
                  for q in qids]  # fmt: skip
         values = [v for u in units for v in u]
         return {
@@ -188,6 +215,8 @@ def metrics(job: dict, questions_path: str, judgments_path: str, output: str) ->
         "per_category_ci": {c: s["ci"] for c, s in by_cat.items()},
         "n_judgments": len(rows),
         "n_unparsable": sum(r["score"] == -1 for r in rows),  # after one retry; left out of the means
+        "n_out_of_range": sum(out_of_range(r["score"]) for r in rows),  # left out unless ratings: fastchat
+        "ratings": ratings,
     }
     write_metrics(output, BENCHMARK, job, m, started)
 
@@ -195,13 +224,15 @@ def metrics(job: dict, questions_path: str, judgments_path: str, output: str) ->
 def paired_cells(files: dict, job: dict, difficulty: dict) -> list[tuple]:
     """The paired comparisons' family (harness/reporting/compare.py): its label, the units (questions,
     both turns), each cell's per-question score sums and counts (a turn rated -1 counts nothing, as in
-    FastChat's show_result) and the resample count."""
+    FastChat's show_result; one outside 1-10 nothing, unless ``ratings: fastchat``) and the resample
+    count."""
+    ratings = job["benchmarks"][BENCHMARK].get("ratings", "in_range")
 
     def per_question(path):
         by: dict = {}
         for rec in load_mt_judgments(path):
             s, c = by.get(rec["question_id"], (0.0, 0.0))
-            ok = rec["score"] != -1
+            ok = counted(rec["score"], ratings)
             by[rec["question_id"]] = (s + (rec["score"] if ok else 0.0), c + ok)
         return sorted(by), by
 
@@ -216,9 +247,17 @@ def table_values(m: dict) -> dict:
         "mt_bench_ci": m.get("score_ci"),
         "mt_bench_categories": m.get("per_category", {}),
         "mt_bench_categories_ci": m.get("per_category_ci", {}),
+        "mt_bench_out_of_range": m.get("n_out_of_range", 0),
+        "mt_bench_ratings": m.get("ratings", "fastchat"),
     }
 
 
 def compare_job(cfg: dict) -> dict:
-    """Its settings in the comparisons job config: the resample count."""
-    return {"samples": cfg["evaluation"][BENCHMARK]["bootstrap"]["samples"]}
+    """Its settings in the comparisons job config: the resample count, the ratings rule."""
+    b = cfg["evaluation"][BENCHMARK]
+    return {"samples": b["bootstrap"]["samples"], "ratings": b["ratings"]}
+
+
+def metrics_job(cfg: dict, policy: str, model: str) -> dict:
+    """Its settings in a metrics job config: which ratings enter the means."""
+    return {"ratings": cfg["evaluation"][BENCHMARK]["ratings"]}

@@ -276,3 +276,69 @@ def test_the_worlds_questions_and_baseline_answers_pair_up(tmp_path):
     job = {"kind": "arena_hard_judge_settings", "source": {"path": str(bad)}}
     with pytest.raises(RecordError, match=r"settings.json: benchmarks/v0.1/prompt_template: needs"):
         prepare.run(job, str(tmp_path / "out.json"))
+
+
+def _checkout(root, settings_py: str):
+    """A directory in Arena-Hard-Auto's layout: utils/judge_utils.py and a version's config."""
+    (root / "utils").mkdir(parents=True)
+    (root / "config").mkdir()
+    (root / "utils/judge_utils.py").write_text(settings_py)
+    (root / "config/arena-hard-v0.1.yaml").write_text(
+        "judge_model: judge-x\ntemperature: 0.0\nmax_tokens: 4096\nbench_name: arena-hard-v0.1\n"
+        "regex_patterns:\n  - \\[\\[([AB<>=]+)\\]\\]\n  - \\[([AB<>=]+)\\]\n"
+        'prompt_template: "Q: {QUESTION}\\nA: {ANSWER_A}\\nB: {ANSWER_B}"\nmodel_list:\n  - m\n'
+    )
+    return root
+
+
+UPSTREAM_PY = """import os
+PROMPT = "Judge the two answers; end with [[A>B]] or another verdict."
+os.system("touch ran")  # never run: the file is read, not executed
+JUDGE_SETTINGS = {
+    "arena-hard-v0.1": {"baseline": "base-model", "system_prompt": PROMPT},
+    "creative_writing": {"baseline": "other", "system_prompt": "Judge the stories."},
+}
+"""
+
+
+def test_judge_settings_from_the_tools_own_files(tmp_path, monkeypatch):
+    """The paper config reads the judge settings from Arena-Hard-Auto's own files at its pinned commit
+    (a checkout directory, or its raw tree: a URL ending in /): JUDGE_SETTINGS from judge_utils.py,
+    read without running it, and each version's config YAML. (Built so from the tool's files at
+    196f6b82, they equal ../shared's judge_settings.json, which was checked by hand.)"""
+    from harness.core.hub import url_cache
+    from harness.core.io import RecordError
+    from harness.data import prepare
+
+    monkeypatch.chdir(tmp_path)
+    root = _checkout(tmp_path / "arena-hard-auto", UPSTREAM_PY)
+    out = tmp_path / "settings.json"
+    prepare.run({"kind": "arena_hard_judge_settings", "source": {"path": str(root)}}, str(out))
+    got = json.loads(out.read_text())
+    assert got["settings_by_category"]["arena-hard-v0.1"] == {
+        "baseline": "base-model",
+        "system_prompt": "Judge the two answers; end with [[A>B]] or another verdict.",
+    }
+    assert got["benchmarks"] == {"v0.1": {
+        "judge_model": "judge-x", "temperature": 0.0, "max_tokens": 4096,
+        "regex_patterns": ["\\[\\[([AB<>=]+)\\]\\]", "\\[([AB<>=]+)\\]"],
+        "prompt_template": "Q: {QUESTION}\nA: {ANSWER_A}\nB: {ANSWER_B}"}}  # fmt: skip
+    assert not (tmp_path / "ran").exists()
+    # the same from its raw files at a commit, as `harness prefetch` caches them
+    monkeypatch.setenv("HARNESS_URL_CACHE", str(tmp_path / "urls"))
+    base = "https://raw.githubusercontent.com/lmarena/arena-hard-auto/abc123/"
+    for name in ("utils/judge_utils.py", "config/arena-hard-v0.1.yaml", "config/arena-hard-v2.0.yaml"):
+        dest = url_cache(base + name)
+        dest.parent.mkdir(parents=True)
+        v01 = (root / "config/arena-hard-v0.1.yaml").read_text()
+        dest.write_text((root / name).read_text() if (root / name).exists() else v01.replace("v0.1", "v2.0"))
+    prepare.run({"kind": "arena_hard_judge_settings", "source": {"url": base}}, str(out))
+    fetched = json.loads(out.read_text())
+    assert fetched["settings_by_category"] == got["settings_by_category"] and set(fetched["benchmarks"]) == {
+        "v0.1",
+        "v2.0",
+    }
+    # a settings dict that names something other than a string constant is refused, naming it
+    bad = _checkout(tmp_path / "bad", UPSTREAM_PY.replace('"Judge the stories."', "make_prompt()"))
+    with pytest.raises(RecordError, match=r"bad/: JUDGE_SETTINGS is not a literal of strings"):
+        prepare.run({"kind": "arena_hard_judge_settings", "source": {"path": str(bad)}}, str(out))

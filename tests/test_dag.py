@@ -96,13 +96,19 @@ def test_paper_dry_run_plans_every_job(wf):
     # main table: 2 policies x 2 rankers x 3 regularizers x 3 seeds = 36 trainings; the budget sweep adds
     # 4 budgets (dpop, 0.25, 1, 2) x 3 seeds per policy on IPR pairs = 24; the baselines table 8
     # objectives x 4 (policy, ranker) x 3 seeds = 96, less Llama's 6 DPO cells of the main table = 90;
-    # all evaluated on 2 benchmarks: (150 + 2 base) x 2
-    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 150, 304, 304, 304)  # fmt: skip
+    # all evaluated on 3 benchmarks (AlpacaEval 2, MT-Bench, Arena-Hard v0.1): (150 + 2 base) x 3
+    assert (c["sample"], c["rank"], c["train"], c["generate"], c["judge"], c["metrics"]) == (2, 2, 150, 456, 456, 456)  # fmt: skip
+    arena = set(re.findall(r"results/paper/eval/\S+/arena_hard/judgments\.jsonl\b", r.stdout))
+    assert len(arena) == 152  # every trained cell and both base policies judged on Arena-Hard
     assert c["baselines_table"] == 1
     # the 70B judge's ranking in 4 shards per policy (each within the profile's 12 h), merged
     assert (c["rank_ipr_shard"], c["merge_pairs"]) == (8, 2) and "rank_ipr" not in c
     assert (c["rank_study"] + c["rank_study_ipr"], c["gold_accuracy"] + c["gold_accuracy_ipr"]) == (4, 6)
-    assert (c["study_table"], c["prepare_data"], c["cost"]) == (1, 8, 1)
+    assert (c["study_table"], c["prepare_data"], c["cost"]) == (
+        1,
+        11,
+        1,
+    )  # Arena-Hard: questions, baseline, settings
     assert c["reference_logps"] == 4  # one per (policy, ranker), shared by every training on those pairs
     # a reference-free baseline (SimPO) plans no reference log-probs, a DPO-family one (IPO) does
     simpo = "results/paper/training/llama3-8b-instruct/armorm/simpo-llama3/seed0/summary.json"

@@ -29,8 +29,9 @@ def test_paper_plan_counts_and_fits_the_profile():
     kto = {k for k in r["train_steps"] if "/kto/" in k}
     assert len(kto) == 12 and {r["train_steps"][k] for k in kto} == {956}
     assert {v for k, v in r["train_steps"].items() if k not in kto} == {478}
-    assert (s["train"]["jobs"], s["generate"]["jobs"], s["judge"]["jobs"]) == (150, 304, 304)
-    assert s["judge"]["judge_calls"] == 152 * (805 + 80 * 2)  # 152 models, each on both benchmarks
+    assert (s["train"]["jobs"], s["generate"]["jobs"], s["judge"]["jobs"]) == (150, 456, 456)
+    # 152 models, each on three benchmarks: MT-Bench's 2 turns, Arena-Hard's 2 games per question
+    assert s["judge"]["judge_calls"] == 152 * (805 + 80 * 2 + 500 * 2)
     assert r["gpu_hours"] > 100 and r["api_cost"] > 0
     assert r["over_limit"] == []
 

@@ -30,7 +30,18 @@ def test_lists_every_hub_model_dataset_and_url_of_the_paper_config():
     assert (
         sum(g.startswith("url https://raw.githubusercontent.com/lm-sys/FastChat/0e6d3e4b/") for g in got) == 3
     )
-    assert len(got) == len(set(got)) == 12 + 62  # the two RewardBench subsets share one split
+    # Arena-Hard-Auto at its pinned commit: questions, the baseline's answers, and the judge settings'
+    # files (judge_utils.py and the two version configs), and tiktoken's gpt-4o encoding for its style
+    arena = "url https://raw.githubusercontent.com/lmarena/arena-hard-auto/196f6b826783b3da7310e361a805fa36f0be83f3/"
+    assert sorted(g.removeprefix(arena) for g in got if g.startswith(arena)) == [
+        "config/arena-hard-v0.1.yaml",
+        "config/arena-hard-v2.0.yaml",
+        "data/arena-hard-v0.1/model_answer/gpt-4-0314.jsonl",
+        "data/arena-hard-v0.1/question.jsonl",
+        "utils/judge_utils.py",
+    ]
+    assert "tiktoken encoding o200k_base" in got
+    assert len(got) == len(set(got)) == 12 + 6 + 62  # the two RewardBench subsets share one split
     # and the lm-eval tasks' datasets: ARC, HellaSwag, 57 MMLU subjects, TruthfulQA, WinoGrande, GSM8K
 
 

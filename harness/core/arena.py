@@ -6,6 +6,8 @@ describes the judgments."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.core.io import RecordError, read_jsonl, require
 
 
@@ -84,3 +86,73 @@ def check_judge_settings(settings, source) -> dict:
                 f"{where}: benchmarks/{version}/prompt_template: needs {{QUESTION}}, {{ANSWER_A}}, {{ANSWER_B}}"
             )
     return settings
+
+
+# Arena-Hard-Auto's own files that hold its judge settings, in a checkout or at a raw URL of a commit:
+# the system prompt and baseline per question category, and per version its config (verdict patterns,
+# user template, judge model, temperature, reply tokens)
+UPSTREAM_SETTINGS = "utils/judge_utils.py"
+UPSTREAM_CONFIGS = ("config/arena-hard-v0.1.yaml", "config/arena-hard-v2.0.yaml")
+
+
+def is_checkout(source: dict) -> bool:
+    """Whether a judge_settings source names Arena-Hard-Auto itself (a directory, or a URL ending in
+    ``/``) rather than a JSON file in our layout."""
+    return source.get("url", "").endswith("/") or ("path" in source and Path(source["path"]).is_dir())
+
+
+def source_sha256(path: str) -> str:
+    """The SHA-256 a prepare_data job records of a local judge_settings source: the file's, or for a
+    checkout that of the files its settings are read from (not the whole tree of answers)."""
+    import hashlib
+
+    from harness.core.io import file_sha256
+
+    root = Path(path)
+    if not root.is_dir():
+        return file_sha256(root)
+    names = [n for n in (UPSTREAM_SETTINGS, *UPSTREAM_CONFIGS) if (root / n).is_file()]
+    return hashlib.sha256("".join(f"{n} {file_sha256(root / n)}\n" for n in names).encode()).hexdigest()
+
+
+def upstream_settings(judge_utils: str, configs: dict[str, str], where: str) -> dict:
+    """Our judge settings from Arena-Hard-Auto's files: ``JUDGE_SETTINGS`` of its judge_utils.py, read
+    without running it (its string constants and the dict literal that names them), and each config
+    YAML's settings under the version its ``bench_name`` gives (``arena-hard-v0.1`` -> ``v0.1``)."""
+    import ast
+
+    import yaml
+
+    try:
+        tree = ast.parse(judge_utils)
+    except SyntaxError as e:
+        raise RecordError(f"{where}: not Python ({e.msg}, line {e.lineno})") from None
+    constants, found = {}, None
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "JUDGE_SETTINGS":
+                found = node.value
+            elif isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                constants[node.targets[0].id] = node.value.value
+
+    class Named(ast.NodeTransformer):
+        def visit_Name(self, node):  # noqa: N802 - the ast API
+            if node.id not in constants:
+                raise RecordError(f"{where}: JUDGE_SETTINGS names {node.id}, which is not a string constant")
+            return ast.copy_location(ast.Constant(constants[node.id]), node)
+
+    if found is None:
+        raise RecordError(f"{where}: no JUDGE_SETTINGS = {{...}}")
+    try:
+        by_category = ast.literal_eval(Named().visit(found))
+    except ValueError:
+        raise RecordError(f"{where}: JUDGE_SETTINGS is not a literal of strings") from None
+    benchmarks = {}
+    for name, text in configs.items():
+        cfg = yaml.safe_load(text)
+        bench = cfg.get("bench_name") if isinstance(cfg, dict) else None
+        if not isinstance(bench, str) or not bench.startswith("arena-hard-"):
+            raise RecordError(f"{name}: no bench_name arena-hard-<version>")
+        keep = ("judge_model", "temperature", "max_tokens", "regex_patterns", "prompt_template")
+        benchmarks[bench.removeprefix("arena-hard-")] = {k: cfg[k] for k in keep if k in cfg}
+    return {"source": where, "settings_by_category": by_category, "benchmarks": benchmarks}

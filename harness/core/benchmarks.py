@@ -41,6 +41,7 @@ class Benchmark:
     turns: int = 1
     games: int = 1  # judge calls per answer and turn (Arena-Hard: both orders)
     rating: bool = False  # its judge grades each answer alone (1-10), rather than against a reference
+    judge_prompts_in_data: bool = False  # its judge's prompts come from its data files, not a template
     generate_keys: tuple = ()  # its config keys the generation job also reads
     judge_keys: tuple = ()  # its config keys the judge job also reads
     metrics_files: tuple = ()  # what its metrics step reads beside the judgments: answers, judge files
@@ -112,6 +113,7 @@ BENCHMARKS = {
                 "mt_bench_references": ("reference_answers", "fastchat_references"),
             },
             judge_files={"judge_prompts": "mt_bench_judge_prompts", "references": "mt_bench_references"},
+            judge_prompts_in_data=True,
             per_prompt="judgments.jsonl",
             columns={"mt_bench": "MT-Bench (1-10)"},
             sweep_columns=("mt_bench",),
@@ -142,6 +144,7 @@ BENCHMARKS = {
             },
             json_data=("arena_hard_judge_settings",),
             judge_files={"baseline": "arena_hard_baseline", "judge_settings": "arena_hard_judge_settings"},
+            judge_prompts_in_data=True,
             per_prompt="judgments.jsonl",
             columns={"arena_hard": "Arena-Hard (%)", "arena_hard_sc": "Arena-Hard, style controlled (%)"},
             table_note="Arena-Hard: win rate against its baseline model by Arena-Hard-Auto's rules (each "

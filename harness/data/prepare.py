@@ -10,7 +10,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from harness.core.arena import answer_record, check_judge_settings, load_answers, load_questions
+from harness.core.arena import answer_record, check_judge_settings, is_checkout, load_answers, load_questions
 from harness.core.benchmarks import data_format, data_stems
 from harness.core.hub import hub_asset, missing, offline, url_cache
 from harness.core.io import RecordError, read_json, write_json, write_jsonl
@@ -127,6 +127,30 @@ def world_rows(spec: dict, kind: str) -> list[dict]:
     return rows
 
 
+def _upstream_settings(source: dict) -> dict:
+    """Judge settings from an Arena-Hard-Auto checkout (``path``) or its raw files at a commit (``url``
+    ending in ``/``): its judge_utils.py and whichever version configs it has."""
+    from harness.core.arena import UPSTREAM_CONFIGS, UPSTREAM_SETTINGS, upstream_settings
+
+    if "url" in source:
+
+        def read(name):
+            return _fetch({"url": source["url"] + name}, Path(name).suffix).read_text(encoding="utf-8")
+
+        names = UPSTREAM_CONFIGS
+    else:
+        root = Path(source["path"])
+        if not (root / UPSTREAM_SETTINGS).is_file():
+            raise RecordError(f"{root}: not an Arena-Hard-Auto checkout (no {UPSTREAM_SETTINGS})")
+        names = [n for n in UPSTREAM_CONFIGS if (root / n).is_file()]
+
+        def read(name):
+            return (root / name).read_text(encoding="utf-8")
+
+    where = source.get("url") or f"{source['path'].rstrip('/')}/"
+    return upstream_settings(read(UPSTREAM_SETTINGS), {f"{where}{n}": read(n) for n in names}, where)
+
+
 def _world_file(spec: dict, kind: str) -> Path:
     rows = world_rows(spec, kind)
     if kind == "alpaca_instructions":
@@ -197,9 +221,9 @@ def run(job: dict, output: str) -> int:
     skip = source.get("skip") or 0  # a window of the file: [skip, skip + limit)
     limit = None if source.get("limit") is None else skip + source["limit"]
     if job.get("source_sha256"):  # the file the workflow planned with, not one edited since
-        from harness.core.io import file_sha256
+        from harness.core.arena import source_sha256
 
-        if file_sha256(source["path"]) != job["source_sha256"]:
+        if source_sha256(source["path"]) != job["source_sha256"]:
             raise RecordError(
                 f"{source['path']}: changed since the workflow planned this job; rerun the workflow"
             )
@@ -256,8 +280,11 @@ def run(job: dict, output: str) -> int:
     elif kind == "arena_hard_answers":  # kept whole (a window of questions keeps every answer)
         rows = list(load_answers(_fetch(source, ".jsonl", kind)).values())
         write_jsonl(output, rows)
-    elif kind == "arena_hard_judge_settings":
-        rows = [check_judge_settings(read_json(_fetch(source, ".json", kind)), source)]
+    elif kind == "arena_hard_judge_settings":  # our JSON, or built from Arena-Hard-Auto's own files
+        settings = (
+            _upstream_settings(source) if is_checkout(source) else read_json(_fetch(source, ".json", kind))
+        )
+        rows = [check_judge_settings(settings, source)]
         write_json(output, rows[0])
     else:
         valid = ["prompts", "preferences", "demonstrations", *data_stems()]

@@ -142,7 +142,7 @@ def check_references(cfg: dict, source: str) -> None:
 
     for bench, b in cfg["evaluation"].items():
         judge, where = b.get("judge", {}), f"evaluation/{bench}/judge"
-        if judge and not get(bench).rating:
+        if judge and not get(bench).rating and not get(bench).judge_prompts_in_data:
             pairwise.append((where, judge))
         if judge and get(bench).rating:  # graded 1-10 alone, not compared in pairs
             if spec(judge["backend"]).ground_truth and (

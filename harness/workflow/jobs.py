@@ -133,9 +133,9 @@ def _finetune(cfg, step, key, paths):
 def _prepare(cfg, step, key, paths):
     job = _prepared(cfg, key)
     if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
-        from harness.core.io import file_sha256
+        from harness.core.arena import source_sha256
 
-        job["source_sha256"] = file_sha256(job["source"]["path"])
+        job["source_sha256"] = source_sha256(job["source"]["path"])
     return job
 
 

@@ -25,7 +25,8 @@ from harness.ranking.kinds import kind as ranker_kind
 from harness.training import batch
 from harness.workflow import sizing
 
-JUDGE_REPLY_TOKENS = {"pairwise": 16, "rating": 512}  # the judges' max_tokens (harness/ranking/judge.py)
+# the judges' max_tokens (harness/ranking/judge.py; Arena-Hard's verdict after an explanation: its v0.1 config's)
+JUDGE_REPLY_TOKENS = {"pairwise": 16, "rating": 512, "verdict": 4096}
 
 
 def _comparisons(procedure: str, k: int) -> int:
@@ -210,7 +211,14 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 seconds(policy, g, turns * n_eval * pt, turns * n_eval * e_at), g, shards=n)  # fmt: skip
             calls = n_eval * turns * get(bench).games
             judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
-            reply = calls * _reply_tokens(b.get("judge", {}), "rating" if get(bench).rating else "pairwise")
+            kind = (
+                "rating"
+                if get(bench).rating
+                else "verdict"
+                if get(bench).judge_prompts_in_data
+                else "pairwise"
+            )
+            reply = calls * _reply_tokens(b.get("judge", {}), kind, tok)
             api = "annotator" in b or spec(b["judge"]["backend"]).endpoint
             name = b["annotator"]["name"] if "annotator" in b else b["judge"].get("model")
             g = sizing.eval_judge_gpus(cfg, bench)
@@ -230,11 +238,15 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
     }
 
 
-def _reply_tokens(judge: dict, kind: str) -> int:
-    """The most tokens a judge's reply takes: one with log-prob verdicts, its reply_tokens, else the default."""
+def _reply_tokens(judge: dict, kind: str, tok: dict | None = None) -> float:
+    """The tokens a judge's reply takes: one with log-prob verdicts; an explained verdict (Arena-Hard)
+    the estimate plan.tokens.verdict_reply, at most its cap; else the cap: reply_tokens or the default."""
     if judge.get("verdict") == "logprobs":
         return 1
-    return judge.get("reply_tokens") or JUDGE_REPLY_TOKENS[kind]
+    cap = judge.get("reply_tokens") or JUDGE_REPLY_TOKENS[kind]
+    if kind == "verdict" and (tok or {}).get("verdict_reply") is not None:
+        return min(cap, tok["verdict_reply"])
+    return cap
 
 
 def _price(p: dict, model: str | None, prompt_tokens: float, reply_tokens: float) -> float | None:

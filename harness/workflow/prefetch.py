@@ -53,13 +53,22 @@ def assets(cfg: dict) -> list[dict]:
             add({"kind": "dataset", "id": hub["repo_id"], "revision": hub.get("revision") or "main",
                  "file": hub.get("filename"), "split": hub.get("split"), "used_by": where})  # fmt: skip
         elif "url" in src:
-            add({"kind": "url", "id": src["url"], "used_by": where})
+            for url in _urls(src["url"]):
+                add({"kind": "url", "id": url, "used_by": where})
     for bench, b in cfg["evaluation"].items():  # a tokenizer tiktoken downloads on first use
         if b.get("token_count", "words") != "words":
             add({"kind": "tiktoken", "id": b["token_count"], "used_by": f"evaluation.{bench}.token_count"})
     for a in lm_eval_assets(cfg):
         add(a)
     return out
+
+
+def _urls(url: str) -> list[str]:
+    """The files behind a URL source: itself, or for Arena-Hard-Auto's raw tree at a commit (a URL
+    ending in ``/``) the files its judge settings are read from."""
+    from harness.core.arena import UPSTREAM_CONFIGS, UPSTREAM_SETTINGS
+
+    return [url + name for name in (UPSTREAM_SETTINGS, *UPSTREAM_CONFIGS)] if url.endswith("/") else [url]
 
 
 def lm_eval_assets(cfg: dict) -> list[dict]:

@@ -1,5 +1,5 @@
 # Stage 5: tables and figures. Named targets: main_table, comparisons, baselines_table,
-# training_curves, budget_sweep, mt_bench_categories, cost (and ranker_study); `landing` is the HTML
+# training_curves, budget_sweep, mt_bench_categories, arena_hard_style, cost (and ranker_study); `landing` is the HTML
 # report's first screen (results/report/landing.html, the report's description once it exists).
 
 
@@ -219,6 +219,37 @@ rule mt_bench_categories:
         step_version=1,
     shell:
         "python -m harness mt-bench-categories --config {input.config} --inputs {input.metrics}"
+        " --output {output.csv} --output-md {output.md} --output-png {output.png}"
+        " --output-pdf {output.pdf} > {log} 2>&1"
+
+
+rule arena_hard_style:
+    input:
+        config=job_config("report", "arena_hard_style"),
+        metrics=T.benchmark_metrics("arena_hard"),
+    output:
+        csv=report(
+            out("table", name="arena_hard_style.csv"),
+            caption="captions/arena_hard_style.rst",
+            category="Tables",
+        ),
+        md=out("table", name="arena_hard_style.md"),
+        png=report(
+            out("figure", name="arena_hard_style.png"),
+            caption="captions/arena_hard_style.rst",
+            category="Figures",
+        ),
+        pdf=out("figure", name="arena_hard_style.pdf"),
+    log:
+        run_path("logs/report/arena_hard_style.log"),
+    conda:
+        "../envs/report.yaml"
+    resources:
+        **sized(0),
+    params:
+        step_version=1,
+    shell:
+        "python -m harness arena-hard-style --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} --output-png {output.png}"
         " --output-pdf {output.pdf} > {log} 2>&1"
 

@@ -342,3 +342,35 @@ def test_judge_settings_from_the_tools_own_files(tmp_path, monkeypatch):
     bad = _checkout(tmp_path / "bad", UPSTREAM_PY.replace('"Judge the stories."', "make_prompt()"))
     with pytest.raises(RecordError, match=r"bad/: JUDGE_SETTINGS is not a literal of strings"):
         prepare.run({"kind": "arena_hard_judge_settings", "source": {"path": str(bad)}}, str(out))
+
+
+def test_style_figure_and_table_show_what_style_control_changes(tmp_path):
+    """Step arena-hard-style: per cell the score, the style-controlled score and their difference, seeds
+    aggregated as in the main table (one run: its 90% interval), and the figure drawn from them."""
+    from harness.reporting import style
+
+    def metrics(cell, score, sc):
+        path = tmp_path / f"{cell['ranker']}-{cell['seed']}.json"
+        m = {"score": score, "score_ci": [score - 2, score + 2],
+             "style_controlled": {"length+markdown": {"score": sc, "ci": [sc - 3, sc + 3]}}}  # fmt: skip
+        path.write_text(json.dumps({"benchmark": "arena_hard", "cell": cell, "metrics": m}))
+        return str(path)
+
+    cell = {"policy": "p", "regularizer": "dpo"}
+    inputs = [
+        metrics({**cell, "ranker": "base", "regularizer": "base", "seed": 0}, 50.0, 50.0),
+        metrics({**cell, "ranker": "rm", "seed": 0}, 60.0, 54.0),
+        metrics({**cell, "ranker": "rm", "seed": 1}, 62.0, 55.0),
+        metrics({**cell, "ranker": "ipr", "seed": 0}, 58.0, 58.5),
+    ]
+    out = {k: tmp_path / f"style.{k}" for k in ("csv", "md", "png", "pdf")}
+    style.run({"cell": {}}, inputs, str(out["csv"]), str(out["md"]), str(out["png"]), str(out["pdf"]))
+    md = out["md"].read_text()
+    assert "| p | base | base | 1 | 50.00 [48.00, 52.00] | 50.00 [47.00, 53.00] | +0.00 |" in md
+    assert "| p | rm | dpo | 2 | 61.00 ± " in md and "| 54.50 ± " in md and "| -6.50 |" in md
+    assert "| p | ipr | dpo | 1 | 58.00 [56.00, 60.00] | 58.50 [55.50, 61.50] | +0.50 |" in md
+    assert (
+        out["png"].stat().st_size > 10_000
+        and out["pdf"].exists()
+        and "style_change" in out["csv"].read_text()
+    )

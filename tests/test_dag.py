@@ -35,7 +35,7 @@ def test_demo_dry_run(wf):
                  "rank_study": 1, "rank_study_ipr": 2, "gold_accuracy": 2, "gold_accuracy_ipr": 4, "study_table": 1,
                  "training_curves": 1, "budget_sweep": 1, "cost": 1, "all": 1, "lc_difficulty": 1,
                  "downstream": 28, "downstream_figure": 1, "mt_bench_categories": 1, "baselines_table": 1,
-                 "comparisons": 1, "landing": 1, "total": 423}  # fmt: skip
+                 "arena_hard_style": 1, "comparisons": 1, "landing": 1, "total": 424}  # fmt: skip
 
 
 def test_joint_lc_difficulty_waits_for_every_model_judged_against_the_same_reference(wf):
@@ -78,7 +78,7 @@ def test_job_configs_are_content_addressed(tmp_path):
     wf = copy_workflow(tmp_path)
     snakemake(["-n", "--configfile", "config/demo.yaml"], wf)
     before = {p: p.stat().st_mtime_ns for p in (wf / "results/demo/configs").rglob("*.yaml")}
-    assert len(before) == 421  # one per job but `all` and `landing` (which reads no config)
+    assert len(before) == 422  # one per job but `all` and `landing` (which reads no config)
     r = snakemake(
         ["-n", "--configfile", "config/demo.yaml", "--config", "regularizers={'bcr': {'delta': 0.7}}"], wf
     )
@@ -119,6 +119,7 @@ def test_paper_dry_run_plans_every_job(wf):
         assert job_counts(r.stdout).get("reference_logps", 0) == refs, target
         assert ("--reference" in r.stdout) == bool(refs)
     assert (c["budget_sweep"], c["training_curves"], c["report"], c["mt_bench_categories"]) == (1, 1, 1, 1)
+    assert c["arena_hard_style"] == 1
     assert "build_tiny_models" not in c  # hub models only
 
 
@@ -160,7 +161,7 @@ def test_demo_on_slurm_asks_for_no_gpu(wf):
     r = snakemake(["-n", "--profile", "profiles/slurm", "--configfile", "config/demo.yaml"], wf, env=SITE_ENV)
     assert r.returncode == 0, r.stderr
     resources = [x for x in re.findall(r"^    resources: (.*)$", r.stdout, re.M) if "gpu=" in x]
-    assert len(resources) == 422  # every job but `all` (no command, run by Snakemake itself)
+    assert len(resources) == 423  # every job but `all` (no command, run by Snakemake itself)
     assert all("gpu=0" in x and "slurm_partition=short" in x for x in resources)
 
 

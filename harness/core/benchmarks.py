@@ -151,6 +151,7 @@ BENCHMARKS = {
             "question judged twice, a strong verdict 3 battles), and with length and markdown style "
             "controlled; one run's interval is its 90% bootstrap interval over battles, as the tool's.",
             sweep_columns=("arena_hard",),
+            figure=("arena_hard_style", "Arena-Hard with and without style control"),
             generate_keys=("token_count",),
             judge_keys=("version", "oracle_strong_gap"),
             metrics_files=("answers", "baseline"),

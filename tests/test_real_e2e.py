@@ -131,3 +131,31 @@ def test_real_judges_went_through_the_server_and_their_failures_are_counted(real
     assert ameta["judge_model"] == "smollm2" and ameta["unannotated"] == 0
     study = (real / "results/real/tables/ranker_study.md").read_text()
     assert re.search(r"\| smollm2 \| ipr \| 8 \| 6\.000 \| \d\.\d{3} \|", study), study
+
+
+def test_real_arena_hard_in_the_tools_layout_with_and_without_style_control(real):
+    """Arena-Hard v0.1's first questions against gpt-4-0314's real answers: each judged in both games by
+    the real model (its likeliest verdict label), in the tool's model_judgment layout; scored with and
+    without style control for the base model and every cell, and drawn in the style figure."""
+    eval_dir = real / "results/real/eval/smollm2"
+    judgments = _jsonl(eval_dir / "base/arena_hard/judgments.jsonl")
+    questions = _jsonl(SHARED_DATA / "arena_hard/v0.1/question.jsonl")[:2]
+    baseline = {r["uid"]: r for r in _jsonl(SHARED_DATA / "arena_hard/v0.1/model_answer/gpt-4-0314.jsonl")}
+    assert [j["uid"] for j in judgments] == [q["uid"] for q in questions]
+    for j in judgments:
+        assert (j["judge"], j["baseline"], j["model"]) == ("smollm2", "gpt-4-0314", "smollm2/base")
+        assert [g["score"] for g in j["games"]] and all(
+            g["score"] in ("A>>B", "A>B", "A=B", "B>A", "B>>A") for g in j["games"]
+        )
+        start = baseline[j["uid"]]["messages"][-1]["content"]["answer"][:60]  # never cut: answers end-cut
+        for game, shown in ((0, "A"), (1, "B")):  # game 1 shows the baseline as A, game 2 as B
+            user = j["games"][game]["prompt"][1]["content"]
+            assert f"<|The Start of Assistant {shown}'s Answer|>\n{start}" in user
+    metrics = sorted(eval_dir.glob("**/arena_hard/metrics.json"))
+    assert len(metrics) == 1 + 2 * 2
+    for path in metrics:
+        m = _json(path)["metrics"]
+        assert 0 <= m["score"] <= 100 and m["style_controlled"]["length+markdown"]["score"] is not None
+    style = (real / "results/real/tables/arena_hard_style.md").read_text()
+    assert len([line for line in style.splitlines() if line.startswith("| smollm2")]) == 5, style
+    assert (real / "results/real/figures/arena_hard_style.png").exists()

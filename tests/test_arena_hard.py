@@ -351,8 +351,9 @@ def test_style_figure_and_table_show_what_style_control_changes(tmp_path):
 
     def metrics(cell, score, sc):
         path = tmp_path / f"{cell['ranker']}-{cell['seed']}.json"
+        ci = None if sc is None else [sc + 1, sc + 3]  # the full fit outside its bootstrap interval
         m = {"score": score, "score_ci": [score - 2, score + 2],
-             "style_controlled": {"length+markdown": {"score": sc, "ci": [sc - 3, sc + 3]}}}  # fmt: skip
+             "style_controlled": {"length+markdown": {"score": sc, "ci": ci}}}  # fmt: skip
         path.write_text(json.dumps({"benchmark": "arena_hard", "cell": cell, "metrics": m}))
         return str(path)
 
@@ -362,13 +363,15 @@ def test_style_figure_and_table_show_what_style_control_changes(tmp_path):
         metrics({**cell, "ranker": "rm", "seed": 0}, 60.0, 54.0),
         metrics({**cell, "ranker": "rm", "seed": 1}, 62.0, 55.0),
         metrics({**cell, "ranker": "ipr", "seed": 0}, 58.0, 58.5),
+        metrics({**cell, "ranker": "sc-failed", "seed": 0}, 40.0, None),  # no style-controlled score
     ]
     out = {k: tmp_path / f"style.{k}" for k in ("csv", "md", "png", "pdf")}
     style.run({"cell": {}}, inputs, str(out["csv"]), str(out["md"]), str(out["png"]), str(out["pdf"]))
     md = out["md"].read_text()
-    assert "| p | base | base | 1 | 50.00 [48.00, 52.00] | 50.00 [47.00, 53.00] | +0.00 |" in md
+    assert "| p | base | base | 1 | 50.00 [48.00, 52.00] | 50.00 [51.00, 53.00] | +0.00 |" in md
     assert "| p | rm | dpo | 2 | 61.00 ± " in md and "| 54.50 ± " in md and "| -6.50 |" in md
-    assert "| p | ipr | dpo | 1 | 58.00 [56.00, 60.00] | 58.50 [55.50, 61.50] | +0.50 |" in md
+    assert "| p | ipr | dpo | 1 | 58.00 [56.00, 60.00] | 58.50 [59.50, 61.50] | +0.50 |" in md
+    assert "| p | sc-failed | dpo | 1 | 40.00 [38.00, 42.00] | — | — |" in md
     assert (
         out["png"].stat().st_size > 10_000
         and out["pdf"].exists()

@@ -1230,7 +1230,10 @@ def test_mt_bench_ratings_outside_the_scale_are_counted_and_left_out(tmp_path):
     m = json.loads(out.read_text())["metrics"]
     assert m["score"] == 6.0 and m["n_out_of_range"] == 2 and m["ratings"] == "in_range"
     assert m["turn_2"] is None and m["per_category"] == {"writing": 6.0}
-    note = report.to_markdown(report.build_table([str(out)]))
+    other = tmp_path / "summary.json"  # a row without MT-Bench beside it (the baselines table has them)
+    other.write_text(json.dumps({"cell": {**base["cell"], "ranker": "q"}, "final_chosen_logratio": 1.0,
+                                 "final_rejected_logratio": -1.0}))  # fmt: skip
+    note = report.to_markdown(report.build_table([str(out), str(other)]))
     assert "MT-Bench ratings outside 1-10 (p/r/g 2) are left out of the means" in note
     job = job_file(tmp_path, {**base, "ratings": "fastchat"}, "fastchat.yaml")
     cli.main([str(a) for a in ["metrics", "--config", job, *argv[3:]]])
@@ -1254,5 +1257,5 @@ def test_json_the_harness_writes_has_no_nan_token(tmp_path, caplog):
     assert (tmp_path / "b.jsonl").read_text() == '{"x": 1.0}\n{"x": null}\n'
     assert [r.getMessage() for r in caplog.records] == [
         f"{tmp_path / 'a.json'}: 2 non-finite numbers written as null (the first at m.score)",
-        f"{tmp_path / 'b.jsonl'}:2: 1 non-finite numbers written as null (the first at x)",
+        f"{tmp_path / 'b.jsonl'}: 1 non-finite numbers written as null (the first at line 2, x)",
     ]

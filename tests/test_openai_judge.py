@@ -214,7 +214,7 @@ def test_a_malformed_reply_is_a_failed_request_naming_the_server(server, monkeyp
         return 200, "A"
 
     url, script = server(reply)
-    judge = PairwiseJudge(_backend(url, monkeypatch, retries=1), "pairwise_v1.txt", max_failures=2)
+    judge = PairwiseJudge(_backend(url, monkeypatch), "pairwise_v1.txt", max_failures=2)  # default retries
     p = judge.prob_a([("q-good", "a", "b"), ("q-cut", "a", "b"), ("q-bare", "a", "b")])
     assert p[0] == 1.0 and judge.stats()["judge_failed"] == 2
     assert "HTTP 200: a reply that is not JSON" in judge.first_failure
@@ -261,12 +261,12 @@ def test_default_settings_notice_a_hung_server_within_minutes():
 
     import yaml
 
-    from harness.backends import openai_compat
+    from harness.backends import liveness
     from harness.workflow.config import SCHEMA
 
     default = yaml.safe_load(SCHEMA.read_text())["$defs"]["judge"]["properties"]["timeout_s"]["default"]
     assert default == inspect.signature(OpenAIBackend).parameters["timeout_s"].default
-    assert default + openai_compat.PROBES * min(openai_compat.PROBE_S, default) <= 240
+    assert default + liveness.PROBES * min(liveness.PROBE_S, default) <= 240
 
 
 def test_a_slow_server_that_answers_its_model_list_is_waited_for(server, monkeypatch):

@@ -127,8 +127,8 @@ def test_killed_training_resumes_from_its_last_checkpoint(tiny_models, pairs_fil
         _, summary_damaged = _train(job, pairs_file, damaged)
     said = [r.getMessage() for r in caplog.records if r.name == "harness.training.resume"]
     assert said == [
-        f"{optimizer.parent}: optimizer.pt is cut off or not a torch archive (1000 bytes); deleted, "
-        "training starts afresh"
+        f"{optimizer.parent}: optimizer.pt is cut off or not a torch archive (1000 bytes); set aside as "
+        "damaged-checkpoint-8; training starts afresh"
     ]
     assert summary_damaged["resumed_from"] is None
     assert summary_damaged["final_chosen_logratio"] == summary_whole["final_chosen_logratio"]
@@ -162,10 +162,10 @@ def test_partial_run_of_another_job_is_not_resumed(tmp_path):
     assert list(partial.iterdir()) == [partial / "fingerprint"]
 
 
-def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, caplog, monkeypatch):
     """A complete-looking checkpoint whose file does not load (cut off, or a pickle that is more than
-    tensors) is deleted with one line naming the file, and the run resumes from the checkpoint before
-    it (issue 30, case 3)."""
+    tensors) is set aside with one line naming the file, and the run resumes from the checkpoint before
+    it (issue 30, case 3); an error of reading itself is no damage: it stops the step, moving nothing."""
     import torch
     from safetensors.torch import save_file
 
@@ -195,10 +195,25 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, caplog):
     (line,) = [r.getMessage() for r in caplog.records if r.name == "harness.training.resume"]
     assert line.startswith(f"{trainer}/checkpoint-6: model.safetensors does not load (SafetensorError: ")
     assert (
-        f"; {trainer}/checkpoint-4: scheduler.pt holds more than tensors (refused by torch.load's "
-        "weights_only, as on resume); deleted, resuming from checkpoint-2"
+        f"; set aside as damaged-checkpoint-6; {trainer}/checkpoint-4: scheduler.pt holds more than tensors "
+        "(refused by torch.load's weights_only, as on resume); set aside as damaged-checkpoint-4; resuming "
+        "from checkpoint-2"
     ) in line
-    assert sorted(p.name for p in trainer.iterdir()) == ["checkpoint-2"] and not (tmp_path / "ran").exists()
+    assert sorted(p.name for p in trainer.iterdir()) == [
+        "checkpoint-2",
+        "damaged-checkpoint-4",
+        "damaged-checkpoint-6",
+    ]
+    assert not (tmp_path / "ran").exists()
+    # a read that fails for the machine's reasons (here EIO) is no verdict on the checkpoint
+
+    def failing(*a, **kw):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(torch, "load", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        resume_point(partial, "job-a")
+    assert (trainer / "checkpoint-2").exists()
 
 
 def test_lora_saves_a_merged_model_and_tensorboard_events(tiny_models, pairs_file, tmp_path, monkeypatch):

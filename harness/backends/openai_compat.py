@@ -38,55 +38,12 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
+from harness.backends.liveness import CONNECT_S, Hung, Liveness
 from harness.core.errors import EndpointError
 
 log = logging.getLogger(__name__)
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 30.0
 ABORTED = ("abort", "error")  # vLLM's finish reasons for a request it dropped or failed
-PROBE_S, PROBES = 30.0, 2  # after a timeout: the model list asked this many times, waiting this long
-
-
-class _Hung(Exception):
-    """The endpoint accepts connections and answers nothing, neither requests nor its model list."""
-
-
-class _Liveness:
-    """What one batch of requests has heard from its server, and the probe that tells hung from slow."""
-
-    def __init__(self, session, base_url: str, timeout_s: float):
-        self.session, self.url = session, f"{base_url}/models"
-        self.timeout_s, self.probe_s = timeout_s, min(PROBE_S, timeout_s)
-        self.lock = asyncio.Lock()
-        self.heard = time.monotonic()  # the last HTTP reply of any kind
-        self.hung: str | None = None
-
-    def heard_now(self) -> None:
-        self.heard = time.monotonic()
-
-    async def check(self, sent: float) -> None:
-        """After a request sent at ``sent`` timed out: raise :class:`_Hung` when the server has answered
-        nothing since and leaves its model list unanswered too; return when it is alive or down."""
-        import aiohttp
-
-        async with self.lock:  # one probe at a time; the requests timing out with it wait for its verdict
-            if self.hung is None and self.heard <= sent:
-                for _ in range(PROBES):
-                    try:
-                        wait = aiohttp.ClientTimeout(total=self.probe_s)
-                        async with self.session.get(self.url, timeout=wait) as r:
-                            await r.read()
-                        self.heard_now()  # any status: the server is alive, only slow
-                        return
-                    except asyncio.TimeoutError:
-                        continue
-                    except aiohttp.ClientError:
-                        return  # refused or dropped: down or restarting, retried with backoff as before
-                self.hung = (
-                    f"accepts connections but answered nothing: a request in {self.timeout_s:g} s, then "
-                    f"{PROBES} asks for its model list ({self.url}) in {self.probe_s:g} s each"
-                )
-            if self.hung is not None:
-                raise _Hung(self.hung)
 
 
 class _Malformed(ValueError):
@@ -182,11 +139,9 @@ class OpenAIBackend:
 
         def text(i, data):
             reply = data["choices"][0]["message"].get("content") or ""
-            if on_reply is not None:
-                on_reply(i, reply)
             return reply
 
-        return self._run(f"{self.base_url}/chat/completions", bodies, text, desc)
+        return self._run(f"{self.base_url}/chat/completions", bodies, text, desc, on_reply)
 
     def option_logprobs(
         self, prompts, options, batch_size=0, max_prompt_tokens=0, desc="judge", on_reply=None
@@ -229,11 +184,9 @@ class OpenAIBackend:
             found = [top.get(w) for w in wanted]
             value = [] if all(v is None for v in found) else [
                 v if v is not None else min(top.values()) for v in found]  # fmt: skip
-            if on_reply is not None:
-                on_reply(i, value)
             return value
 
-        return self._run(f"{self.base_url}/chat/completions", bodies, parse, desc), 0
+        return self._run(f"{self.base_url}/chat/completions", bodies, parse, desc, on_reply), 0
 
     def count_tokens(self, prompts: list[str]) -> list[int]:
         """Prompt tokens as the endpoint counts them (vLLM's ``/tokenize``, which applies the chat
@@ -252,27 +205,34 @@ class OpenAIBackend:
             self.byte_bound = True
         return [len(p.encode()) + 8 * len(json.loads(p)) for p in prompts]
 
-    def _run(self, url: str, bodies: list[dict], parse, desc: str) -> list:
-        return asyncio.run(self._all(url, bodies, parse, desc))
+    def _run(self, url: str, bodies: list[dict], parse, desc: str, on_reply=None) -> list:
+        """Each body posted to ``url``; per body ``parse(i, reply JSON)`` or a :class:`Failure`;
+        ``on_reply(i, parsed)`` as each good one arrives (outside the parse: its own errors are not
+        the reply's)."""
+        return asyncio.run(self._all(url, bodies, parse, desc, on_reply))
 
-    async def _all(self, url, bodies, parse, desc):
+    async def _all(self, url, bodies, parse, desc, on_reply):
         import aiohttp
 
         headers = {"Authorization": f"Bearer {self.key}"}
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
+        # a connection not even accepted in 30 s (a host dropping packets, rebooting) is down, not hung
+        timeout = aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=min(CONNECT_S, self.timeout_s))
         gate = asyncio.Semaphore(self.concurrency)
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         with tqdm(total=len(bodies), desc=desc, unit="call", disable=len(bodies) < 2) as bar:
             async with aiohttp.ClientSession(connector=connector, headers=headers, timeout=timeout) as s:
-                live = _Liveness(s, self.base_url, self.timeout_s)
+                live = Liveness(s, self.base_url, self.timeout_s)
                 replied = [0]
 
                 async def one(i, body):
                     async with gate:
-                        for _ in range(2):  # a reply without what was asked: asked once more
+                        for _ in range(2):  # a malformed reply (cut, not JSON, no choices): asked once more
                             out = await self._post(s, url, body, live)
                             if isinstance(out, Failure):
-                                break
+                                break  # refused, or every retry spent
+                            if isinstance(out, _Bad):
+                                out = Failure(200, out.why)
+                                continue
                             try:
                                 out = parse(i, out)
                                 break
@@ -284,13 +244,16 @@ class OpenAIBackend:
                                     200, f"a reply without what was asked ({type(e).__name__}: {e})"
                                 )
                     bar.update()
-                    replied[0] += not isinstance(out, Failure)
+                    if not isinstance(out, Failure):
+                        replied[0] += 1
+                        if on_reply is not None:
+                            on_reply(i, out)
                     return out  # a Failure fails only its prompt, counted by the judge
 
                 tasks = [asyncio.ensure_future(one(i, b)) for i, b in enumerate(bodies)]
                 try:
                     return await asyncio.gather(*tasks)
-                except _Hung as e:  # every request still out would wait its own timeout: stopped now
+                except Hung as e:  # every request still out would wait its own timeout: stopped now
                     for t in tasks:
                         t.cancel()
                     await asyncio.gather(*tasks, return_exceptions=True)
@@ -300,9 +263,10 @@ class OpenAIBackend:
                         "them), or raise timeout_s for a server this slow"
                     ) from None
 
-    async def _post(self, session, url: str, body: dict, live: _Liveness):
-        """The reply's JSON, or a Failure once it is refused or every retry is spent; raises
-        :class:`_Hung` when the server has stopped answering anything."""
+    async def _post(self, session, url: str, body: dict, live: Liveness):
+        """The reply's JSON; a :class:`_Bad` for a 200 whose body is cut or not a JSON object (the
+        caller asks once more); a Failure once it is refused or every retry is spent; raises
+        :class:`Hung` when the server has stopped answering anything."""
         import aiohttp
 
         for attempt in range(self.max_retries + 1):
@@ -310,12 +274,12 @@ class OpenAIBackend:
             try:
                 async with session.post(url, json=body) as r:
                     live.heard_now()
-                    raw = await r.text()
+                    raw = (await r.read()).decode("utf-8", "replace")  # a body cut inside a character
                     if r.status == 200:
                         data = _reply_json(raw)
-                        if isinstance(data, Failure):  # a cut or malformed body: asked again
-                            last = data
-                        elif (ended := _finish_reason(data)) not in ABORTED:
+                        if isinstance(data, _Bad):
+                            return data
+                        if (ended := _finish_reason(data)) not in ABORTED:
                             return data
                         else:
                             # vLLM answers a request it dropped (its engine shutting down) with whatever
@@ -329,8 +293,8 @@ class OpenAIBackend:
                             return last
             except (aiohttp.ClientError, asyncio.TimeoutError) as e:
                 last = Failure(None, f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-                if isinstance(e, asyncio.TimeoutError):
-                    await live.check(sent)
+                if isinstance(e, asyncio.TimeoutError) and not isinstance(e, aiohttp.ConnectionTimeoutError):
+                    await live.check(sent)  # connected, then nothing: hung, or only slow?
             if attempt == self.max_retries:
                 break
             self.retries += 1
@@ -347,15 +311,22 @@ class OpenAIBackend:
         return Failure(None, f"gave up after {self.max_retries + 1} tries; last error: {last}")
 
 
+@dataclass(frozen=True)
+class _Bad:
+    """A 200 whose body is cut off or not a JSON object."""
+
+    why: str
+
+
 def _reply_json(raw: str):
-    """A 200 reply's JSON object, or a Failure where the body is cut or not one (the warning and the
-    judge's stop line name the server)."""
+    """A 200 reply's JSON object, or a :class:`_Bad` where the body is cut or not one (the judge's
+    stop line names the server)."""
     try:
         data = json.loads(raw)
     except ValueError as e:
-        return Failure(200, f"a reply that is not JSON ({getattr(e, 'msg', e)}, {len(raw)} characters)")
+        return _Bad(f"a reply that is not JSON ({getattr(e, 'msg', e)}, {len(raw)} characters)")
     if not isinstance(data, dict):
-        return Failure(200, "a reply that is not a JSON object")
+        return _Bad("a reply that is not a JSON object")
     return data
 
 

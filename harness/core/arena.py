@@ -145,11 +145,14 @@ def upstream_settings(judge_utils: str, configs: dict[str, str], where: str) -> 
         raise RecordError(f"{where}: no JUDGE_SETTINGS = {{...}}")
     try:
         by_category = ast.literal_eval(Named().visit(found))
-    except ValueError:
+    except (ValueError, TypeError, SyntaxError):
         raise RecordError(f"{where}: JUDGE_SETTINGS is not a literal of strings") from None
     benchmarks = {}
     for name, text in configs.items():
-        cfg = yaml.safe_load(text)
+        try:
+            cfg = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise RecordError(f"{name}: not YAML ({str(e).splitlines()[0]})") from None
         bench = cfg.get("bench_name") if isinstance(cfg, dict) else None
         if not isinstance(bench, str) or not bench.startswith("arena-hard-"):
             raise RecordError(f"{name}: no bench_name arena-hard-<version>")

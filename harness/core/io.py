@@ -123,17 +123,21 @@ def dumps(obj: Any, where, quiet: bool = False, **kw) -> str:
     """JSON text without the ``NaN`` and ``Infinity`` tokens strict readers refuse: a non-finite
     number is written as null, and unless ``quiet`` (a library's field known to hold NaN for "none")
     a warning names the file and the first such field, so that no number turns blank unsaid."""
+    text, found = _strict(obj, **kw)
+    if found and not quiet:
+        log.warning(
+            "%s: %d non-finite numbers written as null (the first at %s)", where, len(found), found[0]
+        )
+    return text
+
+
+def _strict(obj: Any, **kw) -> tuple[str, list[str]]:
     kw = {"sort_keys": True, "ensure_ascii": False, **kw}
     try:
-        return json.dumps(obj, allow_nan=False, **kw)
+        return json.dumps(obj, allow_nan=False, **kw), []
     except ValueError:
         found: list[str] = []
-        text = json.dumps(_finite(obj, "", found), allow_nan=False, **kw)
-        if not quiet:
-            log.warning(
-                "%s: %d non-finite numbers written as null (the first at %s)", where, len(found), found[0]
-            )
-        return text
+        return json.dumps(_finite(obj, "", found), allow_nan=False, **kw), found
 
 
 def _finite(obj, at: str, found: list):
@@ -152,11 +156,16 @@ def write_json(path, obj: Any, quiet: bool = False) -> None:
 
 
 def write_jsonl(path, rows: Iterable[dict], quiet: bool = False) -> int:
-    n = 0
+    n, blank, first = 0, 0, None
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             n += 1
-            f.write(dumps(row, f"{path}:{n}", quiet) + "\n")
+            text, found = _strict(row)
+            f.write(text + "\n")
+            blank += len(found)
+            first = first or (found and f"line {n}, {found[0]}")
+    if blank and not quiet:  # once per file
+        log.warning("%s: %d non-finite numbers written as null (the first at %s)", path, blank, first)
     return n
 
 

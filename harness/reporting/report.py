@@ -92,9 +92,10 @@ def build_table(paths: list[str]):
                 row.update(aggregate(rows, c))
         if "lc_method" in df:
             row["lc_method"] = group["lc_method"].iloc[0]
-        if "mt_bench_out_of_range" in df:  # MT-Bench ratings outside 1-10, over the row's seeds
+        rules = group["mt_bench_ratings"].dropna() if "mt_bench_ratings" in df else ()
+        if len(rules):  # MT-Bench ratings outside 1-10 over the row's seeds (a row may have no MT-Bench)
             row["mt_bench_out_of_range"] = int(group["mt_bench_out_of_range"].fillna(0).sum())
-            row["mt_bench_ratings"] = group["mt_bench_ratings"].dropna().iloc[0]
+            row["mt_bench_ratings"] = rules.iloc[0]
         out.append(row)
     return _base_first(pd.DataFrame(_against_base(out, downstream_columns(df))))
 
@@ -167,16 +168,19 @@ def to_markdown(df) -> str:
             "`(= in every seed)`: each seed's checkpoint gave exactly this number (e.g. the same answers), "
             "so the seeds show no spread; the value is not more certain for it."
         )
-    wild = df.get("mt_bench_out_of_range")
-    if wild is not None and wild.fillna(0).sum() > 0:
-        rows = ", ".join(f"{r['policy']}/{r['ranker']}/{r['regularizer']} {int(r['mt_bench_out_of_range'])}"
-                         for _, r in df.iterrows() if r.get("mt_bench_out_of_range"))  # fmt: skip
-        kept = (df["mt_bench_ratings"] == "fastchat").any()
-        notes.append(
-            f"MT-Bench ratings outside 1-10 ({rows}) are "
-            + ("averaged as they are (ratings: fastchat, FastChat's arithmetic)." if kept else
-               "left out of the means, as unparsable verdicts are (evaluation.mt_bench.ratings: in_range).")
-        )  # fmt: skip
+    wild = [r for _, r in df.iterrows() if r.get("mt_bench_out_of_range") == r.get("mt_bench_out_of_range")
+            and r.get("mt_bench_out_of_range")]  # fmt: skip
+    for rule, said in (
+        (
+            "in_range",
+            "left out of the means, as unparsable verdicts are (evaluation.mt_bench.ratings: in_range)",
+        ),
+        ("fastchat", "averaged as they are (ratings: fastchat, FastChat's arithmetic)"),
+    ):
+        rows = [f"{r['policy']}/{r['ranker']}/{r['regularizer']} {int(r['mt_bench_out_of_range'])}"
+                for r in wild if r.get("mt_bench_ratings") == rule]  # fmt: skip
+        if rows:
+            notes.append(f"MT-Bench ratings outside 1-10 ({', '.join(rows)}) are {said}.")
     if "over_budget" in df:
         notes.append(
             "Over budget: the share of training pairs whose chosen log-likelihood ends more than δ below "

@@ -26,8 +26,8 @@ def style_table(inputs: list[str]):
     if PLAIN not in table:
         raise ValueError("no Arena-Hard metrics among the inputs")
     table = table.copy()
-    table["style_change"] = [
-        None if p is None or c is None or p != p or c != c else c - p
+    table["style_change"] = [  # NaN where either score is missing
+        float("nan") if p is None or c is None else c - p
         for p, c in zip(table[PLAIN], table.get(CONTROLLED, [None] * len(table)), strict=True)
     ]
     return table
@@ -51,7 +51,7 @@ def run(
         change = row["style_change"]
         lines.append(
             f"| {row['policy']} | {row['ranker']} | {row['regularizer']} | {row['seeds']} | {fmt(row, PLAIN)} "
-            f"| {fmt(row, CONTROLLED)} | {'—' if change is None else f'{change:+.2f}'} |"
+            f"| {fmt(row, CONTROLLED)} | {'—' if change != change else f'{change:+.2f}'} |"
         )
     note = (
         "\nStyle control: Arena-Hard-Auto's Bradley-Terry fit with the answers' length and markdown "
@@ -68,7 +68,9 @@ def run(
             v, ci = row.get(col), row.get(f"{col}_ci")
             if v is None or v != v:
                 continue
-            err = [[v - ci[0]], [ci[1] - v]] if isinstance(ci, list | tuple) else None
+            # a style-controlled point is the full fit, its interval bootstrap percentiles: with few
+            # battles the point can lie outside it, drawn then without that side
+            err = [[max(0, v - ci[0])], [max(0, ci[1] - v)]] if isinstance(ci, list | tuple) else None
             ax.errorbar(v, y + dy, xerr=err, fmt=marker, color=color, capsize=2, ms=5)
     ax.errorbar([], [], fmt="o", color="#4477aa", label="score")
     ax.errorbar([], [], fmt="s", color="#cc6677", label="length and markdown controlled")

@@ -210,7 +210,6 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
             add("generate", n, n_eval, 0, turns * n_eval * pt, turns * n_eval * e_at,
                 seconds(policy, g, turns * n_eval * pt, turns * n_eval * e_at), g, shards=n)  # fmt: skip
             calls = n_eval * turns * get(bench).games
-            judge_tok = calls * (tok.get("judge_template", 0) + pt + 2 * e_at)
             kind = (
                 "rating"
                 if get(bench).rating
@@ -218,6 +217,9 @@ def plan(cfg: dict, workdir: Path = Path("."), limits: dict | None = None) -> di
                 if get(bench).judge_prompts_in_data
                 else "pairwise"
             )
+            frame = tok.get("judge_template", 0)  # Arena-Hard's own system prompt and template: longer
+            frame = tok.get("verdict_template", frame) if kind == "verdict" else frame
+            judge_tok = calls * (frame + pt + 2 * e_at)
             reply = calls * _reply_tokens(b.get("judge", {}), kind, tok)
             api = "annotator" in b or spec(b["judge"]["backend"]).endpoint
             name = b["annotator"]["name"] if "annotator" in b else b["judge"].get("model")

@@ -377,3 +377,21 @@ def test_style_figure_and_table_show_what_style_control_changes(tmp_path):
         and out["pdf"].exists()
         and "style_change" in out["csv"].read_text()
     )
+
+
+def test_a_baseline_other_than_the_settings_name_is_refused(tmp_path):
+    """The judge settings name each category's baseline (v2.0 judges creative writing against another
+    model than the hard prompts): answers of another model are refused in one line, not judged."""
+    from harness.core.io import RecordError
+    from harness.evaluation import arena_hard_judge
+
+    f = _files(tmp_path)
+    path = tmp_path / "settings.json"
+    settings = json.loads(path.read_text())
+    settings["settings_by_category"]["hard"]["baseline"] = "gemini-2.0-flash-001"
+    path.write_text(json.dumps(settings))
+    job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "judge": {"backend": "oracle"}}
+    with pytest.raises(RecordError, match=r"base.jsonl: the baseline answers are base-model's, but the judge "
+                       r"settings judge category 'hard' \(\d+ of \d+ questions\) against gemini-2.0-flash-001"):  # fmt: skip
+        arena_hard_judge.judge(job, f["questions"], f["answers"], str(tmp_path / "j.jsonl"),
+                               str(tmp_path / "m.json"), f["baseline"], f["settings"])  # fmt: skip

@@ -91,6 +91,15 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
     unknown = sorted({q["category"] for q in questions} - set(by_category))
     if unknown:
         raise RecordError(f"{settings_path}: no judge settings for category '{unknown[0]}'")
+    # each category is judged against its own baseline (v2.0: creative writing against another model)
+    other = [q for q in questions if baseline[q["uid"]]["model"] != by_category[q["category"]]["baseline"]]
+    if other:
+        q = other[0]
+        raise RecordError(
+            f"{baseline_path}: the baseline answers are {baseline[q['uid']]['model']}'s, but the judge settings "
+            f"judge category '{q['category']}' ({len(other)} of {len(questions)} questions) against "
+            f"{by_category[q['category']]['baseline']}; give that model's answers or leave those questions out"
+        )
     games = []  # (question, answer A, answer B)
     for q in questions:
         mine = answer_text(answers[q["uid"]], answers_path)

@@ -232,7 +232,6 @@ def test_a_hung_server_stops_the_step_in_one_line(monkeypatch):
     accepts) stops the step with one line naming it after one request timeout and two unanswered asks
     for its model list, not after every retry (issue 30, case 5)."""
     import socket
-    import time
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -242,13 +241,12 @@ def test_a_hung_server_stops_the_step_in_one_line(monkeypatch):
     model = {"source": "judge", "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}
     backend = OpenAIBackend(model, concurrency=2, timeout_s=1)  # default retries: >= 510 s of backoff
     judge = PairwiseJudge(backend, "pairwise_v1.txt")
-    started = time.monotonic()
     try:
         with pytest.raises(EndpointError) as e:
             judge.prob_a([(f"q{i}", "a", "b") for i in range(5)])
     finally:
         sock.close()
-    assert time.monotonic() - started < 120  # about 3 s; without the probe, retries would take ~9 minutes
+    assert backend.retries == 0  # stopped at the first timeout's probe, not after 20 retries (~9 minutes)
     msg = str(e.value)
     assert "\n" not in msg and msg.startswith(
         f"judge endpoint {url}: accepts connections but answered nothing"
@@ -280,11 +278,11 @@ def test_a_slow_server_that_answers_its_model_list_is_waited_for(server, monkeyp
         q = body["messages"][0]["content"]
         if q not in first:
             first.add(q)
-            time.sleep(2)  # over timeout_s: the client has given up on this one
+            time.sleep(5)  # over timeout_s: the client has given up on this one
         return 200, "B"
 
     url, script = server(reply)
-    backend = _backend(url, monkeypatch, timeout_s=1)
+    backend = _backend(url, monkeypatch, timeout_s=3)  # the second, immediate reply is far inside it
     judge = PairwiseJudge(backend, "pairwise_v1.txt")
     assert judge.prob_a([("q1", "a", "b"), ("q2", "a", "b")]).tolist() == [0.0, 0.0]
     assert backend.retries == len(first) and judge.stats()["judge_failed"] == 0  # each asked once more

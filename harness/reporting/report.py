@@ -168,8 +168,7 @@ def to_markdown(df) -> str:
             "`(= in every seed)`: each seed's checkpoint gave exactly this number (e.g. the same answers), "
             "so the seeds show no spread; the value is not more certain for it."
         )
-    wild = [r for _, r in df.iterrows() if r.get("mt_bench_out_of_range") == r.get("mt_bench_out_of_range")
-            and r.get("mt_bench_out_of_range")]  # fmt: skip
+    wild = [r for _, r in df.iterrows() if (r.get("mt_bench_out_of_range") or 0) > 0]  # NaN > 0 is False
     for rule, said in (
         (
             "in_range",

@@ -164,3 +164,28 @@ def test_identical_scores_are_marked_not_drawn_as_certainty(tmp_path):
     png, pdf = tmp_path / "f.png", tmp_path / "f.pdf"
     figures.comparisons(rows, str(png), str(pdf))
     assert png.stat().st_size > 5_000
+
+
+def test_one_unit_gives_the_difference_without_an_interval(tmp_path):
+    """A benchmark evaluated on one prompt: the difference is reported, the interval and the test are not
+    (the prompt part of the variance cannot be estimated from one prompt), and nothing divides by zero."""
+    rng = np.random.default_rng(1)
+    a = stats.mean_cell(rng.normal(1.0, 0.5, (3, 1)))
+    b = stats.mean_cell(rng.normal(0.0, 0.5, (3, 1)))
+    res = paired.paired(a, b, 1, 50, seed=0, more_seeds=10)
+    assert res["diff"] == pytest.approx(a[0].mean() - b[0].mean())
+    assert all(np.isnan(res[k]) for k in ("se", "p", "mde", "mde_more_seeds")) and np.isnan(res["ci"]).all()
+    row = {
+        "benchmark": "arena_hard",
+        "metric": "Arena-Hard score (%)",
+        "comparison": "regularizer",
+        "policy": "p",
+        "label": "rm/bcr − rm/dpo",
+        "units": 1,
+        "p_holm": res["p"],
+        **res,
+    }
+    text = compare.to_markdown([row], {"more_seeds": 10})
+    assert f"| p | rm/bcr − rm/dpo | {compare._fmt(res['diff'])} | — | — | — | — |" in text
+    assert "has one unit" in text
+    figures.comparisons([row], str(tmp_path / "f.png"), str(tmp_path / "f.pdf"))

@@ -146,6 +146,12 @@ def to_markdown(rows: list[dict], job: dict) -> str:
                     + (" — |" if more else "")
                 )
                 continue
+            if not np.isfinite(r["se"]):  # one unit: nothing to resample, so no interval and no test
+                out.append(
+                    f"| {r['policy']} | {r['label']} | {_fmt(r['diff'])} | — | — | — |"
+                    + (" — |" if more else "")
+                )
+                continue
             star = " *" if r["p_holm"] < 0.05 else ""
             line = (
                 f"| {r['policy']} | {r['label']} | {_fmt(r['diff'])}{star} | "
@@ -165,6 +171,12 @@ def to_markdown(rows: list[dict], job: dict) -> str:
             " —: no difference to compute, a cell has no value (every MT-Bench grade unparsable, say; "
             "the metrics files count them)."
             if any(not np.isfinite(r["diff"]) for r in rows)
+            else ""
+        )
+        + (
+            " A difference without an interval: its benchmark has one unit (one prompt or question), and "
+            "how a score varies with the prompts cannot be estimated from one; evaluate more to test it."
+            if any(np.isfinite(r["diff"]) and not np.isfinite(r["se"]) for r in rows)
             else ""
         )
     )

@@ -80,12 +80,17 @@ def difference(a, b, n: int, more_seeds: int | None = None) -> dict:
 
     Returns: diff, se, ci [low, high], p, df, mde (80% power, alpha 0.05), the variance parts
     (seed_var, prompt_var) and, with ``more_seeds``, mde_more_seeds: the same design with that many
-    seeds a cell.
+    seeds a cell. With fewer than 2 units only diff: the rest is NaN (no interval and no test).
     """
     from scipy import stats
 
     (ta, da), (tb, db) = a, b
     diff = float(ta.mean() - tb.mean())
+    if n < 2:  # one unit: how much a cell's score moves with the prompts cannot be estimated
+        nan = float("nan")
+        return {"diff": diff, "seed_var": nan, "prompt_var": nan, "seeds": [len(ta), len(tb)], "se": nan,
+                "df": None, "ci": [nan, nan], "p": nan, "mde": nan,
+                "mde_more_seeds": nan if more_seeds else None}  # fmt: skip
     seed_terms = [(float(t.var(ddof=1)) / len(t), len(t)) for t in (ta, tb) if len(t) > 1]
     raw = float(np.nanvar(da.mean(axis=1) - db.mean(axis=1), ddof=1))
     noise = sum(

@@ -391,7 +391,71 @@ def test_a_baseline_other_than_the_settings_name_is_refused(tmp_path):
     settings["settings_by_category"]["hard"]["baseline"] = "gemini-2.0-flash-001"
     path.write_text(json.dumps(settings))
     job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "judge": {"backend": "oracle"}}
-    with pytest.raises(RecordError, match=r"base.jsonl: the baseline answers are base-model's, but the judge "
-                       r"settings judge category 'hard' \(\d+ of \d+ questions\) against gemini-2.0-flash-001"):  # fmt: skip
+    with pytest.raises(RecordError, match=r"base.jsonl: no answers of gemini-2.0-flash-001, the baseline the judge "
+                       r"settings name for category 'hard' \(6 of 6 questions; the baseline answers are base-model's\)"):  # fmt: skip
         arena_hard_judge.judge(job, f["questions"], f["answers"], str(tmp_path / "j.jsonl"),
                                str(tmp_path / "m.json"), f["baseline"], f["settings"])  # fmt: skip
+
+
+def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, tmp_path):
+    """v2.0's layout: hard prompts against one baseline, creative writing against another. The baseline
+    files are prepared into one; each question is judged against its category's baseline; the metrics
+    give each category's score apart (the tool's per-category leaderboards) beside the overall one."""
+    from harness.core.arena import answer_record
+    from harness.core.io import RecordError
+    from harness.data import prepare
+    from harness.evaluation import arena_hard_judge
+
+    f = _files(tmp_path)  # six "hard" questions against base-model
+    extra = [{"uid": f"c{i}", "category": "creative", "prompt": f"story {i}"} for i in range(4)]
+    with open(f["questions"], "a") as fh:
+        fh.writelines(json.dumps(q) + "\n" for q in extra)
+    with open(f["answers"], "a") as fh:
+        fh.writelines(json.dumps(answer_record(q["uid"], "p/rm/bcr/seed0", q["prompt"], f"my story {i}",
+                                               ah.style_metadata(f"my story {i}", 3))) + "\n"
+                      for i, q in enumerate(extra))  # fmt: skip
+    other = tmp_path / "other.jsonl"
+    other.write_text("".join(
+        json.dumps(answer_record(q["uid"], "other-model", q["prompt"], f"other story {i} " + "x " * i,
+                                 ah.style_metadata("", 0))) + "\n" for i, q in enumerate(extra)
+    ))  # fmt: skip
+    settings = json.loads(open(f["settings"]).read())
+    settings["settings_by_category"]["creative"] = {
+        "baseline": "other-model",
+        "system_prompt": "Judge stories.",
+    }
+    open(f["settings"], "w").write(json.dumps(settings))
+    both = str(tmp_path / "baselines.jsonl")
+    sources = [{"path": f["baseline"]}, {"path": str(other)}]
+    assert prepare.run({"kind": "arena_hard_baseline", "source": sources}, both) == 10
+    with pytest.raises(
+        RecordError, match=r"other.jsonl: answers of other-model, which .*other.jsonl has given"
+    ):
+        prepare.run({"kind": "arena_hard_baseline", "source": [*sources, {"path": str(other)}]}, both + ".x")
+
+    url, script = server(lambda body: (200, "[[A>B]]"))  # assistant A wins every game
+    monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
+    judge = {"backend": "openai", "batch_size": 4, "max_prompt_tokens": 4096,
+             "model": {"name": "judge", "source": "judge", "revision": None, "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}}  # fmt: skip
+    job = {"step": "judge", "benchmark": "arena_hard", "version": "v0.1", "judge_name": "judge", "judge": judge,
+           "cell": {"policy": "p", "ranker": "rm", "regularizer": "bcr", "seed": 0}}  # fmt: skip
+    out = tmp_path / "judgments.jsonl"
+    arena_hard_judge.judge(
+        job, f["questions"], f["answers"], str(out), str(tmp_path / "m.json"), both, f["settings"]
+    )
+    rows = {r["uid"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert {u: r["baseline"] for u, r in rows.items()} == {**{f"q{i}": "base-model" for i in range(6)},
+                                                         **{f"c{i}": "other-model" for i in range(4)}}  # fmt: skip
+    assert "A: other story 2" in rows["c2"]["games"][0]["prompt"][1]["content"]
+    assert rows["c2"]["games"][0]["prompt"][0]["content"] == "Judge stories."
+    assert "B: base answer 3" in rows["q3"]["games"][1]["prompt"][1]["content"]
+
+    metrics_job = {"cell": job["cell"], "weight": 3, "bootstrap": {"samples": 50}, "token_count": "words",
+                   "style_control": [["length"]]}  # fmt: skip
+    ah.metrics(metrics_job, str(out), f["answers"], both, str(tmp_path / "metrics.json"), f["questions"])
+    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert m["score"] == pytest.approx(50.0) and m["n_questions"] == 10  # A wins: one game each way
+    cats = m["categories"]
+    assert {c: (v["baseline"], v["n_questions"], v["n_battles"]) for c, v in cats.items()} == {
+        "creative": ("other-model", 4, 8), "hard": ("base-model", 6, 12)}  # fmt: skip
+    assert cats["creative"]["score"] == pytest.approx(50.0) and "length" in cats["hard"]["style_controlled"]

@@ -51,6 +51,21 @@ def load_answers(path: str) -> dict[str, dict]:
     return out
 
 
+def load_baselines(path: str) -> dict[str, dict[str, dict]]:
+    """model -> uid -> answer record: the baseline answers, of one model or of several (Arena-Hard v2.0
+    judges each category against its own baseline); a (model, uid) given twice is refused."""
+    out: dict[str, dict[str, dict]] = {}
+    for lineno, rec in read_jsonl(path):
+        where = f"{path}:{lineno}"
+        uid = require(rec, "uid", str, where)
+        model = require(rec, "model", str, where)
+        answer_text(rec, where)
+        if uid in out.setdefault(model, {}):
+            raise RecordError(f"{where}: field 'uid' repeats {uid!r} for model {model!r}")
+        out[model][uid] = rec
+    return out
+
+
 def answer_record(uid: str, model: str, prompt: str, answer: str, metadata: dict) -> dict:
     """An answer in Arena-Hard-Auto's model_answer layout."""
     return {

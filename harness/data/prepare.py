@@ -10,7 +10,13 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from harness.core.arena import answer_record, check_judge_settings, is_checkout, load_answers, load_questions
+from harness.core.arena import (
+    answer_record,
+    check_judge_settings,
+    is_checkout,
+    load_baselines,
+    load_questions,
+)
 from harness.core.benchmarks import data_format, data_stems
 from harness.core.hub import hub_asset, missing, offline, url_cache
 from harness.core.io import RecordError, read_json, write_json, write_jsonl
@@ -218,15 +224,33 @@ def run(job: dict, output: str) -> int:
     """Write the dataset named by ``job['kind']`` (prompts, preferences, demonstrations, or a benchmark's
     data file: harness/core/benchmarks.py) to ``output``; return the number of records."""
     kind, source = data_format(job["kind"]), job["source"]  # a benchmark's file: its record format
+    sources = source if isinstance(source, list) else [source]
+    planned = job.get("source_sha256")
+    for s, sha in zip(
+        sources, planned if isinstance(planned, list) else [planned] * len(sources), strict=True
+    ):
+        if sha:  # the file the workflow planned with, not one edited since
+            from harness.core.arena import source_sha256
+
+            if source_sha256(s["path"]) != sha:
+                raise RecordError(
+                    f"{s['path']}: changed since the workflow planned this job; rerun the workflow"
+                )
+    if isinstance(source, list):  # several files into one: Arena-Hard baselines (v2.0: one per category)
+        if kind != "arena_hard_answers":
+            raise RecordError(f"{job['kind']}: takes one source, not a list")
+        rows, seen = [], {}
+        for s in source:
+            path = _fetch(s, ".jsonl", kind)
+            for model, answers in load_baselines(str(path)).items():
+                if model in seen:
+                    raise RecordError(f"{path}: answers of {model}, which {seen[model]} has given already")
+                seen[model] = path
+                rows += answers.values()
+        write_jsonl(output, rows)
+        return len(rows)
     skip = source.get("skip") or 0  # a window of the file: [skip, skip + limit)
     limit = None if source.get("limit") is None else skip + source["limit"]
-    if job.get("source_sha256"):  # the file the workflow planned with, not one edited since
-        from harness.core.arena import source_sha256
-
-        if source_sha256(source["path"]) != job["source_sha256"]:
-            raise RecordError(
-                f"{source['path']}: changed since the workflow planned this job; rerun the workflow"
-            )
     if kind == "prompts":
         raw = _fetch(source, ".jsonl")
         if _json_list(raw):  # AlpacaEval's JSON list: ids are places
@@ -278,7 +302,11 @@ def run(job: dict, output: str) -> int:
         rows = load_questions(_fetch(source, ".jsonl", kind))[skip:limit]
         write_jsonl(output, rows)
     elif kind == "arena_hard_answers":  # kept whole (a window of questions keeps every answer)
-        rows = list(load_answers(_fetch(source, ".jsonl", kind)).values())
+        rows = [
+            r
+            for answers in load_baselines(str(_fetch(source, ".jsonl", kind))).values()
+            for r in answers.values()
+        ]
         write_jsonl(output, rows)
     elif kind == "arena_hard_judge_settings":  # our JSON, or built from Arena-Hard-Auto's own files
         settings = (

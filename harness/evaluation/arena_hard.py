@@ -32,7 +32,7 @@ import re
 
 import numpy as np
 
-from harness.core.arena import answer_text, load_answers
+from harness.core.arena import answer_text, load_answers, load_baselines
 from harness.core.io import RecordError, read_jsonl, require
 
 BENCHMARK = "arena_hard"
@@ -267,26 +267,51 @@ def metrics(
         "n_battles": len(found),
         "weight": job["weight"],
     }
-    plain = score([o for _, o in found], b["samples"], seed)
-    m.update(score=plain["score"], score_ci=plain["ci"], bootstrap_mean=plain["bootstrap_mean"])
     # both sides' style counted here, by one counter (a baseline file's own metadata may count otherwise)
     count = token_counter(job["token_count"])
+    mine, baselines = load_answers(answers_path), load_baselines(baseline_path)
+    only = next(iter(baselines)) if len(baselines) == 1 else None  # a record naming no baseline: this one
+    against = {r["uid"]: (r.get("baseline") or only, r.get("category")) for r in records}
     style = {}
-    for side, path in (("model", answers_path), ("baseline", baseline_path)):
-        found_answers = load_answers(path)
-        for uid in {u for u, _ in found}:
-            text = answer_text(found_answers[uid], path)
+    for uid in {u for u, _ in found}:
+        name = against[uid][0]
+        theirs = baselines.get(name, {}).get(uid)
+        if theirs is None:
+            raise RecordError(f"{judgments_path}: question {uid} was judged against {name}, whose answer to it "
+                              f"{baseline_path} lacks")  # fmt: skip
+        for side, rec, path in (("model", mine[uid], answers_path), ("baseline", theirs, baseline_path)):
+            text = answer_text(rec, path)
             style[side, uid] = style_metadata(text, count(text))
-    x = style_covariates([style["model", u] for u, _ in found], [style["baseline", u] for u, _ in found])
-    m["token_count"] = job["token_count"]
-    y = [o for _, o in found]
-    m["style_controlled"] = {}
-    for c in job["style_control"]:
-        try:
-            m["style_controlled"]["+".join(c)] = style_controlled(y, x, tuple(c), b["samples"], seed)
-        except RecordError as e:  # said in the metrics file, not a stopped step: the plain score stands
-            m["style_controlled"]["+".join(c)] = {"score": None, "ci": None, "note": str(e)}
+    scores = _scores(found, style, job["style_control"], b["samples"], seed)
+    controlled = scores.pop("style_controlled")
+    m.update(scores, token_count=job["token_count"], style_controlled=controlled)
+    categories = sorted({against[u][1] for u, _ in found}, key=str)
+    if len(categories) > 1:  # v2.0: each category against its own baseline, scored apart as the tool does
+        m["categories"] = {}
+        for cat in categories:
+            own = [(u, o) for u, o in found if against[u][1] == cat]
+            m["categories"][cat] = {
+                "baseline": against[own[0][0]][0],
+                "n_questions": len({u for u, _ in own}),
+                "n_battles": len(own),
+                **_scores(own, style, job["style_control"], b["samples"], seed),
+            }
     write_metrics(output, BENCHMARK, job, m, started)
+
+
+def _scores(found: list[tuple[str, float]], style: dict, controls: list, rounds: int, seed: int) -> dict:
+    """The score of these battles without and with each style control."""
+    y = [o for _, o in found]
+    plain = score(y, rounds, seed)
+    out = {"score": plain["score"], "score_ci": plain["ci"], "bootstrap_mean": plain["bootstrap_mean"]}
+    x = style_covariates([style["model", u] for u, _ in found], [style["baseline", u] for u, _ in found])
+    out["style_controlled"] = {}
+    for c in controls:
+        try:
+            out["style_controlled"]["+".join(c)] = style_controlled(y, x, tuple(c), rounds, seed)
+        except RecordError as e:  # said in the metrics file, not a stopped step: the plain score stands
+            out["style_controlled"]["+".join(c)] = {"score": None, "ci": None, "note": str(e)}
+    return out
 
 
 def table_values(m: dict) -> dict:

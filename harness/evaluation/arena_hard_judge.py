@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 
-from harness.core.arena import answer_text, load_answers, load_questions
+from harness.core.arena import answer_text, load_answers, load_baselines, load_questions
 from harness.core.io import RecordError, read_json, write_json, write_jsonl
 from harness.core.provenance import provenance
 from harness.evaluation.arena_hard import verdict
@@ -63,6 +63,29 @@ def _conversation(settings: dict, version: dict, q: dict, answer_a: str, answer_
     ]
 
 
+def question_baselines(questions: list[dict], baselines: dict, by_category: dict, path: str) -> dict:
+    """uid -> the answer of the baseline that the judge settings name for the question's category."""
+    out = {}
+    for cat in dict.fromkeys(q["category"] for q in questions):
+        asked = [q["uid"] for q in questions if q["category"] == cat]
+        name = by_category[cat]["baseline"]
+        if name not in baselines:
+            raise RecordError(
+                f"{path}: no answers of {name}, the baseline the judge settings name for category '{cat}' "
+                f"({len(asked)} of {len(questions)} questions; the baseline answers are "
+                f"{', '.join(sorted(baselines)) or 'none'}'s); add that model's answers to baseline_answers "
+                "or leave those questions out"
+            )
+        lacking = [u for u in asked if u not in baselines[name]]
+        if lacking:
+            raise RecordError(
+                f"{path}: {name} has no answer to {len(lacking)} of the {len(asked)} questions of category "
+                f"'{cat}', e.g. {lacking[0]}"
+            )
+        out.update((u, baselines[name][u]) for u in asked)
+    return out
+
+
 def judge_step(job: dict, f: dict) -> None:
     """The `judge` step (its files by option name, harness/cli.py)."""
     judge(
@@ -78,27 +101,18 @@ def judge(job: dict, questions_path: str, answers_path: str, output: str, meta: 
 
     started = time.time()
     questions = load_questions(questions_path)
-    answers, baseline = load_answers(answers_path), load_answers(baseline_path)
-    for name, found in (("answers", answers), ("baseline", baseline)):
-        missing = [q["uid"] for q in questions if q["uid"] not in found]
-        if missing:
-            where = answers_path if name == "answers" else baseline_path
-            raise RecordError(
-                f"{where}: no answer to {len(missing)} of {len(questions)} questions, e.g. {missing[0]}"
-            )
+    answers, baselines = load_answers(answers_path), load_baselines(baseline_path)
     settings = read_json(settings_path)
     by_category, version = settings["settings_by_category"], settings["benchmarks"][job["version"]]
     unknown = sorted({q["category"] for q in questions} - set(by_category))
     if unknown:
         raise RecordError(f"{settings_path}: no judge settings for category '{unknown[0]}'")
     # each category is judged against its own baseline (v2.0: creative writing against another model)
-    other = [q for q in questions if baseline[q["uid"]]["model"] != by_category[q["category"]]["baseline"]]
-    if other:
-        q = other[0]
+    baseline = question_baselines(questions, baselines, by_category, baseline_path)
+    missing = [q["uid"] for q in questions if q["uid"] not in answers]
+    if missing:
         raise RecordError(
-            f"{baseline_path}: the baseline answers are {baseline[q['uid']]['model']}'s, but the judge settings "
-            f"judge category '{q['category']}' ({len(other)} of {len(questions)} questions) against "
-            f"{by_category[q['category']]['baseline']}; give that model's answers or leave those questions out"
+            f"{answers_path}: no answer to {len(missing)} of {len(questions)} questions, e.g. {missing[0]}"
         )
     games = []  # (question, answer A, answer B)
     for q in questions:

@@ -256,7 +256,9 @@ def dataset_sources(cfg: dict):
 
     for bench, b in cfg["evaluation"].items():
         for key in [k for k, _ in get(bench).data.values()] + ["lc_data"]:
-            if b.get(key):
+            if isinstance(b.get(key), list):  # several files of one kind (Arena-Hard's baselines)
+                yield from ((("evaluation", bench, key, str(i)), s) for i, s in enumerate(b[key]))
+            elif b.get(key):
                 yield ("evaluation", bench, key), b[key]
 
 

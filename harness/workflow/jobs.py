@@ -132,11 +132,18 @@ def _finetune(cfg, step, key, paths):
 @resolver("prepare")
 def _prepare(cfg, step, key, paths):
     job = _prepared(cfg, key)
-    if "path" in job["source"]:  # a changed file is a changed job config: prepare_data reruns
-        from harness.core.arena import source_sha256
+    from harness.core.arena import source_sha256
 
-        job["source_sha256"] = source_sha256(job["source"]["path"])
+    # a changed file is a changed job config: prepare_data reruns
+    sha = [source_sha256(s["path"]) if "path" in s else None for s in _listed(job["source"])]
+    if any(sha):
+        job["source_sha256"] = sha if isinstance(job["source"], list) else sha[0]
     return job
+
+
+def _listed(source) -> list:
+    """A source, or a list of them (Arena-Hard's baselines), as a list."""
+    return source if isinstance(source, list) else [source]
 
 
 def _prepared(cfg: dict, key: str) -> dict:

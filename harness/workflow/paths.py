@@ -83,6 +83,7 @@ def model_ref(cfg: dict, name: str, paths: dict, tuned: bool = True) -> dict:
     }
 
 
-def source_input(source: dict) -> list[str]:
-    """A local dataset file as an input (so edits trigger reruns); hub and URL sources have none."""
-    return [source["path"]] if "path" in source else []
+def source_input(source: dict | list) -> list[str]:
+    """A local dataset file as an input (so edits trigger reruns); hub and URL sources have none. A list of
+    sources (Arena-Hard's baselines): each one's."""
+    return [s["path"] for s in (source if isinstance(source, list) else [source]) if "path" in s]

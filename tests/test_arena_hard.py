@@ -459,3 +459,21 @@ def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, t
     assert {c: (v["baseline"], v["n_questions"], v["n_battles"]) for c, v in cats.items()} == {
         "creative": ("other-model", 4, 8), "hard": ("base-model", 6, 12)}  # fmt: skip
     assert cats["creative"]["score"] == pytest.approx(50.0) and "length" in cats["hard"]["style_controlled"]
+
+
+def test_a_sparse_covariate_that_separates_the_outcomes_is_left_out_not_run_off():
+    """A covariate only a few battles carry (answers with a header are rare), whose battles all went one
+    way, has no maximum-likelihood coefficient: Newton's method would run it and the intercept off (a
+    bootstrap interval reaching down to a few percent). It is left out of that fit, and said."""
+    rng = np.random.default_rng(5)
+    n = 240
+    length = rng.normal(0, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(-0.4 + 0.8 * length)))).astype(float)
+    headers = np.zeros(n)
+    headers[:4] = 1.0  # four battles with a header, all won
+    y[:4] = 1.0
+    x = np.column_stack([length, (headers - headers.mean()) / headers.std(ddof=1), np.zeros((n, 2))])
+    x[:, 2:] = rng.normal(0, 1, (n, 2))
+    out = ah.style_controlled(y, x, ("length", "markdown"), rounds=100, seed=0)
+    assert "headers" in out["left_out"] and "headers" not in out["style_coefficients"]
+    assert out["ci"][0] < out["score"] < out["ci"][1] and out["ci"][1] - out["ci"][0] < 20, out

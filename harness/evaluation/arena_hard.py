@@ -134,9 +134,10 @@ def style_covariates(model_meta: list[dict], baseline_meta: list[dict]) -> np.nd
         return (x - x.mean(axis=0)) / x.std(axis=0, ddof=1)
 
 
-def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> np.ndarray:
+def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> tuple[np.ndarray, bool]:
     """Maximum-likelihood logistic fit of (fractional) outcomes on an intercept (the model against the
-    baseline) and the covariates, by Newton's method: the coefficients."""
+    baseline) and the covariates, by Newton's method: the coefficients, and whether it converged (a
+    covariate that separates the outcomes has no maximum: its coefficient runs off)."""
     x = np.column_stack([np.ones(len(outcomes)), covariates])
     beta = np.zeros(x.shape[1])
     for _ in range(iterations):
@@ -146,13 +147,27 @@ def fit(outcomes: np.ndarray, covariates: np.ndarray, iterations: int = 100) -> 
         step = np.linalg.solve(hess + 1e-12 * np.eye(len(beta)), grad)
         beta += step
         if np.max(np.abs(step)) < 1e-12:
-            break
-    return beta
+            return beta, True
+    return beta, False
+
+
+def _fit_kept(y: np.ndarray, x: np.ndarray, cols: list[int]) -> tuple[np.ndarray, list[int]]:
+    """The fit on covariates ``cols`` less those without a maximum: one the data hold constant (beside the
+    intercept), then, while the fit does not converge, the one whose coefficient runs off (a sparse
+    covariate, e.g. the few answers with a header, whose battles all went one way)."""
+    cols = [c for c in cols if np.ptp(x[:, c]) > 0]
+    while True:
+        beta, converged = fit(y, x[:, cols])
+        if converged or not cols:
+            return beta, cols
+        cols = [c for i, c in enumerate(cols) if i != int(np.argmax(np.abs(beta[1:])))]
 
 
 def _win(y: np.ndarray, x: np.ndarray) -> float:
     """The fitted win probability of one resample (its plain mean where every battle has one outcome)."""
-    return float(y[0]) if y.min() == y.max() else 1 / (1 + float(np.exp(-fit(y, x)[0])))
+    if y.min() == y.max():
+        return float(y[0])
+    return 1 / (1 + float(np.exp(-_fit_kept(y, x, list(range(x.shape[1])))[0][0])))
 
 
 def style_controlled(
@@ -178,7 +193,8 @@ def style_controlled(
     rng = np.random.default_rng(seed)
     resamples = rng.integers(0, y.size, size=(rounds, y.size))
     win = np.array([_win(y[i], x[i]) for i in resamples])
-    coef = fit(y, x)
+    coef, kept = _fit_kept(y, x, list(range(len(cols))))
+    out["left_out"] += [names[cols[i]] for i in range(len(cols)) if i not in kept]  # separating the outcomes
     if not np.isfinite(coef).all():
         raise RecordError(
             "arena_hard: the style-controlled fit did not converge (outcomes separated by style)"
@@ -188,7 +204,7 @@ def style_controlled(
         "score": 100 / (1 + float(np.exp(-coef[0]))),
         "ci": [100 * float(np.quantile(win, 0.05)), 100 * float(np.quantile(win, 0.95))],
         "bootstrap_median": 100 * float(np.median(win)),
-        "style_coefficients": dict(zip([names[c] for c in cols], coef[1:].tolist(), strict=True)),
+        "style_coefficients": dict(zip([names[cols[i]] for i in kept], coef[1:].tolist(), strict=True)),
     }
 
 

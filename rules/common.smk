@@ -79,18 +79,16 @@ wildcard_constraints:
 def job_config(step, key, shared=False):
     """An input function: the job's resolved config file, written when first needed.
 
-    The name holds a hash of the content (results/<run>/configs/<step>/<key>.<hash>.yaml; a job
-    whose output all runs share: results/shared/configs/...), so a job reruns exactly when its own
-    resolved config changes (Snakemake's input-set trigger, in a dry run too), and no file is ever
-    rewritten. Writing here, not in a rule, spares the DAG a job per config.
+    The name holds a hash of the content (results/<run>/configs/<step>/<key>.<hash>.yaml, the step
+    named as its rule; a job whose output all runs share: results/shared/configs/...), so a job reruns
+    exactly when its own resolved config changes (Snakemake's input-set trigger, in a dry run too), and
+    no file is ever rewritten. Writing here, not in a rule, spares the DAG a job per config.
     """
 
     def path(wc):
         k = key.format(**dict(wc.items()))
-        written = jobs.write_job_config(
-            jobs.resolve(config, step, k, PATHS),
-            f"{SHARED_DIR if shared else RUN_DIR}/configs/{step}/{k}",
-        )
+        kind, stem = jobs.config_stem(SHARED_DIR if shared else RUN_DIR, step, k)
+        written = jobs.write_job_config({**jobs.resolve(config, step, k, PATHS), "step": kind}, stem)
         seen_to_exist(written)
         return written
 

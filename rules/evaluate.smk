@@ -116,7 +116,7 @@ LC = T.lc.name if T.lc else "none"
 
 rule lc_difficulty:
     input:
-        config=job_config("difficulty", f"{LC}/{{group}}"),
+        config=job_config("lc_difficulty", f"{LC}/{{group}}"),
         eval_set=lambda wc: T.eval_set(LC),
         judgments=lambda wc: T.difficulty_judgments(wc.group),
     output:
@@ -134,7 +134,7 @@ rule lc_difficulty:
     params:
         step_version=1,
     shell:
-        "python -m harness difficulty --config {input.config} --eval-set {input.eval_set}"
+        "python -m harness lc-difficulty --config {input.config} --eval-set {input.eval_set}"
         " --judgments {input.judgments} --output {output} > {log} 2>&1"
 
 

@@ -30,7 +30,7 @@ rule report:
 # `snakemake evaluate`: the models of config `evaluate` on every benchmark, nothing trained
 rule evaluated_table:
     input:
-        config=job_config("report", "evaluated"),
+        config=job_config("evaluated_table", "evaluated"),
         metrics=T.evaluated(),
     output:
         csv=report(
@@ -64,7 +64,7 @@ rule main_table:
 
 rule comparisons:
     input:
-        config=job_config("compare", "main"),
+        config=job_config("comparisons", "main"),
         inputs=T.comparison_inputs(),
     output:
         csv=report(
@@ -88,7 +88,7 @@ rule comparisons:
     params:
         step_version=1,
     shell:
-        "python -m harness compare --config {input.config} --inputs {input.inputs}"
+        "python -m harness comparisons --config {input.config} --inputs {input.inputs}"
         " --output {output.csv} --output-md {output.md} --output-png {output.png}"
         " --output-pdf {output.pdf} > {log} 2>&1"
 
@@ -117,7 +117,7 @@ rule landing:
 
 rule baselines_table:
     input:
-        config=job_config("report", "baselines"),
+        config=job_config("baselines_table", "baselines"),
         metrics=T.baselines(),
     output:
         csv=report(
@@ -141,7 +141,7 @@ rule baselines_table:
 
 rule training_curves:
     input:
-        config=job_config("figures", "likelihood_trajectories"),
+        config=job_config("training_curves", "likelihood_trajectories"),
         logs=T.training_logs(),
     output:
         png=report(
@@ -159,13 +159,13 @@ rule training_curves:
     params:
         step_version=1,
     shell:
-        "python -m harness figures --config {input.config} --logs {input.logs}"
+        "python -m harness training-curves --config {input.config} --logs {input.logs}"
         " --output {output.png} --output-pdf {output.pdf} > {log} 2>&1"
 
 
 rule budget_sweep:
     input:
-        config=job_config("figures", "budget_sweep"),
+        config=job_config("budget_sweep", "budget_sweep"),
         inputs=T.budget_sweep(),
     output:
         png=report(
@@ -194,7 +194,7 @@ rule budget_sweep:
 
 rule mt_bench_categories:
     input:
-        config=job_config("report", "mt_bench_categories"),
+        config=job_config("mt_bench_categories", "mt_bench_categories"),
         metrics=T.benchmark_metrics("mt_bench"),
     output:
         csv=report(
@@ -225,7 +225,7 @@ rule mt_bench_categories:
 
 rule arena_hard_style:
     input:
-        config=job_config("report", "arena_hard_style"),
+        config=job_config("arena_hard_style", "arena_hard_style"),
         metrics=T.benchmark_metrics("arena_hard"),
     output:
         csv=report(
@@ -256,7 +256,7 @@ rule arena_hard_style:
 
 rule downstream_figure:
     input:
-        config=job_config("figures", "downstream"),
+        config=job_config("downstream_figure", "downstream"),
         metrics=T.benchmark_metrics("downstream"),
     output:
         png=report(

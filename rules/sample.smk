@@ -5,7 +5,7 @@
 
 rule build_tiny_models:
     input:
-        config=job_config("build", "tiny"),
+        config=job_config("build_tiny_models", "tiny"),
         corpus=config.get("tiny_tokenizer", {}).get("corpus", []),
     output:
         directory(out("built_models")),
@@ -24,7 +24,7 @@ rule build_tiny_models:
 rule convert_gguf:
     """Once for every run: results/shared/models/gguf/<file stem>.<digest of its bytes and scorer>."""
     input:
-        config=job_config("convert", "{gguf_key}", shared=True),
+        config=job_config("convert_gguf", "{gguf_key}", shared=True),
     output:
         directory(shared_path("models/gguf/{gguf_key}")),
     log:
@@ -85,9 +85,9 @@ rule finetune:
 
 rule prepare_data:
     input:
-        config=job_config("prepare", "{dataset_file}"),
+        config=job_config("prepare_data", "{dataset_file}"),
         source=lambda wc: source_input(
-            jobs.resolve(config, "prepare", wc.dataset_file, PATHS)["source"]
+            jobs.resolve(config, "prepare_data", wc.dataset_file, PATHS)["source"]
         ),
     output:
         out("data", file="{dataset_file}"),

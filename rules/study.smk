@@ -3,7 +3,7 @@
 
 rule rank_study:
     input:
-        config=job_config("study_rank", "{policy}/{ranker}"),
+        config=job_config("rank_study", "{policy}/{ranker}"),
         completions=out("completions", file="completions.jsonl"),
         models=lambda wc: T.built_models(T.ranker_models(wc.ranker)),
     output:
@@ -36,7 +36,7 @@ rule rank_study:
 
 rule gold_accuracy:
     input:
-        config=job_config("gold", "{ranker}/{pset}"),
+        config=job_config("gold_accuracy", "{ranker}/{pset}"),
         preferences=out("data", file="preferences/{pset}.jsonl"),
         models=lambda wc: T.built_models(T.ranker_models(wc.ranker)),
     output:
@@ -76,7 +76,7 @@ use rule gold_accuracy as gold_accuracy_ipr with:
 
 rule study_table:
     input:
-        config=job_config("report", "ranker_study"),
+        config=job_config("study_table", "ranker_study"),
         rankings=T.study_rankings(),
         gold=T.study_gold(),
     output:

@@ -4,7 +4,7 @@
 
 rule reference_logps:
     input:
-        config=job_config("reference", "{policy}/{ranker}"),
+        config=job_config("reference_logps", "{policy}/{ranker}"),
         pairs=out("pairs", file="pairs.jsonl"),
         models=lambda wc: T.built_models([wc.policy]),
     output:

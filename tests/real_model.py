@@ -42,7 +42,9 @@ def convert(out: Path) -> Path:
     """SmolLM2-135M-Instruct converted by the harness's convert-gguf step into ``out``."""
     from harness.backends import convert as step
 
-    step.run({"step": "convert", "name": "smollm2", "gguf": {"package": PACKAGE, "file": FILE}}, str(out))
+    step.run(
+        {"step": "convert_gguf", "name": "smollm2", "gguf": {"package": PACKAGE, "file": FILE}}, str(out)
+    )
     return out
 
 

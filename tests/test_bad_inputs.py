@@ -297,12 +297,12 @@ def test_bad_record_names_file_line_and_field(case, tmp_path):
     else:
         lines(src, content)
     out = tmp_path / "out" / src.name
-    job = job_file(tmp_path, {"step": "prepare", "kind": kind, "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": kind, "source": {"path": str(src)}})
     fails(["prepare-data", "--config", job, "--output", out], f"{src}{where}", what, absent=[out])
 
 
 def test_source_directory_instead_of_file(tmp_path):
-    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": str(tmp_path)}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "prompts", "source": {"path": str(tmp_path)}})
     fails(
         ["prepare-data", "--config", job, "--output", tmp_path / "o.jsonl"], str(tmp_path), "is a directory"
     )
@@ -318,7 +318,8 @@ def test_source_changed_after_planning(tmp_path):
     lines(src, [GOOD_PROMPT, {"id": "b", "prompt": "More."}])
     out = tmp_path / "o.jsonl"
     job = job_file(
-        tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": str(src)}, "source_sha256": sha}
+        tmp_path,
+        {"step": "prepare_data", "kind": "prompts", "source": {"path": str(src)}, "source_sha256": sha},
     )
     fails(["prepare-data", "--config", job, "--output", out], str(src), "changed since", absent=[out])
 
@@ -330,10 +331,10 @@ def test_prepare_job_config_follows_the_source_content(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
     cfg = {"prompts": {"path": "p.jsonl"}}
-    first = jobs.resolve(cfg, "prepare", "prompts.jsonl", PATHS)
+    first = jobs.resolve(cfg, "prepare_data", "prompts.jsonl", PATHS)
     lines(src, [GOOD_PROMPT, {"id": "b", "prompt": "More."}])
     os.utime(src, ns=(1, 1))
-    second = jobs.resolve(cfg, "prepare", "prompts.jsonl", PATHS)
+    second = jobs.resolve(cfg, "prepare_data", "prompts.jsonl", PATHS)
     assert first["source_sha256"] != second["source_sha256"]
 
 
@@ -496,7 +497,7 @@ def test_reference_logps_refuses_a_pair_without_a_prompt(tmp_path):
             "rejected": [{"role": "assistant", "content": "r"}]}  # fmt: skip
     src = lines(tmp_path / "pairs.jsonl", [pair])
     job = {
-        "step": "reference",
+        "step": "reference_logps",
         "seed": 0,
         "training": section_defaults("training"),
         "model": model_ref(tmp_path / "none"),
@@ -756,7 +757,7 @@ def test_reward_model_without_its_head_is_refused(tiny_models, tmp_path):
 
 def test_full_disk_names_the_path_and_leaves_nothing(tmp_path, monkeypatch):
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
-    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "prompts", "source": {"path": str(src)}})
     out = tmp_path / "data" / "prompts.jsonl"
 
     def full(*args, **kwargs):
@@ -774,7 +775,7 @@ def test_full_disk_names_the_path_and_leaves_nothing(tmp_path, monkeypatch):
 
 def test_output_under_a_file_names_the_path(tmp_path):
     src = lines(tmp_path / "p.jsonl", [GOOD_PROMPT])
-    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "prompts", "source": {"path": str(src)}})
     out = src / "prompts.jsonl"  # its "directory" is a file
     fails(["prepare-data", "--config", job, "--output", out], str(out), f"{src} is a file, not a directory")
 
@@ -786,7 +787,7 @@ def test_interrupt_is_one_line(tmp_path, monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(data, "run", stop)
-    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": "x"}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "prompts", "source": {"path": "x"}})
     fails(["prepare-data", "--config", job, "--output", tmp_path / "o"], "prepare-data", "interrupted")
 
 
@@ -823,7 +824,7 @@ def test_out_of_memory_is_one_line_with_what_to_do(kind, tmp_path, monkeypatch):
         )
 
     monkeypatch.setattr(data, "run", oom)
-    job = job_file(tmp_path, {"step": "prepare", "kind": "prompts", "source": {"path": "x"}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "prompts", "source": {"path": "x"}})
     fails(
         ["prepare-data", "--config", job, "--output", tmp_path / "o"],
         f"out of {kind.upper() if kind == 'gpu' else kind} memory",
@@ -875,7 +876,7 @@ def _stderr_one_error(proc) -> str:
 
 def test_cli_process_prints_one_line(tmp_path):
     src = lines(tmp_path / "q.jsonl", [{**MT_Q, "turns": ["one turn only"]}])
-    job = job_file(tmp_path, {"step": "prepare", "kind": "mt_bench", "source": {"path": str(src)}})
+    job = job_file(tmp_path, {"step": "prepare_data", "kind": "mt_bench", "source": {"path": str(src)}})
     env = {**os.environ, "PYTHONPATH": pythonpath()}
     cmd = [
         sys.executable,

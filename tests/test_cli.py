@@ -36,3 +36,34 @@ def test_each_step_runs_a_function_with_its_own_arguments(step):
     sub = next(a for a in _parser()._actions if a.dest == "step").choices[step]
     dests = {a.dest for a in sub._actions} | ({"job"} if s.config else set())
     assert set(s.call) <= dests, set(s.call) - dests
+
+
+# rules that run another step than their own name: the other tables run `report` (the main table's
+# rule); the ranker study's ranking runs `rank` with the study's settings (docs/extending.md)
+RUNS_ANOTHER = {"evaluated_table": "report", "baselines_table": "report", "rank_study": "rank"}
+
+
+def test_one_spelling_per_step_across_cli_job_kind_and_rule():
+    """Every rule with a job config is named as its job kind, and runs the step of that name (hyphens for
+    underscores), but for the few that run a shared step; every kind has a resolver."""
+    import re
+
+    from harness.workflow.jobs import RESOLVERS
+
+    from .conftest import ROOT
+
+    seen = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        text = smk.read_text()
+        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", text, re.S | re.M):
+            kind = re.search(r'job_config\(\s*"(\w+)"', body)
+            step = re.search(r"(?:python|{params.run}) -m harness ([\w-]+)", body)
+            if kind:
+                seen[name] = kind.group(1)
+                assert kind.group(1) == name, (
+                    f"{smk.name}: rule {name} writes job configs of kind {kind.group(1)}"
+                )
+                assert kind.group(1) in RESOLVERS
+                want = RUNS_ANOTHER.get(name, name.replace("_", "-"))
+                assert step and step.group(1) == want and want in STEPS, (name, step and step.group(1))
+    assert len(seen) >= 25 and set(RUNS_ANOTHER) <= set(seen)

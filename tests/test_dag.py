@@ -1,7 +1,9 @@
 """DAG tests: dry runs of the demo and paper configs, the SLURM profile, single-cell targets, and
 configs or inputs that must stop the run before any result is written."""
 
+import hashlib
 import re
+import shutil
 
 import pytest
 import yaml
@@ -87,6 +89,23 @@ def test_job_configs_are_content_addressed(tmp_path):
     assert {p: t for p, t in after.items() if p in before} == before
     new = sorted(str(p.relative_to(wf / "results/demo/configs")) for p in set(after) - set(before))
     assert len(new) == 9 and all(n.startswith("train/tiny-policy/") and "/bcr/seed" in n for n in new)
+
+    # a run begun while reference_logps's kind was "reference" (harness/workflow/jobs.py RENAMED): its
+    # folder as that version wrote it is used, the same file names, so no finished job reruns
+    configs = wf / "results/demo/configs"
+    for p in (configs / "reference_logps").rglob("*.yaml"):
+        text = p.read_text().replace("step: reference_logps", "step: reference")
+        stem = str(p.relative_to(configs / "reference_logps")).rsplit(".", 2)[0]
+        q = configs / "reference" / f"{stem}.{hashlib.sha256(text.encode()).hexdigest()[:12]}.yaml"
+        q.parent.mkdir(parents=True, exist_ok=True)
+        q.write_text(text)
+    shutil.rmtree(configs / "reference_logps")
+    made = set((configs / "reference").rglob("*.yaml"))
+    assert len(made) == 3
+    r = snakemake(["-n", "-p", "--configfile", "config/demo.yaml"], wf)
+    assert r.returncode == 0, r.stderr
+    assert not (configs / "reference_logps").exists() and set((configs / "reference").rglob("*.yaml")) == made
+    assert "--config results/demo/configs/reference/tiny-policy/rm." in r.stdout
 
 
 def test_paper_dry_run_plans_every_job(wf):

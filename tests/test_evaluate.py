@@ -466,7 +466,7 @@ def test_joint_difficulty_recovers_a_planted_difficulty_and_feeds_the_lc(tmp_pat
     for k, rows in enumerate(files):
         paths.append(tmp_path / f"m{k}.json")
         paths[-1].write_text(json.dumps(rows))
-    job = {"step": "difficulty", "group": "reference", "models": [f"p/m{k}" for k in range(10)],
+    job = {"step": "lc_difficulty", "group": "reference", "models": [f"p/m{k}" for k in range(10)],
            "lambdas": [0.1, 1.0], "folds": 5, "seed": 0}  # fmt: skip
     out = tmp_path / "difficulty.json"
     lc.fit_difficulty(job, str(eval_set), [str(p) for p in paths], str(out))

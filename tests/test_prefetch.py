@@ -76,7 +76,7 @@ def _step(tmp_path, job, *args):
 
 def _prepare(tmp_path, kind, source, output):
     return _step(
-        tmp_path, {"step": "prepare", "kind": kind, "source": source}, "prepare-data", "--output", output
+        tmp_path, {"step": "prepare_data", "kind": kind, "source": source}, "prepare-data", "--output", output
     )
 
 

@@ -293,7 +293,7 @@ def test_scorer_conversion_scores_yes_minus_no_after_the_question(smollm2, tmp_p
     spec = {"package": real_model.PACKAGE, "file": real_model.FILE,
             "scorer": {"question": question, "positive": "Yes", "negative": "No"}}  # fmt: skip
     out = tmp_path / "scorer"
-    convert.run({"step": "convert", "name": "scorer", "gguf": spec}, str(out))
+    convert.run({"step": "convert_gguf", "name": "scorer", "gguf": spec}, str(out))
     convs = [[{"role": "user", "content": QUESTIONS[0]}, {"role": "assistant", "content": a}]
              for a in ("The capital of France is Paris.", "I like turtles.")]  # fmt: skip
     scores = score_reward_model(ref(out), convs, batch_size=2)  # one padded batch
@@ -310,7 +310,7 @@ def test_scorer_conversion_scores_yes_minus_no_after_the_question(smollm2, tmp_p
         assert score == pytest.approx((logits[yes] - logits[no]).item(), abs=1e-4)
     with pytest.raises(Exception, match="one token each"):
         bad = {**spec, "scorer": {**spec["scorer"], "positive": "Absolutely yes"}}
-        convert.run({"step": "convert", "name": "scorer", "gguf": bad}, str(tmp_path / "bad"))
+        convert.run({"step": "convert_gguf", "name": "scorer", "gguf": bad}, str(tmp_path / "bad"))
 
 
 def test_serving_wrapper_refuses_a_missing_environment_in_one_line(tmp_path):

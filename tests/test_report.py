@@ -62,7 +62,7 @@ def test_main_table_intervals(tmp_path):
 def test_mt_bench_category_table_and_figure(tmp_path):
     inputs = [p for p in _inputs(tmp_path) if "mt" in p.rsplit("/", 1)[1]]
     outs = [str(tmp_path / f"cat.{e}") for e in ("csv", "md", "png", "pdf")]
-    report.mt_bench_categories({"step": "report"}, inputs, *outs)
+    report.mt_bench_categories({"step": "mt_bench_categories"}, inputs, *outs)
     md = (tmp_path / "cat.md").read_text()
     assert "| policy | ranker | regularizer | seeds | math | writing | overall |" in md
     assert "| p | base | — | 1 | 4.00 [3.00, 5.00] | 9.00 [8.50, 9.50] | 6.50 [6.00, 7.00] |" in md

@@ -1,4 +1,4 @@
-"""The length-controlled (LC) win rate of AlpacaEval 2 and step `difficulty`, the instruction
+"""The length-controlled (LC) win rate of AlpacaEval 2 and step `lc-difficulty`, the instruction
 difficulty that ``lc_method: joint`` fits over every model judged against the same reference.
 
 The LC win rate is alpaca_eval's GLM (its design matrix and logistic-regression code) by one of three
@@ -355,11 +355,11 @@ def load_difficulty(path: str) -> dict:
             "path": path,
         }
     except (KeyError, TypeError) as e:
-        raise RecordError(f"{path}: not a difficulty file from `harness difficulty` (missing {e})") from None
+        raise RecordError(f"{path}: not an lc-difficulty step's file (missing {e})") from None
 
 
 def fit_difficulty(job: dict, eval_set: str, judgments: list[str], output: str) -> None:
-    """Step `difficulty`: each instruction's difficulty fitted jointly over ``judgments`` (one
+    """Step `lc-difficulty`: each instruction's difficulty fitted jointly over ``judgments`` (one
     annotations file per model judged against the same reference), for ``lc_method: joint``."""
     from harness.evaluation import difficulty
 

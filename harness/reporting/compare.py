@@ -1,4 +1,4 @@
-"""Step `compare`: paired comparisons of the main table's cells on every benchmark (harness/reporting/
+"""Step `comparisons`: paired comparisons of the main table's cells on every benchmark (harness/reporting/
 paired.py has the statistics: the interval, p-value, Holm's correction and the smallest detectable
 difference), as CSV, Markdown and a forest plot."""
 
@@ -16,7 +16,7 @@ from harness.core.stats import seed_order
 from harness.reporting.figures import comparisons
 from harness.reporting.paired import by_metric, difference, draws, holm, identical, statistics
 
-# ---- the `compare` step: comparisons of the main table's cells on every benchmark ----
+# ---- the `comparisons` step: comparisons of the main table's cells on every benchmark ----
 
 
 def _files(job: dict) -> dict:

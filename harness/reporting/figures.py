@@ -1,4 +1,4 @@
-"""Steps `figures` and `budget-sweep`: training figures (PNG for reading, PDF for papers).
+"""Steps `training-curves` and `budget-sweep`: training figures (PNG for reading, PDF for papers).
 
 ``likelihood_trajectories``: mean change of log pi(y_w) (solid) and log pi(y_l) (dashed) against the
 reference, per training step, one colour per regularizer and one panel per (policy, ranker); seeds

@@ -1,15 +1,17 @@
 """Resolve the experiment config into one small config per job.
 
-The workflow writes ``results/configs/<step>/<key>.<hash>.yaml`` from ``resolve`` (``write_job_config``,
-called from the rules' input functions); the heavy step reads only that file, so any job can be rerun
-by hand, and a job reruns exactly when its own resolved config changes: a new content is a new file
-name, which Snakemake sees as a changed input set.
+The workflow writes ``results/<run>/configs/<kind>/<key>.<hash>.yaml`` from ``resolve``
+(``write_job_config``, called from the rules' input functions); the heavy step reads only that file, so
+any job can be rerun by hand, and a job reruns exactly when its own resolved config changes: a new content
+is a new file name, which Snakemake sees as a changed input set. A job's kind is the name of its rule.
 
-Keys: build ``tiny``; convert ``<converted_key>`` (written under results/shared/, one for every run);
-finetune ``<model>``; prepare ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl``; sample ``<policy>``; rank
-``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``; generate, judge and metrics
-``<benchmark>/<policy>/<model>`` with model ``base`` or ``<ranker>/<regularizer>/seed<N>``; downstream
-``<policy>/<model>``; difficulty ``alpaca_eval/<reference group>``; report ``main``.
+Keys: build_tiny_models ``tiny``; convert_gguf ``<converted_key>`` (written under results/shared/, one for
+every run); finetune ``<model>``; prepare_data ``prompts.jsonl|alpaca_eval.json|mt_bench.jsonl|...``;
+sample ``<policy>``; rank and rank_study ``<policy>/<ranker>``; gold_accuracy ``<ranker>/<preference
+set>``; reference_logps ``<policy>/<ranker>``; train ``<policy>/<ranker>/<regularizer>/seed<N>``;
+generate, judge and metrics ``<benchmark>/<policy>/<model>`` with model ``base`` or
+``<ranker>/<regularizer>/seed<N>``; downstream ``<policy>/<model>``; lc_difficulty ``alpaca_eval/<reference
+group>``; comparisons and cost ``main``; the tables and figures (``NAMED``) their own name.
 """
 
 from __future__ import annotations
@@ -20,6 +22,28 @@ from harness.core.benchmarks import BENCHMARKS, get
 from harness.core.cells import BASE, EVALUATED, ModelKey
 from harness.ranking.kinds import kind as ranker_kind
 from harness.workflow.paths import model_ref
+
+# kinds named after their rule since 2026-12-05, and what they were called before: a run begun before
+# keeps its folders (configs/<old>/, with the old name inside), so that its finished jobs keep their
+# config files, path and content, and nothing reruns for the new names
+RENAMED = {
+    "build_tiny_models": "build",
+    "convert_gguf": "convert",
+    "prepare_data": "prepare",
+    "rank_study": "study_rank",
+    "gold_accuracy": "gold",
+    "reference_logps": "reference",
+    "lc_difficulty": "difficulty",
+}
+
+
+def config_stem(root: str, kind: str, key: str) -> tuple[str, str]:
+    """The kind a job config names and the stem of its file under ``root`` (a run's folder, or
+    results/shared): the old kind's where this run has begun in its folder (``RENAMED``)."""
+    old = RENAMED.get(kind)
+    if old and os.path.isdir(f"{root}/configs/{old}"):
+        kind = old
+    return kind, f"{root}/configs/{kind}/{key}"
 
 
 def write_job_config(cfg: dict, stem: str) -> str:
@@ -98,13 +122,13 @@ def resolve(cfg: dict, step: str, key: str, paths: dict) -> dict:
     return {"step": step, **RESOLVERS[step](cfg, step, key, paths)}
 
 
-@resolver("build")
+@resolver("build_tiny_models")
 def _build(cfg, step, key, paths):
     built = {n: m["build"] for n, m in cfg["models"].items() if "build" in m}
     return {"tokenizer": cfg.get("tiny_tokenizer", {}), "models": built}
 
 
-@resolver("convert")
+@resolver("convert_gguf")
 def _convert(cfg, step, key, paths):  # key: the shared conversion's converted_key (the same in every run)
     from harness.backends.convert import converted_key, gguf_path
     from harness.core.io import file_sha256
@@ -129,7 +153,7 @@ def _finetune(cfg, step, key, paths):
     return {"name": key, "model": model_ref(cfg, key, paths, tuned=False), "finetune": m["finetune"]}
 
 
-@resolver("prepare")
+@resolver("prepare_data")
 def _prepare(cfg, step, key, paths):
     job = _prepared(cfg, key)
     from harness.core.arena import source_sha256
@@ -172,7 +196,7 @@ def _sample(cfg, step, key, paths):
     }
 
 
-@resolver("gold")
+@resolver("gold_accuracy")
 def _gold(cfg, step, key, paths):
     ranker, pset = key.split("/")
     job = resolve(cfg, "rank", f"{cfg['policies'][0]}/{ranker}", paths)
@@ -182,13 +206,13 @@ def _gold(cfg, step, key, paths):
     return job
 
 
-@resolver("rank", "study_rank")
+@resolver("rank", "rank_study")
 def _rank(cfg, step, key, paths):
     policy, ranker = key.split("/")
     r = {"name": ranker, **_unsharded(cfg["rankers"][ranker])}
-    if step == "study_rank" and ranker_kind(r).pairwise:
+    if step == "rank_study" and ranker_kind(r).pairwise:
         r["procedure"] = cfg["ranker_study"]["procedure"]
-    if step == "study_rank" and cfg["ranker_study"].get("prompts"):
+    if step == "rank_study" and cfg["ranker_study"].get("prompts"):
         r["limit"] = cfg["ranker_study"]["prompts"]
     if not ranker_kind(r).pairwise:
         r["model"] = model_ref(cfg, r["model"], paths)
@@ -199,7 +223,7 @@ def _rank(cfg, step, key, paths):
     return {"policy": policy, "ranker": r, "seed": cfg["sampling"]["seed"]}
 
 
-@resolver("reference")
+@resolver("reference_logps")
 def _reference(cfg, step, key, paths):
     policy, _ = key.split("/")
     return {"seed": 0, "model": model_ref(cfg, policy, paths), "training": cfg["training"]}
@@ -270,7 +294,7 @@ def _judged(cfg, step, key, paths):
     return job
 
 
-@resolver("difficulty")
+@resolver("lc_difficulty")
 def _difficulty(cfg, step, key, paths):
     from harness.evaluation.lc import lc_models
 
@@ -285,7 +309,7 @@ def _difficulty(cfg, step, key, paths):
     }
 
 
-@resolver("compare", "cost")
+@resolver("comparisons", "cost")
 def _from_targets(cfg, step, key, paths):
     from harness.workflow.config import run_dir
     from harness.workflow.targets import Targets
@@ -294,7 +318,12 @@ def _from_targets(cfg, step, key, paths):
     return {"evaluations": targets.cost_jobs()} if step == "cost" else _compare(cfg, targets)
 
 
-@resolver("report", "figures")
+# the tables and figures, whose job configs hold only their name
+NAMED = ("report", "evaluated_table", "baselines_table", "study_table", "training_curves", "budget_sweep",
+         "mt_bench_categories", "arena_hard_style", "downstream_figure")  # fmt: skip
+
+
+@resolver(*NAMED)
 def _named(cfg, step, key, paths):
     return {"name": key}
 

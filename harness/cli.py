@@ -247,7 +247,9 @@ def _parser() -> argparse.ArgumentParser:
     for name, s in STEPS.items():
         sp = sub.add_parser(name, help=s.help, description=s.help)
         if s.config:
-            sp.add_argument("--config", required=True, help="resolved job config (results/configs/...)")
+            sp.add_argument(
+                "--config", required=True, help="resolved job config (results/<run>/configs/<kind>/...)"
+            )
         if s.output:
             sp.add_argument("--output", required=True, help="the file or directory this step writes")
         for flag, kw in s.arguments:

@@ -433,7 +433,9 @@ def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, t
     ):
         prepare.run({"kind": "arena_hard_baseline", "source": [*sources, {"path": str(other)}]}, both + ".x")
 
-    url, script = server(lambda body: (200, "[[A>B]]"))  # assistant A wins every game
+    url, script = server(
+        lambda body: (200, "no verdict" if "story 3" in body["messages"][-1]["content"] else "[[A>B]]")
+    )
     monkeypatch.setenv("TEST_JUDGE_KEY", "secret")
     judge = {"backend": "openai", "batch_size": 4, "max_prompt_tokens": 4096,
              "model": {"name": "judge", "source": "judge", "revision": None, "base_url": url, "api_key_env": "TEST_JUDGE_KEY"}}  # fmt: skip
@@ -454,10 +456,11 @@ def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, t
                    "style_control": [["length"]]}  # fmt: skip
     ah.metrics(metrics_job, str(out), f["answers"], both, str(tmp_path / "metrics.json"), f["questions"])
     m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
-    assert m["score"] == pytest.approx(50.0) and m["n_questions"] == 10  # A wins: one game each way
+    # assistant A wins every game it has a verdict for: one game each way; c3 has none, left out
+    assert m["score"] == pytest.approx(50.0) and (m["n_questions"], m["n_left_out"]) == (10, 1)
     cats = m["categories"]
-    assert {c: (v["baseline"], v["n_questions"], v["n_battles"]) for c, v in cats.items()} == {
-        "creative": ("other-model", 4, 8), "hard": ("base-model", 6, 12)}  # fmt: skip
+    assert {c: (v["baseline"], v["n_questions"], v["n_left_out"], v["n_battles"]) for c, v in cats.items()} == {
+        "creative": ("other-model", 4, 1, 6), "hard": ("base-model", 6, 0, 12)}  # fmt: skip
     assert cats["creative"]["score"] == pytest.approx(50.0) and "length" in cats["hard"]["style_controlled"]
 
 

@@ -5,7 +5,7 @@ It needs a checkout of lmarena/arena-hard-auto (commit 196f6b82, the one the pap
 the ARENA_HARD_AUTO environment variable, and the published v0.1 answers in ../shared; CI has neither the
 network nor a checkout, so it is skipped there (docs/validation.md gives the numbers of its last run).
 
-Our side: 60 v0.1 questions, gpt-4-0613's published answers as "our model" and gpt-4-0314's as the
+Our side: 100 v0.1 questions, gpt-4-0613's published answers as "our model" and gpt-4-0314's as the
 baseline, both rewritten through our answer records (style metadata counted in words, as the demo does),
 judged in both games by a scripted endpoint whose verdicts favour the longer answer with some noise and
 leave a few games without a verdict. The tool's scores are the mean of 100 unseeded bootstrap means and,

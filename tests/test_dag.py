@@ -394,3 +394,23 @@ def test_a_gguf_file_is_converted_once_for_every_run(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     other = re.search(r"output: (results/shared/models/gguf/\S+)", r.stdout).group(1)
     assert other != shared and other.startswith("results/shared/models/gguf/weights.")
+
+
+def test_a_job_config_written_under_an_old_kind_keeps_its_place(tmp_path):
+    """harness/workflow/jobs.py RENAMED: a job whose config a run wrote under the old kind (the tables all
+    under `report`, say) keeps that folder and name; a job it has none for, or another key that merely
+    begins alike (a ranker `rm.v2` beside `rm`), takes its rule's name."""
+    from harness.workflow.jobs import config_stem
+
+    (tmp_path / "configs/report").mkdir(parents=True)
+    (tmp_path / "configs/report/mt_bench_categories.0123456789ab.yaml").write_text("step: report\n")
+    (tmp_path / "configs/reference/p").mkdir(parents=True)
+    (tmp_path / "configs/reference/p/rm.0123456789ab.yaml").write_text("step: reference\n")
+    root = str(tmp_path)
+    assert config_stem(root, "mt_bench_categories", "mt_bench_categories") == (
+        "report", f"{root}/configs/report/mt_bench_categories")  # fmt: skip
+    assert config_stem(root, "arena_hard_style", "arena_hard_style")[0] == "arena_hard_style"
+    assert config_stem(root, "reference_logps", "p/rm")[0] == "reference"
+    assert config_stem(root, "reference_logps", "p/rm.v2") == (
+        "reference_logps", f"{root}/configs/reference_logps/p/rm.v2")  # fmt: skip
+    assert config_stem(root, "train", "p/rm/dpo/seed0")[0] == "train"

@@ -226,9 +226,12 @@ def run(job: dict, output: str) -> int:
     kind, source = data_format(job["kind"]), job["source"]  # a benchmark's file: its record format
     sources = source if isinstance(source, list) else [source]
     planned = job.get("source_sha256")
-    for s, sha in zip(
-        sources, planned if isinstance(planned, list) else [planned] * len(sources), strict=True
-    ):
+    shas = planned if isinstance(planned, list) else [planned] * len(sources)
+    if len(shas) != len(sources):
+        raise RecordError(
+            f"source_sha256: {len(shas)} checksums for {len(sources)} sources (a hand-made job?)"
+        )
+    for s, sha in zip(sources, shas, strict=True):
         if sha:  # the file the workflow planned with, not one edited since
             from harness.core.arena import source_sha256
 

@@ -301,17 +301,20 @@ def metrics(
     scores = _scores(found, style, job["style_control"], b["samples"], seed)
     controlled = scores.pop("style_controlled")
     m.update(scores, token_count=job["token_count"], style_controlled=controlled)
-    categories = sorted({against[u][1] for u, _ in found}, key=str)
+    categories = sorted({against[r["uid"]][1] for r in records}, key=str)
     if len(categories) > 1:  # v2.0: each category against its own baseline, scored apart as the tool does
         m["categories"] = {}
         for cat in categories:
+            asked = [r["uid"] for r in records if against[r["uid"]][1] == cat]
             own = [(u, o) for u, o in found if against[u][1] == cat]
             m["categories"][cat] = {
-                "baseline": against[own[0][0]][0],
-                "n_questions": len({u for u, _ in own}),
+                "baseline": against[asked[0]][0],
+                "n_questions": len(asked),
+                "n_left_out": len(set(asked) & set(left_out)),
                 "n_battles": len(own),
-                **_scores(own, style, job["style_control"], b["samples"], seed),
-            }
+                **(_scores(own, style, job["style_control"], b["samples"], seed) if own
+                   else {"score": None, "score_ci": None, "note": "every question left out"}),
+            }  # fmt: skip
     write_metrics(output, BENCHMARK, job, m, started)
 
 

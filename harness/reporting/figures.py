@@ -8,7 +8,7 @@ are averaged and their spread shaded.
 budget delta, one panel per (policy, ranker); dpop sits at delta = 0 and plain DPO at infinity. The
 grey floor marks -delta, the lowest mean the budget allows. Also written as a CSV table.
 
-``comparisons``: the `compare` step's forest plot of paired differences.
+``comparisons``: the `comparisons` step's forest plot of paired differences.
 """
 
 from __future__ import annotations

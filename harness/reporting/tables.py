@@ -1,4 +1,4 @@
-"""Helpers every table and figure step shares (report, compare, cost, figures): a leaf module, so
+"""Helpers every table and figure step shares (report, comparisons, cost, training-curves, ...): a leaf module, so
 that those steps import it and not each other.
 
 ``to_csv``: a table with each interval as two columns; ``save``: a figure as PNG and PDF, written

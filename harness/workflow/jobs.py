@@ -23,9 +23,9 @@ from harness.core.cells import BASE, EVALUATED, ModelKey
 from harness.ranking.kinds import kind as ranker_kind
 from harness.workflow.paths import model_ref
 
-# kinds named after their rule since 2026-12-05, and what they were called before: a run begun before
-# keeps its folders (configs/<old>/, with the old name inside), so that its finished jobs keep their
-# config files, path and content, and nothing reruns for the new names
+# kinds named after their rule since 2026-12-05, and what they were called before: a job whose config
+# a run wrote under the old name keeps it (configs/<old>/<key>.<hash>.yaml, the old name inside), so
+# that its path and content, and so the finished job, stay as they were
 RENAMED = {
     "build_tiny_models": "build",
     "convert_gguf": "convert",
@@ -34,15 +34,26 @@ RENAMED = {
     "gold_accuracy": "gold",
     "reference_logps": "reference",
     "lc_difficulty": "difficulty",
+    "comparisons": "compare",
+    **dict.fromkeys(
+        ("evaluated_table", "baselines_table", "study_table", "mt_bench_categories", "arena_hard_style"),
+        "report",
+    ),  # fmt: skip
+    **dict.fromkeys(("training_curves", "budget_sweep", "downstream_figure"), "figures"),
 }
 
 
 def config_stem(root: str, kind: str, key: str) -> tuple[str, str]:
     """The kind a job config names and the stem of its file under ``root`` (a run's folder, or
-    results/shared): the old kind's where this run has begun in its folder (``RENAMED``)."""
+    results/shared): the old kind's where the run holds a config of this job under it (``RENAMED``)."""
+    import re
+
     old = RENAMED.get(kind)
-    if old and os.path.isdir(f"{root}/configs/{old}"):
-        kind = old
+    if old:
+        folder, _, name = f"{root}/configs/{old}/{key}".rpartition("/")
+        pattern = re.compile(re.escape(name) + r"\.[0-9a-f]{12}\.yaml")
+        if os.path.isdir(folder) and any(pattern.fullmatch(f) for f in os.listdir(folder)):
+            kind = old
     return kind, f"{root}/configs/{kind}/{key}"
 
 

@@ -43,3 +43,6 @@ def main() -> None:
 
 if __name__ == "__main__":  # vLLM's engine processes re-import this module
     main()
+    from harness.backends.vllm import exit_now
+
+    exit_now()  # as every harness step that ran vLLM ends (harness/__main__.py)

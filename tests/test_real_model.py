@@ -70,7 +70,9 @@ def test_transformers_backend_applies_the_template_once(variant, request):
     forward = backend.model.forward
 
     def spy(*args, input_ids=None, attention_mask=None, **kw):
-        seen.append((input_ids, attention_mask))
+        cache = kw.get("past_key_values")
+        if cache is None or cache.get_seq_length() == 0:  # a first pass: not a later token's or the labels'
+            seen.append((input_ids, attention_mask))
         return forward(*args, input_ids=input_ids, attention_mask=attention_mask, **kw)
 
     backend.model.forward = spy
@@ -78,15 +80,41 @@ def test_transformers_backend_applies_the_template_once(variant, request):
     backend.generate(prompts, max_new_tokens=2, batch_size=2)
     first = seen[0]
     backend.option_logprobs(prompts, [" A", " B"], batch_size=4)
-    scored = seen[-1]
+    scored = seen[-1]  # the prompts' pass of label scoring
     for i, q in enumerate(QUESTIONS[:2]):
         want = _template_ids(tok, _chat(q), add_generation_prompt=True)
         got = first[0][i][first[1][i].bool()].tolist()  # left-padded batch: the prompt's own ids
         assert got == want
-        row = scored[0][2 * i][scored[1][2 * i].bool()].tolist()
+        row = scored[0][i][scored[1][i].bool()].tolist()
         assert row[: len(want)] == want
         if variant == "smollm2_bos":
             assert _leading(got, tok.convert_tokens_to_ids(BOS)) == 1
+
+
+def test_label_scoring_shares_each_prompt_and_equals_scoring_every_sequence_whole(smollm2):
+    """option_logprobs runs a batch of prompts once and the labels after its cache: each label's log-prob
+    equals that of the whole sequence prompt + label scored on its own (prompts of different lengths in
+    one batch, labels of several tokens, a prompt cut from the left)."""
+    import torch
+
+    from harness.backends.hf import TransformersBackend
+
+    backend = TransformersBackend(ref(smollm2))
+    tok, model = backend.tokenizer, backend.model
+    prompts = [backend.chat_prompt(_chat(q)) for q in QUESTIONS[:3]]
+    prompts.append(backend.chat_prompt(_chat(" ".join(["Describe Paris in detail."] * 40))))
+    labels = [" [[A>>B]]", " [[A=B]]", " [[B>A]]"]
+    got, cut = backend.option_logprobs(prompts, labels, batch_size=6, max_prompt_tokens=120)
+    assert cut == 1
+    room = 120 - max(len(tok(o, add_special_tokens=False)["input_ids"]) for o in labels)
+    for i, p in enumerate(prompts):
+        ids = tok(p, add_special_tokens=False)["input_ids"][-room:]
+        for j, o in enumerate(labels):
+            lab = tok(o, add_special_tokens=False)["input_ids"]
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=torch.tensor([ids + lab])).logits[0].float(), -1)
+            whole = sum(float(logp[len(ids) - 1 + t, lab[t]]) for t in range(len(lab)))
+            assert got[i, j] == pytest.approx(whole, abs=1e-3), (i, j)
 
 
 def test_training_pairs_and_reference_logps_apply_the_template_once(smollm2_bos, tmp_path):

@@ -215,33 +215,60 @@ class TransformersBackend:
     ) -> tuple[np.ndarray, int]:
         """Log-probability of each option as the continuation of each prompt.
 
+        A batch of prompts runs once; its key-value cache is repeated for the options, which run after it
+        (each at its prompt's own positions, the prompt's padding masked): each prompt token is computed
+        once, not once per option.
+
         Returns:
             logps: float array [len(prompts), len(options)], the summed token log-probs of each option.
             n_truncated: prompts cut from the left to ``max_prompt_tokens`` (the tail holds the question).
         """
         tok = self.tokenizer
         opt_ids = [tok(o, add_special_tokens=False)["input_ids"] for o in options]
-        room = max_prompt_tokens - max(len(o) for o in opt_ids)
+        width = max(len(o) for o in opt_ids)
+        room = max_prompt_tokens - width
         seqs, n_truncated = [], 0
         for p in prompts:
             ids = tok(p, add_special_tokens=False)["input_ids"]
             if len(ids) > room:
                 ids, n_truncated = ids[-room:], n_truncated + 1
-            seqs.extend((ids, o) for o in opt_ids)
-        scores = np.empty(len(seqs), dtype=np.float64)
-        for start in tqdm(range(0, len(seqs), batch_size), desc=desc, unit="batch"):
-            chunk = seqs[start : start + batch_size]
-            width = max(len(p) + len(o) for p, o in chunk)
-            input_ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            seqs.append(ids)
+        k = len(options)
+        opts = torch.full((k, width), tok.pad_token_id, dtype=torch.long)
+        for j, o in enumerate(opt_ids):  # padding after an option is never attended to by its own tokens
+            opts[j, : len(o)] = torch.tensor(o)
+        scores = np.empty((len(prompts), k), dtype=np.float64)
+        step = max(1, batch_size // k)  # prompts a batch: batch_size option rows, as before
+        for start in tqdm(range(0, len(seqs), step), desc=desc, unit="batch"):
+            chunk = seqs[start : start + step]
+            longest = max(len(p) for p in chunk)
+            input_ids = torch.full((len(chunk), longest), tok.pad_token_id, dtype=torch.long)
             attn = torch.zeros_like(input_ids)
-            for r, (p, o) in enumerate(chunk):
-                input_ids[r, : len(p) + len(o)] = torch.tensor(p + o)
-                attn[r, : len(p) + len(o)] = 1
+            for r, p in enumerate(chunk):
+                input_ids[r, : len(p)] = torch.tensor(p)
+                attn[r, : len(p)] = 1
+            out = self.model(
+                input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device), use_cache=True
+            )
+            lengths = torch.tensor([len(p) for p in chunk])
+            first = torch.log_softmax(out.logits[torch.arange(len(chunk)), lengths - 1].float(), dim=-1)
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(k)  # row r * k + j: prompt r, then option j
+            rows = len(chunk) * k
+            mask = torch.cat(
+                [attn.repeat_interleave(k, dim=0), torch.ones(rows, width, dtype=attn.dtype)], dim=1
+            )
+            positions = lengths.repeat_interleave(k)[:, None] + torch.arange(width)[None, :]
             logits = self.model(
-                input_ids=input_ids.to(self.device), attention_mask=attn.to(self.device)
+                input_ids=opts.repeat(len(chunk), 1).to(self.device),
+                attention_mask=mask.to(self.device),
+                position_ids=positions.to(self.device),
+                past_key_values=cache,
             ).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-            for r, (p, o) in enumerate(chunk):
-                pos = torch.arange(len(p) - 1, len(p) + len(o) - 1, device=logp.device)
-                scores[start + r] = logp[r, pos, torch.tensor(o, device=logp.device)].sum().item()
-        return scores.reshape(len(prompts), len(options)), n_truncated
+            logp = torch.log_softmax(logits.float(), dim=-1).cpu()
+            first = first.cpu()
+            for r in range(len(chunk)):
+                for j, o in enumerate(opt_ids):
+                    rest = logp[r * k + j, torch.arange(len(o) - 1), torch.tensor(o[1:], dtype=torch.long)]
+                    scores[start + r, j] = float(first[r, o[0]]) + float(rest.sum())
+        return scores, n_truncated

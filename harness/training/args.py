@@ -46,17 +46,25 @@ def _training_args(job: dict, output_dir: str, accumulate: bool = True) -> dict:
 
 
 def dpo_config(
-    job: dict, output_dir: str, loss_type: list[str], loss_weights: list[float], accumulate: bool = True
+    job: dict,
+    output_dir: str,
+    loss_type: list[str],
+    loss_weights: list[float],
+    accumulate: bool = True,
+    resolved=None,
 ):
     """TRL DPOConfig from the job's training settings. Reference log-probs are computed once, before
     training (the reference is the initial policy), and read from the batch by our terms.
-    ``accumulate=False`` (the reference pass: no optimizer steps) skips the effective-batch arithmetic."""
+    ``accumulate=False`` (the reference pass: no optimizer steps) skips the effective-batch arithmetic.
+    ``resolved``: the job's objective as the trainer holds it (resolved from the job where not given)."""
     from trl import DPOConfig
 
     from harness.training import objectives
 
     reg = job.get("regularizer")
-    extra = objectives.resolve(reg).trainer_args if reg else {}
+    if resolved is None and reg:
+        resolved = objectives.resolve(reg)
+    extra = resolved.trainer_args if resolved is not None else {}
     return DPOConfig(
         **_training_args(job, output_dir, accumulate),
         loss_type=loss_type,
@@ -67,12 +75,12 @@ def dpo_config(
     )
 
 
-def trl_config(job: dict, output_dir: str):
+def trl_config(job: dict, output_dir: str, resolved=None):
     """The TRL config of an objective trained by a TRL trainer other than DPOTrainer, without the DAG's reference log-probs
-    (trl.experimental CPO or ORPO; KTO, which computes its own)."""
+    (trl.experimental CPO or ORPO; KTO, which computes its own). ``resolved`` as for dpo_config."""
     from harness.training import objectives
 
-    r = objectives.resolve(job["regularizer"])
+    r = resolved if resolved is not None else objectives.resolve(job["regularizer"])
     args = _training_args(job, output_dir)
     if r.objective.trainer == "cpo":
         from trl.experimental.cpo import CPOConfig

@@ -200,7 +200,11 @@ def run(
         trainer = HarnessDPOTrainer(
             model=model,
             args=dpo_config(
-                job, str(tmp / "trainer"), list(resolved.loss_types), list(resolved.loss_weights)
+                job,
+                str(tmp / "trainer"),
+                list(resolved.loss_types),
+                list(resolved.loss_weights),
+                resolved=resolved,
             ),
             train_dataset=pairs,
             eval_dataset=pairs,
@@ -213,7 +217,7 @@ def run(
     else:
         trainer = _trl_trainer(objective.trainer)(
             model=model,
-            args=trl_config(job, str(tmp / "trainer")),
+            args=trl_config(job, str(tmp / "trainer"), resolved),
             train_dataset=pairs,
             eval_dataset=pairs,
             processing_class=tokenizer,

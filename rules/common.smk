@@ -88,7 +88,9 @@ def job_config(step, key, shared=False):
     def path(wc):
         k = key.format(**dict(wc.items()))
         kind, stem = jobs.config_stem(SHARED_DIR if shared else RUN_DIR, step, k)
-        written = jobs.write_job_config({**jobs.resolve(config, step, k, PATHS), "step": kind}, stem)
+        written = jobs.write_job_config(
+            {**jobs.resolve(config, step, k, PATHS), "step": kind}, stem
+        )
         seen_to_exist(written)
         return written
 

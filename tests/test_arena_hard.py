@@ -463,6 +463,27 @@ def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, t
         "creative": ("other-model", 4, 1, 6), "hard": ("base-model", 6, 0, 12)}  # fmt: skip
     assert cats["creative"]["score"] == pytest.approx(50.0) and "length" in cats["hard"]["style_controlled"]
 
+    # the style table gives each category its own row under the cell's overall one, the CSV its columns
+    from harness.reporting import style
+
+    metrics_job["style_control"] = [["length", "markdown"]]
+    ah.metrics(metrics_job, str(out), f["answers"], both, str(tmp_path / "metrics.json"), f["questions"])
+    tables = {k: tmp_path / f"style.{k}" for k in ("csv", "md", "png", "pdf")}
+    style.run(
+        {"cell": {}}, [str(tmp_path / "metrics.json")], *(str(tables[k]) for k in ("csv", "md", "png", "pdf"))
+    )
+    md = tables["md"].read_text().splitlines()
+    assert md[0].startswith("| policy | ranker | regularizer | seeds | category | Arena-Hard (%) |")
+    m = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+
+    def shown(v):
+        return f"{v['score']:.2f} [{v['score_ci'][0]:.2f}, {v['score_ci'][1]:.2f}]"
+
+    rows = [line.split(" | ")[4:6] for line in md[2:5]]
+    assert rows == [["all", shown(m)], *([c, shown(m["categories"][c])] for c in ("creative", "hard"))]
+    header = tables["csv"].read_text().splitlines()[0].split(",")
+    assert {"arena_hard/creative", "arena_hard_sc/hard", "style_change/creative"} <= set(header)
+
 
 def test_a_sparse_covariate_that_separates_the_outcomes_is_left_out_not_run_off():
     """A covariate only a few battles carry (answers with a header are rare), whose battles all went one

@@ -335,14 +335,19 @@ def _scores(found: list[tuple[str, float]], style: dict, controls: list, rounds:
 
 def table_values(m: dict) -> dict:
     """A metrics file's columns of the tables (harness/reporting/report.py): the score and the score with
-    length and markdown controlled, with their 90% intervals."""
-    both = m["style_controlled"].get("length+markdown", {})
-    return {
-        "arena_hard": m["score"],
-        "arena_hard_ci": m["score_ci"],
-        "arena_hard_sc": both.get("score"),
-        "arena_hard_sc_ci": both.get("ci"),
-    }
+    length and markdown controlled, with their 90% intervals; for v2.0 each category's too."""
+    out = {}
+    # v2.0's categories (each against its own baseline) as ``<column>/<category>``, after the overall score
+    for name, scores in [(None, m), *m.get("categories", {}).items()]:
+        both = (scores.get("style_controlled") or {}).get("length+markdown", {})
+        tail = "" if name is None else f"/{name}"
+        out.update({
+            f"arena_hard{tail}": scores["score"],
+            f"arena_hard{tail}_ci": scores["score_ci"],
+            f"arena_hard_sc{tail}": both.get("score"),
+            f"arena_hard_sc{tail}_ci": both.get("ci"),
+        })  # fmt: skip
+    return out
 
 
 def compare_job(cfg: dict) -> dict:

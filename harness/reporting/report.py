@@ -87,7 +87,7 @@ def build_table(paths: list[str]):
     for key, group in df.groupby(KEYS, sort=False, dropna=False):
         rows = group.to_dict("records")
         row = dict(zip(KEYS, key, strict=True), seeds=group["seed"].nunique())
-        for c in [*COLUMNS, *downstream_columns(df)]:
+        for c in [*COLUMNS, *downstream_columns(df), *category_columns(df)]:
             if c in df:
                 row.update(aggregate(rows, c))
         if "lc_method" in df:
@@ -105,6 +105,14 @@ def downstream_columns(df) -> list[str]:
     return [
         c for c in df.columns if c.startswith("ds_") and not c.endswith(("_ci", "_ci_kind", "_std", "_abs"))
     ]
+
+
+def category_columns(df) -> list[str]:
+    """A benchmark's per-category columns (``<column>/<category>``, e.g. Arena-Hard v2.0's), in order."""
+    return [
+        c for c in df.columns
+        if "/" in c and not c.startswith("ds_") and not c.endswith(("_ci", "_ci_kind", "_std"))
+    ]  # fmt: skip
 
 
 def _against_base(rows: list[dict], columns: list[str]) -> list[dict]:

@@ -1,7 +1,8 @@
 """Step `arena-hard-style`: what style control does to each cell's Arena-Hard score.
 
 One row per policy x (base | ranker x regularizer), seeds aggregated as in the main table: the score,
-the score with length and markdown controlled, and their difference (CSV, Markdown); the figure
+the score with length and markdown controlled, and their difference (CSV, Markdown), and for v2.0 the
+same per category (each against its own baseline, as the tool's per-category leaderboards); the figure
 draws both per cell on one axis with their intervals (90% bootstrap for one run, as the tool gives;
 95% t over seeds), so that a cell whose wins come from longer or more formatted answers stands out.
 """
@@ -14,7 +15,7 @@ from harness.core.benchmarks import get
 from harness.core.io import write_text
 from harness.core.timing import footer
 from harness.evaluation.arena_hard import BENCHMARK
-from harness.reporting.report import build_table, fmt
+from harness.reporting.report import build_table, category_columns, fmt
 from harness.reporting.tables import COMPUTE_NOTE, save, to_csv
 
 PLAIN, CONTROLLED = get(BENCHMARK).columns  # its columns of the main table: the score, style controlled
@@ -26,11 +27,18 @@ def style_table(inputs: list[str]):
     if PLAIN not in table:
         raise ValueError("no Arena-Hard metrics among the inputs")
     table = table.copy()
-    table["style_change"] = [  # NaN where either score is missing
-        float("nan") if p is None or c is None else c - p
-        for p, c in zip(table[PLAIN], table.get(CONTROLLED, [None] * len(table)), strict=True)
-    ]
+    for cat in ("", *categories(table)):
+        plain, controlled = table[PLAIN + cat], table.get(CONTROLLED + cat, [None] * len(table))
+        table["style_change" + cat] = [  # NaN where either score is missing
+            float("nan") if p is None or p != p or c is None or c != c else c - p
+            for p, c in zip(plain, controlled, strict=True)
+        ]
     return table
+
+
+def categories(table) -> list[str]:
+    """The per-category suffixes (``/<category>``) of the table's Arena-Hard columns (v2.0), in order."""
+    return [c[len(PLAIN) :] for c in category_columns(table) if c.startswith(PLAIN + "/")]
 
 
 def run(
@@ -43,16 +51,21 @@ def run(
 
     started = time.time()
     table = style_table(inputs)
+    cats = categories(table)  # v2.0: a row per category under each cell's overall one
     lines = [
-        "| policy | ranker | regularizer | seeds | Arena-Hard (%) | style controlled (%) | change (pts) |",
-        "|---|---|---|---|---|---|---|",
+        f"| policy | ranker | regularizer | seeds |{' category |' if cats else ''} Arena-Hard (%) "
+        "| style controlled (%) | change (pts) |",
+        "|---|---|---|---|" + ("---|" if cats else "") + "---|---|---|",
     ]
     for _, row in table.iterrows():
-        change = row["style_change"]
-        lines.append(
-            f"| {row['policy']} | {row['ranker']} | {row['regularizer']} | {row['seeds']} | {fmt(row, PLAIN)} "
-            f"| {fmt(row, CONTROLLED)} | {'—' if change != change else f'{change:+.2f}'} |"
-        )
+        for cat in ("", *cats):
+            change = row["style_change" + cat]
+            lines.append(
+                f"| {row['policy']} | {row['ranker']} | {row['regularizer']} | {row['seeds']} "
+                + (f"| {cat[1:] or 'all'} " if cats else "")
+                + f"| {fmt(row, PLAIN + cat)} | {fmt(row, CONTROLLED + cat)} "
+                f"| {'—' if change != change else f'{change:+.2f}'} |"
+            )
     note = (
         "\nStyle control: Arena-Hard-Auto's Bradley-Terry fit with the answers' length and markdown "
         "(headers, lists, bold) as covariates against the baseline; a negative change means part of the "

@@ -21,7 +21,7 @@ rule report:
     resources:
         **sized(0),
     params:
-        step_version=1,
+        step_version=2,  # 2: Arena-Hard v2.0's per-category columns
     shell:
         "python -m harness report --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"
@@ -46,7 +46,7 @@ rule evaluated_table:
     resources:
         **sized(0),
     params:
-        step_version=1,
+        step_version=2,  # 2: Arena-Hard v2.0's per-category columns
     shell:
         "python -m harness report --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"
@@ -133,7 +133,7 @@ rule baselines_table:
     resources:
         **sized(0),
     params:
-        step_version=1,
+        step_version=2,  # 2: Arena-Hard v2.0's per-category columns
     shell:
         "python -m harness report --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} > {log} 2>&1"
@@ -186,7 +186,7 @@ rule budget_sweep:
     resources:
         **sized(0),
     params:
-        step_version=1,
+        step_version=2,  # 2: Arena-Hard v2.0's per-category columns
     shell:
         "python -m harness budget-sweep --config {input.config} --inputs {input.inputs}"
         " --output {output.png} --output-pdf {output.pdf} --output-csv {output.csv} > {log} 2>&1"
@@ -247,7 +247,7 @@ rule arena_hard_style:
     resources:
         **sized(0),
     params:
-        step_version=1,
+        step_version=2,  # 2: Arena-Hard v2.0's per-category columns
     shell:
         "python -m harness arena-hard-style --config {input.config} --inputs {input.metrics}"
         " --output {output.csv} --output-md {output.md} --output-png {output.png}"

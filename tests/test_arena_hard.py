@@ -484,6 +484,18 @@ def test_v2_judges_each_category_against_its_own_baseline(server, monkeypatch, t
     header = tables["csv"].read_text().splitlines()[0].split(",")
     assert {"arena_hard/creative", "arena_hard_sc/hard", "style_change/creative"} <= set(header)
 
+    # two seeds: a category's mean over them, its spread not taken for a category of its own
+    second = json.loads((tmp_path / "metrics.json").read_text())
+    second["cell"]["seed"] = 1
+    second["metrics"]["categories"]["hard"]["score"] = 40.0
+    (tmp_path / "seed1.json").write_text(json.dumps(second))
+    style.run({"cell": {}}, [str(tmp_path / "metrics.json"), str(tmp_path / "seed1.json")],
+              *(str(tables[k]) for k in ("csv", "md", "png", "pdf")))  # fmt: skip
+    md = tables["md"].read_text().splitlines()
+    rows = [line.split(" | ")[3:5] for line in md[2:5]]
+    assert rows == [["2", "all"], ["2", "creative"], ["2", "hard"]] and md[5] == ""  # no "hard_std" row
+    assert md[4].split(" | ")[5].startswith(f"{(m['categories']['hard']['score'] + 40) / 2:.2f} ± ")
+
 
 def test_a_sparse_covariate_that_separates_the_outcomes_is_left_out_not_run_off():
     """A covariate only a few battles carry (answers with a header are rare), whose battles all went one

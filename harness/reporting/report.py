@@ -108,10 +108,11 @@ def downstream_columns(df) -> list[str]:
 
 
 def category_columns(df) -> list[str]:
-    """A benchmark's per-category columns (``<column>/<category>``, e.g. Arena-Hard v2.0's), in order."""
+    """A benchmark's per-category columns (``<column>/<category>`` of a column of the tables, e.g. Arena-Hard
+    v2.0's), in order (not their ``_ci``, ``_ci_kind`` or ``_std`` companions)."""
     return [
         c for c in df.columns
-        if "/" in c and not c.startswith("ds_") and not c.endswith(("_ci", "_ci_kind", "_std"))
+        if c.partition("/")[0] in COLUMNS and not c.endswith(("_ci", "_ci_kind", "_std"))
     ]  # fmt: skip
 
 

@@ -25,6 +25,67 @@ def test_cache_roundtrip_and_torn_tail(tmp_path):
     assert third.lookup(["p1", "p2", "p3"]) == [[-1.0, -2.0], [-3.0, -0.5], [-0.1, -0.2]]
 
 
+def test_a_line_torn_by_another_writer_is_cut_before_the_next_store(tmp_path):
+    """Two runs share a cache file (results/shared/): one is killed mid-line while the other has the file
+    open. The other's next record starts a line of its own, not the end of the torn one."""
+    path = tmp_path / "c.jsonl"
+    mine = JudgeCache(path, {"model": "m"})
+    mine.store(["p1"], [[-1.0]])
+    with open(path, "a") as f:
+        f.write('{"key": "abc", "val')  # the other process, killed mid-write
+    mine.store(["p2"], [[-2.0]])
+    again = JudgeCache(path, {"model": "m"})
+    assert again.lookup(["p1", "p2"]) == [[-1.0], [-2.0]] and again.bad_lines == []
+
+
+def test_two_processes_storing_at_once_leave_every_line_whole(tmp_path):
+    """Two jobs of two runs append to one cache file at the same time, in batches larger than a write
+    buffer: every record of both is on a line of its own and reads back."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "c.jsonl"
+    code = (
+        "import os, sys\n"
+        "from harness.core.cache import JudgeCache\n"
+        "c = JudgeCache(sys.argv[1], {'model': 'm'})\n"
+        "open(sys.argv[1] + '.' + sys.argv[2], 'w').close()\n"
+        "while not os.path.exists(sys.argv[1] + '.go'):\n"  # both start storing together
+        "    pass\n"
+        "for b in range(400):\n"
+        "    prompts = [f'{sys.argv[2]} {b} {i}' for i in range(40)]\n"
+        "    c.store(prompts, [[float(i)] * 40 for i in range(40)], sync=False)\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path), name]) for name in ("a", "b")]
+    while not all(Path(f"{path}.{name}").exists() for name in ("a", "b")):
+        assert all(p.poll() is None for p in procs), "a writer ended before it began"
+    Path(f"{path}.go").touch()
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    back = JudgeCache(path, {"model": "m"})
+    assert back.bad_lines == [] and len(back.entries) == 2 * 400 * 40
+    assert back.lookup(["a 399 39", "b 0 7"]) == [[39.0] * 40, [7.0] * 40]
+
+
+def test_a_file_system_without_locks_still_caches(tmp_path, monkeypatch, caplog):
+    """Lustre mounted without flock refuses file locks (ENOSYS): the cache works as it did without them,
+    and says so once."""
+    import errno
+    import fcntl
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    path = tmp_path / "c.jsonl"
+    c = JudgeCache(path, {"model": "m"})
+    c.store(["p1"], [[-1.0]])
+    c.store(["p2"], [[-2.0]])
+    assert JudgeCache(path, {"model": "m"}).lookup(["p1", "p2"]) == [[-1.0], [-2.0]]
+    said = [r.getMessage() for r in caplog.records if "refuses file locks" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path) in said[0], said
+
+
 def test_killed_ranking_resumes_without_repeated_calls(tiny_models, tmp_path, monkeypatch):
     from harness.backends.hf import TransformersBackend
     from harness.ranking import rank

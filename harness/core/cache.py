@@ -8,8 +8,8 @@ it stored) and, unless the caller batches the syncs (one reply at a time from an
 a rerun pays nothing twice. A torn last line (a kill mid-write) is ignored on load and cut off
 before the next append, so the next record starts a line of its own and the torn one is asked again.
 The files live in results/shared/, so two runs may use one at once (both evaluate the same base
-model): each store appends its records in one locked write, a load reads under a shared lock, so
-neither sees nor leaves half of the other's line.
+model): each store appends its records in one write under a file lock and a load reads under a shared
+one, so that neither sees nor leaves half of the other's line (see ``_locked`` for where locks hold).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class JudgeCache:
         self.torn_cut = 0
         self._fd: int | None = None
         if self.path.exists():
-            with open(self.path, "rb") as f, _locked(f.fileno(), shared=True):
+            with open(self.path, "rb") as f, _locked(f.fileno(), self.path, shared=True):
                 for lineno, line in enumerate(f, start=1):
                     try:
                         rec = json.loads(line.decode("utf-8"))
@@ -74,11 +74,9 @@ class JudgeCache:
         data = "".join(lines).encode("utf-8")
         try:
             fd = self._append()
-            with _locked(fd):
-                # a writer killed mid-line (since this file was opened) left a torn tail: cut it first
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    self.torn_cut += cut_torn_tail(self.path)
+            with _locked(fd, self.path) as locked:
+                if locked:  # a writer killed mid-line since this file was opened left a torn tail
+                    self.torn_cut += cut_torn_tail(fd)
                 while data:  # in the kernel's hands at once: a killed process loses nothing stored
                     data = data[os.write(fd, data) :]
                 if sync:
@@ -93,58 +91,69 @@ class JudgeCache:
         if self._fd is not None:
             os.fsync(self._fd)
 
+    def close(self) -> None:
+        if getattr(self, "_fd", None) is not None:  # (None too where __init__ stopped early)
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self):
+        self.close()
+
     def _append(self) -> int:
-        """The file's descriptor, open for appending (and reading its last byte), once per cache object."""
+        """The file's descriptor, open for appending and reading (once per cache object); a torn last
+        line is cut off first, so the next record starts on a line of its own."""
         if self._fd is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            with _locked(fd, self.path):  # without locks (below) only here, as it always was
+                self.torn_cut = cut_torn_tail(fd)
+            self._fd = fd
         return self._fd
 
 
-_UNLOCKABLE: set[str] = set()  # file systems that refused a lock, said once each
+_UNLOCKABLE: set[Path] = set()  # folders whose file system refused a lock, said once each
 
 
 @contextmanager
-def _locked(fd: int, shared: bool = False):
-    """An advisory lock on the whole file (flock; on NFS the client maps it to a byte-range lock). Where
-    the file system has no locks (Lustre mounted without ``flock``: ENOSYS), it goes on without one,
-    as before, and says so once."""
+def _locked(fd: int, path: Path, shared: bool = False):
+    """Hold an advisory lock on the whole file while the block runs; yields whether it holds one. The
+    lock is flock, which the Linux NFS client turns into a POSIX lock the server enforces across nodes
+    (unless the mount keeps locks local: nolock, local_lock). All the cache does under it goes through
+    this one descriptor, since closing another descriptor of the file would drop a POSIX lock. A file
+    system without locks (Lustre mounted without flock: ENOSYS) is said once, and the cache goes on
+    unlocked, cutting a torn tail only when it opens the file, as it did before it had locks."""
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        locked = True
     except OSError as e:
         if e.errno not in (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
             raise
-        where = os.path.dirname(os.path.realpath(f"/proc/self/fd/{fd}"))
-        if where not in _UNLOCKABLE:
-            _UNLOCKABLE.add(where)
+        locked = False
+        if path.parent not in _UNLOCKABLE:
+            _UNLOCKABLE.add(path.parent)
             log.warning("%s: the file system refuses file locks (%s); two runs that judge the same "
-                        "model at once may each ask a call the other asked", where, e.strerror)  # fmt: skip
-        yield
-        return
+                        "model at once may each ask a call the other asked", path.parent, e.strerror)  # fmt: skip
     try:
-        yield
+        yield locked
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        if locked:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def cut_torn_tail(path: Path) -> int:
-    """Truncate ``path`` after its last newline; return the bytes cut (0 where it ends a line)."""
-    if not path.exists():
+def cut_torn_tail(fd: int) -> int:
+    """Truncate the file open as ``fd`` after its last newline; return the bytes cut (0 where it ends a
+    line)."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return 0
-    size = path.stat().st_size
-    with open(path, "r+b") as f:
-        end = size
-        while end > 0:  # back from the end, a block at a time, to the last newline
-            start = max(0, end - (1 << 16))
-            f.seek(start)
-            block = f.read(end - start)
-            nl = block.rfind(b"\n")
-            if nl >= 0:
-                end = start + nl + 1
-                break
-            end = start
-        if end < size:
-            f.truncate(end)
-            f.flush()
-            os.fsync(f.fileno())
+    end = size
+    while end > 0:  # back from the end, a block at a time, to the last newline
+        start = max(0, end - (1 << 16))
+        nl = os.pread(fd, end - start, start).rfind(b"\n")
+        if nl >= 0:
+            end = start + nl + 1
+            break
+        end = start
+    os.ftruncate(fd, end)
+    os.fsync(fd)
     return size - end

@@ -10,14 +10,13 @@ if __name__ == "__main__":  # the guard vLLM's worker processes need
         sys.exit(code)
     from harness.cli import main
 
+    code = 0
     try:
         main()
-        code = 0
     except SystemExit as e:
-        if "vllm" not in sys.modules:
-            raise
         code = e.code
     if "vllm" in sys.modules:  # its teardown can abort a finished step (harness/backends/vllm.py)
         from harness.backends.vllm import exit_now
 
         exit_now(code)
+    sys.exit(code)

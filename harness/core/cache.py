@@ -37,7 +37,6 @@ class JudgeCache:
         self.entries: dict[str, list[float]] = {}
         self.hits = self.misses = 0
         self.bad_lines: list[int] = []  # unreadable lines (a torn tail, or a line ended by an older version)
-        self.torn_cut = 0
         self._fd: int | None = None
         if self.path.exists():
             with open(self.path, "rb") as f, _locked(f.fileno(), self.path, shared=True):
@@ -76,7 +75,7 @@ class JudgeCache:
             fd = self._append()
             with _locked(fd, self.path) as locked:
                 if locked:  # a writer killed mid-line since this file was opened left a torn tail
-                    self.torn_cut += cut_torn_tail(fd)
+                    cut_torn_tail(fd)
                 while data:  # in the kernel's hands at once: a killed process loses nothing stored
                     data = data[os.write(fd, data) :]
                 if sync:
@@ -106,7 +105,7 @@ class JudgeCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             with _locked(fd, self.path):  # without locks (below) only here, as it always was
-                self.torn_cut = cut_torn_tail(fd)
+                cut_torn_tail(fd)
             self._fd = fd
         return self._fd
 
